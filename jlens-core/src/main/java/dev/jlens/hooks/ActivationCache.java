@@ -1,0 +1,107 @@
+package dev.jlens.hooks;
+
+import dev.jlens.tensor.FloatTensor;
+import dev.jlens.tensor.TokenBatch;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Activations collected by name over one or more forward passes, in prompt order. With a reducing pooling
+ * each hook holds one row per prompt ({@link #pooled}); with {@link Pooling#ALL} one [len, d] tensor per
+ * prompt ({@link #perPrompt}). Use {@link #hook()} as the {@link Hook} of a forward pass; it only reads.
+ */
+public final class ActivationCache {
+
+    private final Pooling pooling;
+    private final Map<String, List<FloatTensor>> perPrompt = new LinkedHashMap<>();
+    private final Map<String, List<float[]>> pooledRows = new LinkedHashMap<>();
+    private final Map<String, Integer> widths = new LinkedHashMap<>();
+
+    public ActivationCache(Pooling pooling) {
+        this.pooling = pooling;
+    }
+
+    public Pooling pooling() {
+        return pooling;
+    }
+
+    public Hook hook() {
+        return this::record;
+    }
+
+    private synchronized FloatTensor record(HookPoint point, FloatTensor value, TokenBatch batch) {
+        int d = value.cols();
+        if (value.rank() != 2 || value.rows() != batch.totalTokens()) {
+            // Not a per-token activation (e.g. an attention pattern): keep it whole, per forward pass.
+            perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(value.copy());
+            return value;
+        }
+        widths.put(point.name(), d);
+        float[] data = value.data();
+        for (int s = 0; s < batch.size(); s++) {
+            int off = batch.offsets()[s], len = batch.lengths()[s];
+            if (pooling == Pooling.ALL) {
+                perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(value.rowSlice(off, off + len));
+            } else {
+                float[] row = new float[d];
+                pooling.pool(data, d, off, len, row);
+                pooledRows.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(row);
+            }
+        }
+        return value;
+    }
+
+    /** Hook names in the order they were first recorded (forward order). */
+    public List<String> names() {
+        List<String> n = new ArrayList<>(pooling == Pooling.ALL ? perPrompt.keySet() : pooledRows.keySet());
+        return Collections.unmodifiableList(n);
+    }
+
+    public boolean has(String name) {
+        return perPrompt.containsKey(name) || pooledRows.containsKey(name);
+    }
+
+    /** [n_prompts, d] for a reducing pooling. */
+    public FloatTensor pooled(String name) {
+        List<float[]> rows = pooledRows.get(name);
+        if (rows == null) throw new IllegalArgumentException("no pooled activations for " + name);
+        int d = widths.get(name);
+        float[] out = new float[rows.size() * d];
+        for (int i = 0; i < rows.size(); i++) System.arraycopy(rows.get(i), 0, out, i * d, d);
+        return new FloatTensor(out, rows.size(), d);
+    }
+
+    /** Pooled rows as double[n][d], the form the statistics code takes. */
+    public double[][] pooledAsDouble(String name) {
+        List<float[]> rows = pooledRows.get(name);
+        if (rows == null) throw new IllegalArgumentException("no pooled activations for " + name);
+        double[][] out = new double[rows.size()][];
+        for (int i = 0; i < out.length; i++) {
+            float[] r = rows.get(i);
+            double[] x = new double[r.length];
+            for (int j = 0; j < r.length; j++) x[j] = r[j];
+            out[i] = x;
+        }
+        return out;
+    }
+
+    /** One [len_i, d] tensor per prompt, for {@link Pooling#ALL}. */
+    public List<FloatTensor> perPrompt(String name) {
+        List<FloatTensor> l = perPrompt.get(name);
+        if (l == null) throw new IllegalArgumentException("no per-token activations for " + name);
+        return Collections.unmodifiableList(l);
+    }
+
+    /** Stores per-prompt tensors computed outside a hook (the logits). */
+    public synchronized void putPerPrompt(String name, List<FloatTensor> tensors) {
+        perPrompt.put(name, new ArrayList<>(tensors));
+    }
+
+    public int promptCount(String name) {
+        return pooling == Pooling.ALL ? perPrompt.get(name).size() : pooledRows.get(name).size();
+    }
+}

@@ -1,0 +1,46 @@
+package dev.jlens.load;
+
+import dev.jlens.JlensException;
+import dev.jlens.io.Checkpoints;
+import dev.jlens.io.TensorSource;
+import dev.jlens.kernels.Kernels;
+import dev.jlens.model.HookedModel;
+import dev.jlens.model.ModelConfig;
+import dev.jlens.model.ModelFamilies;
+import dev.jlens.model.ModelFamily;
+import dev.jlens.model.TransformerModel;
+import dev.jlens.tokenizer.HfTokenizer;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Loads a model by its {@code --model} name: a folder, an ORG/NAME in the HF cache, or the embedded default. */
+public final class ModelLoader {
+
+    /** The name of the embedded default model, also used when no model is given. */
+    public static final String EMBEDDED_DEFAULT = "minilm";
+
+    private ModelLoader() {
+    }
+
+    public static HookedModel load(String model, String revision) {
+        if (model == null || model.isBlank() || model.equalsIgnoreCase(EMBEDDED_DEFAULT)) {
+            return EmbeddedModels.minilm();
+        }
+        return loadFolder(ModelResolver.fromSystem().resolve(model, revision));
+    }
+
+    public static HookedModel loadFolder(ModelLocation location) {
+        Path dir = location.dir();
+        if (!Files.isDirectory(dir)) throw new JlensException("--model " + location.id() + ": folder " + dir + " does not exist");
+        ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
+        ModelFamily family = ModelFamilies.forConfig(config);
+        if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            throw new JlensException(dir.resolve("tokenizer.json") + ": tokenizer.json not found; jlens needs the "
+                    + "fast-tokenizer file that Hugging Face models ship next to config.json");
+        }
+        TensorSource weights = Checkpoints.open(dir);
+        TransformerModel m = family.load(config, weights, Kernels.defaults());
+        return new HookedModel(location, m, HfTokenizer.fromDirectory(dir));
+    }
+}

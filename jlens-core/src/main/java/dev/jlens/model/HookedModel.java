@@ -1,0 +1,125 @@
+package dev.jlens.model;
+
+import dev.jlens.JlensException;
+import dev.jlens.hooks.ActivationCache;
+import dev.jlens.hooks.HookPattern;
+import dev.jlens.hooks.HookPoint;
+import dev.jlens.hooks.Hooks;
+import dev.jlens.hooks.Pooling;
+import dev.jlens.load.ModelLocation;
+import dev.jlens.tensor.FloatTensor;
+import dev.jlens.tensor.TokenBatch;
+import dev.jlens.tokenizer.TextTokenizer;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * A loaded model with its tokenizer: the one obvious way to run prompts with hooks and cache activations by
+ * name, as TransformerLens' HookedTransformer does.
+ */
+public final class HookedModel implements AutoCloseable {
+
+    private final ModelLocation location;
+    private final TransformerModel model;
+    private final TextTokenizer tokenizer;
+
+    public HookedModel(ModelLocation location, TransformerModel model, TextTokenizer tokenizer) {
+        this.location = location;
+        this.model = model;
+        this.tokenizer = tokenizer;
+    }
+
+    public ModelLocation location() {
+        return location;
+    }
+
+    public TransformerModel model() {
+        return model;
+    }
+
+    public TextTokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public ModelInfo info() {
+        return model.info();
+    }
+
+    public List<HookPoint> hookPoints() {
+        return model.hookPoints();
+    }
+
+    /**
+     * Token ids of a prompt. Prompts longer than the model's context are truncated to its first
+     * {@code maxPositions} tokens, with a warning; an empty encoding is an error.
+     */
+    public int[] encode(String prompt, Consumer<String> warnings) {
+        int[] ids = tokenizer.encode(prompt);
+        if (ids.length == 0) {
+            throw new JlensException("prompt \"" + prompt + "\" encodes to no tokens; remove empty prompts");
+        }
+        int max = model.info().maxPositions();
+        if (max > 0 && ids.length > max) {
+            if (warnings != null) {
+                warnings.accept("prompt of " + ids.length + " tokens is longer than the model's context of " + max
+                        + "; truncated to its first " + max + " tokens: \"" + abbreviate(prompt) + "\"");
+            }
+            ids = java.util.Arrays.copyOf(ids, max);
+        }
+        return ids;
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 60 ? s : s.substring(0, 57) + "...";
+    }
+
+    /** Logits (or an encoder's final hidden states) for a batch of prompts, packed [tokens, vocab]. */
+    public FloatTensor forward(TokenBatch batch, Hooks hooks) {
+        return model.forward(batch, ForwardOptions.full(), hooks);
+    }
+
+    /**
+     * Runs every prompt and caches the hooks the pattern selects with the given pooling. Only the blocks up
+     * to the deepest selected hook are run, and logits are computed only when asked for (then stored under
+     * the name "logits", per prompt).
+     */
+    public ActivationCache runWithCache(List<int[]> prompts, HookPattern pattern, Pooling pooling, int batchSize,
+                                        boolean logits, ProgressListener progress) {
+        List<HookPoint> selected = pattern.select(model.hookPoints());
+        Set<String> names = new HashSet<>();
+        for (HookPoint p : selected) names.add(p.name());
+        ActivationCache cache = new ActivationCache(pooling);
+        Hooks hooks = Hooks.none().with(names::contains, cache.hook());
+        int deepest = hooks.deepestLayer(model.hookPoints());
+        ForwardOptions opts = logits ? ForwardOptions.full()
+                : deepest == Integer.MAX_VALUE ? new ForwardOptions(false, -1) : ForwardOptions.upTo(deepest);
+        List<FloatTensor> logitRows = new ArrayList<>();
+        for (int start = 0; start < prompts.size(); start += batchSize) {
+            TokenBatch batch = TokenBatch.of(prompts.subList(start, Math.min(prompts.size(), start + batchSize)));
+            FloatTensor out = model.forward(batch, opts, hooks);
+            if (logits) {
+                for (int s = 0; s < batch.size(); s++) {
+                    logitRows.add(out.rowSlice(batch.offsets()[s], batch.offsets()[s] + batch.lengths()[s]));
+                }
+            }
+            progress.progress(Math.min(prompts.size(), start + batchSize), prompts.size());
+        }
+        if (logits) cache.putPerPrompt("logits", logitRows);
+        return cache;
+    }
+
+    @Override
+    public void close() {
+        if (tokenizer instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // nothing useful to do with a failure to free native tokenizer memory
+            }
+        }
+    }
+}

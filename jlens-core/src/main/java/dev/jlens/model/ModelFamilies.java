@@ -1,0 +1,37 @@
+package dev.jlens.model;
+
+import dev.jlens.JlensException;
+import dev.jlens.model.gptneox.GptNeoXModel;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** The architectures jlens can run, looked up from config.json. */
+public final class ModelFamilies {
+
+    private static final List<ModelFamily> ALL = List.of(
+            GptNeoXModel.FAMILY
+    );
+
+    private ModelFamilies() {
+    }
+
+    public static List<ModelFamily> all() {
+        return ALL;
+    }
+
+    public static ModelFamily forConfig(ModelConfig config) {
+        List<String> archs = config.architectures();
+        for (ModelFamily f : ALL) {
+            for (String a : archs) if (f.architectures().contains(a)) return f;
+        }
+        String type = config.getString("model_type", null);
+        if (archs.isEmpty() && type != null) {
+            for (ModelFamily f : ALL) if (f.modelTypes().contains(type)) return f;
+        }
+        List<String> supported = new ArrayList<>();
+        for (ModelFamily f : ALL) supported.addAll(f.architectures());
+        throw new JlensException(config.file() + ": architecture " + (archs.isEmpty() ? "model_type=" + type : archs)
+                + " is not supported; jlens runs " + String.join(", ", supported));
+    }
+}

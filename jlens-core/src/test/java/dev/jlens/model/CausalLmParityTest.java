@@ -1,0 +1,60 @@
+package dev.jlens.model;
+
+import dev.jlens.hooks.ActivationCache;
+import dev.jlens.hooks.HookPattern;
+import dev.jlens.hooks.Pooling;
+import dev.jlens.load.ModelLoader;
+import dev.jlens.load.ModelLocation;
+import dev.jlens.tensor.FloatTensor;
+import dev.jlens.testing.Fixtures;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every golden hook tensor and the logits of each fixture, through the library, within 1e-4. */
+class CausalLmParityTest {
+
+    static final double ATOL = 1e-4;
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_fp16", "gpt_neox_tiny_seq", "gpt_neox_tiny_sharded",
+            "gpt_neox_tiny_bin", "gpt_neox_tiny_bin_sharded"})
+    void matchesHuggingFace(String fixture) {
+        Fixtures.Golden g = Fixtures.golden(fixture);
+        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, g.dir(), false))) {
+            List<int[]> ids = new ArrayList<>();
+            for (Fixtures.Prompt p : g.prompts()) {
+                int[] got = m.encode(p.text(), null);
+                assertArrayEquals(p.ids(), got, "token ids of prompt " + p.index());
+                ids.add(got);
+            }
+            ActivationCache cache = m.runWithCache(ids, HookPattern.parse("*"), Pooling.ALL, 1, true, ProgressListener.NONE);
+            int checked = 0;
+            double worst = 0;
+            String worstName = "";
+            for (Fixtures.Prompt p : g.prompts()) {
+                for (String name : g.names()) {
+                    String prefix = "p" + p.index() + ".";
+                    if (!name.startsWith(prefix)) continue;
+                    String hook = name.substring(prefix.length());
+                    if (hook.equals("input_ids") || hook.equals("ln_final.hook_out")) continue;
+                    float[] want = g.tensor(name);
+                    FloatTensor got = cache.perPrompt(hook).get(p.index());
+                    double diff = Fixtures.maxAbsDiff(want, got.data());
+                    if (diff > worst) {
+                        worst = diff;
+                        worstName = name;
+                    }
+                    checked++;
+                }
+            }
+            assertTrue(checked > 20, "too few golden tensors checked: " + checked);
+            assertTrue(worst <= ATOL, fixture + ": worst max-abs error " + worst + " at " + worstName);
+        }
+    }
+}

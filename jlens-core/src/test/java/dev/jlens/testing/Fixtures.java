@@ -1,0 +1,84 @@
+package dev.jlens.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jlens.io.TensorEntry;
+import dev.jlens.io.safetensors.SafetensorsFile;
+import org.junit.jupiter.api.Assumptions;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The golden Hugging Face outputs in ../shared/fixtures (see its README). */
+public final class Fixtures {
+
+    private Fixtures() {
+    }
+
+    public static Path root() {
+        String p = System.getProperty("jlens.fixtures");
+        Path root = p != null ? Path.of(p) : Path.of("../../shared/fixtures");
+        if (!Files.isDirectory(root)) root = Path.of("../shared/fixtures");
+        if (!Files.isDirectory(root)) throw new IllegalStateException("fixtures not found at " + root.toAbsolutePath());
+        return root.toAbsolutePath().normalize();
+    }
+
+    public static Path dir(String name) {
+        return root().resolve(name);
+    }
+
+    public record Prompt(int index, String text, int[] ids) {
+    }
+
+    public record Golden(Path dir, JsonNode json, SafetensorsFile tensors) {
+
+        public List<Prompt> prompts() {
+            List<Prompt> out = new ArrayList<>();
+            for (JsonNode p : json.get("prompts")) {
+                int[] ids = new int[p.get("input_ids").size()];
+                for (int i = 0; i < ids.length; i++) ids[i] = p.get("input_ids").get(i).asInt();
+                out.add(new Prompt(p.get("index").asInt(), p.get("text").asText(), ids));
+            }
+            return out;
+        }
+
+        public int nLayers() {
+            return json.get("n_layers").asInt();
+        }
+
+        public float[] tensor(String name) {
+            TensorEntry e = tensors.find(name);
+            return e == null ? null : e.toFloatArray();
+        }
+
+        public boolean has(String name) {
+            return tensors.contains(name);
+        }
+
+        public List<String> names() {
+            return new ArrayList<>(tensors.names());
+        }
+    }
+
+    public static Golden golden(String name) {
+        Path dir = dir(name);
+        Assumptions.assumeTrue(Files.isDirectory(dir), "fixture " + dir + " missing");
+        try {
+            JsonNode json = new ObjectMapper().readTree(dir.resolve("golden.json").toFile());
+            return new Golden(dir, json, SafetensorsFile.open(dir.resolve("golden.safetensors")));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static double maxAbsDiff(float[] a, float[] b) {
+        if (a.length != b.length) throw new AssertionError("length " + a.length + " vs " + b.length);
+        double m = 0;
+        for (int i = 0; i < a.length; i++) m = Math.max(m, Math.abs((double) a[i] - b[i]));
+        return m;
+    }
+}
