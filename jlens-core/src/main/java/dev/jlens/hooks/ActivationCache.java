@@ -21,8 +21,19 @@ public final class ActivationCache {
     private final Map<String, List<float[]>> pooledRows = new LinkedHashMap<>();
     private final Map<String, Integer> widths = new LinkedHashMap<>();
 
+    private final java.util.function.UnaryOperator<FloatTensor> view;
+
     public ActivationCache(Pooling pooling) {
+        this(pooling, java.util.function.UnaryOperator.identity());
+    }
+
+    /**
+     * A cache that stores {@code view(activation)} instead of the activation itself, e.g. TransformerLens'
+     * per-token centring; the forward pass still continues with the original.
+     */
+    public ActivationCache(Pooling pooling, java.util.function.UnaryOperator<FloatTensor> view) {
         this.pooling = pooling;
+        this.view = view;
     }
 
     public Pooling pooling() {
@@ -33,13 +44,15 @@ public final class ActivationCache {
         return this::record;
     }
 
-    private synchronized FloatTensor record(HookPoint point, FloatTensor value, TokenBatch batch) {
-        int d = value.cols();
+    private synchronized FloatTensor record(HookPoint point, FloatTensor original, TokenBatch batch) {
+        FloatTensor value = original;
         if (value.rank() != 2 || value.rows() != batch.totalTokens()) {
-            // Not a per-token activation (e.g. an attention pattern): keep it whole, per forward pass.
-            perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(value.copy());
-            return value;
+            // Not a per-token activation (an attention pattern): pooling over tokens means nothing for it,
+            // so it is not cached; read patterns with a hook of your own.
+            return original;
         }
+        value = view.apply(value);
+        int d = value.cols();
         widths.put(point.name(), d);
         float[] data = value.data();
         for (int s = 0; s < batch.size(); s++) {
@@ -52,7 +65,7 @@ public final class ActivationCache {
                 pooledRows.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(row);
             }
         }
-        return value;
+        return original;
     }
 
     /** Hook names in the order they were first recorded (forward order). */

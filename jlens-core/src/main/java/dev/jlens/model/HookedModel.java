@@ -89,10 +89,22 @@ public final class HookedModel implements AutoCloseable {
      */
     public ActivationCache runWithCache(List<int[]> prompts, HookPattern pattern, Pooling pooling, int batchSize,
                                         boolean logits, ProgressListener progress) {
+        return runWithCache(prompts, pattern, new ActivationCache(pooling), batchSize, logits, progress);
+    }
+
+    /** As above, filling a cache the caller made (e.g. one with a view such as per-token centring). */
+    public ActivationCache runWithCache(List<int[]> prompts, HookPattern pattern, ActivationCache cache, int batchSize,
+                                        boolean logits, ProgressListener progress) {
         List<HookPoint> selected = pattern.select(model.hookPoints());
         Set<String> names = new HashSet<>();
-        for (HookPoint p : selected) names.add(p.name());
-        ActivationCache cache = new ActivationCache(pooling);
+        for (HookPoint p : selected) {
+            // Attention patterns are not per-token activations, so pooling them means nothing.
+            if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) names.add(p.name());
+        }
+        if (names.isEmpty()) {
+            throw new JlensException("--hooks \"" + pattern + "\" selects only attention patterns, which cannot be "
+                    + "cached with a pooling; select residual-stream hooks such as blocks.*.hook_resid_post");
+        }
         Hooks hooks = Hooks.none().with(names::contains, cache.hook());
         int deepest = hooks.deepestLayer(model.hookPoints());
         ForwardOptions opts = logits ? ForwardOptions.full()

@@ -1,0 +1,84 @@
+package dev.jlens.cli;
+
+import dev.jlens.JlensException;
+import dev.jlens.hooks.ActivationCache;
+import dev.jlens.hooks.HookPattern;
+import dev.jlens.hooks.HookPoint;
+import dev.jlens.hooks.Pooling;
+import dev.jlens.model.HookedModel;
+import dev.jlens.prompts.PromptSet;
+import dev.jlens.prompts.PromptSets;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "cache", mixinStandardHelpOptions = true,
+        description = {"Run prompts through a model and save the activations of chosen hooks,",
+                "pooled per prompt, as safetensors (+ a JSON description) that numpy/torch open directly."},
+        footer = {"", "Examples:",
+                "  jlens cache --prompts prompts.txt --hooks 'blocks.*.hook_resid_post' --pool mean --out out/run1",
+                "  jlens cache --model ../shared/fixtures/gpt_neox_tiny --prompts p.jsonl --hooks '*' --pool all --logits --out out/all",
+                "In Python:  from safetensors.numpy import load_file; acts = load_file('out/run1/activations.safetensors')"})
+final class CacheCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = {"-p", "--prompts"}, required = true, paramLabel = "FILE",
+            description = "Prompts: .txt (one per line), .jsonl (field --field, default \"text\") or .csv (column --field).")
+    Path prompts;
+
+    @Option(names = "--field", defaultValue = "text", paramLabel = "NAME",
+            description = "JSONL field or CSV column holding the prompt text (default: ${DEFAULT-VALUE}).")
+    String field;
+
+    @Option(names = "--hooks", defaultValue = "blocks.*.hook_resid_post", paramLabel = "PATTERN",
+            description = {"Comma-separated hook names or globs; * matches anything including dots,",
+                    "so '*' caches every hook (default: ${DEFAULT-VALUE}). See `jlens inspect` for names."})
+    String hooks;
+
+    @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",
+            description = "all (every real token), mean, last, mean-skip-first (default: ${DEFAULT-VALUE}).")
+    String pool;
+
+    @Option(names = "--logits", description = "Also save the logits p{i}.logits [len_i, vocab] (needs --pool all).")
+    boolean logits;
+
+    @Option(names = "--batch-size", defaultValue = "16", paramLabel = "N",
+            description = "Prompts per forward pass (default: ${DEFAULT-VALUE}); results do not depend on it.")
+    int batchSize;
+
+    @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR", description = "Output folder.")
+    Path out;
+
+    @Override
+    public Integer call() {
+        Pooling pooling = Pooling.parse(pool);
+        if (logits && pooling != Pooling.ALL) {
+            throw new JlensException("--logits needs --pool all (logits are saved per token)");
+        }
+        if (batchSize < 1) throw new JlensException("--batch-size " + batchSize + ": expected a positive number");
+        PromptSet set = PromptSets.load(prompts, field, null);
+        try (HookedModel m = modelOptions.load()) {
+            HookPattern pattern = HookPattern.parse(hooks);
+            List<String> names = new ArrayList<>();
+            for (HookPoint p : pattern.select(m.hookPoints())) names.add(p.name());
+            List<int[]> ids = new ArrayList<>();
+            for (String text : set.texts()) ids.add(m.encode(text, w -> System.err.println("warning: " + w)));
+            ActivationCache cache;
+            try (Progress bar = new Progress("cache", ids.size())) {
+                cache = m.runWithCache(ids, pattern, pooling, batchSize, logits, bar);
+            }
+            names.removeIf(n -> !cache.has(n));
+            ActivationsOutput.write(out, m, ids, cache, names, prompts.toString(), set.sha256());
+            System.err.printf("wrote %d hooks x %d prompts to %s%n", names.size(), ids.size(),
+                    out.resolve("activations.safetensors"));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,27 @@
+package dev.jlens.cli;
+
+import dev.jlens.load.ModelLoader;
+import dev.jlens.model.HookedModel;
+import picocli.CommandLine.Option;
+
+/** --model and --revision, shared by every command that runs a model. */
+public final class ModelOptions {
+
+    @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
+            description = {"A model folder (config.json, tokenizer.json, safetensors or pytorch_model.bin),",
+                    "an ORG/NAME already in the Hugging Face cache (e.g. EleutherAI/pythia-160m),",
+                    "or 'minilm', the embedded default used when this option is omitted."})
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV",
+            description = "For ORG/NAME models: a branch or tag in the cache's refs/ (Pythia's step143000) or a commit hash.")
+    String revision;
+
+    public String modelName() {
+        return model == null ? ModelLoader.EMBEDDED_DEFAULT : model;
+    }
+
+    public HookedModel load() {
+        return ModelLoader.load(model, revision);
+    }
+}
