@@ -1,49 +1,52 @@
 package dev.jlens.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.jlens.hooks.ActivationCache;
+import dev.jlens.JlensException;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.io.AtomicFiles;
-import dev.jlens.io.safetensors.SafetensorsWriter;
+import dev.jlens.io.TensorEntry;
+import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.model.HookedModel;
-import dev.jlens.tensor.FloatTensor;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
 
 /**
- * Writes a cache as {@code activations.safetensors} (opened in Python with safetensors.numpy.load_file)
- * plus {@code activations.json} describing how it was made. Pooled hooks are {@code {hook}} of shape
- * [n_prompts, d]; with pooling "all" each prompt i has {@code p{i}.{hook}} [len_i, d] and
- * {@code p{i}.input_ids}.
+ * The description written next to {@code activations.safetensors}: how it was made, and (last of all) that
+ * it is complete. Pooled hooks are stored as {@code {hook}} [n_prompts, d]; with pooling "all" each prompt i
+ * has {@code p{i}.{hook}} [len_i, d], {@code p{i}.input_ids} and with --logits {@code p{i}.logits}.
  */
 final class ActivationsOutput {
 
     private ActivationsOutput() {
     }
 
-    static void write(Path dir, HookedModel model, List<int[]> ids, ActivationCache cache, List<String> hooks,
-                      String promptSource, String promptSha256) {
-        SafetensorsWriter w = new SafetensorsWriter();
-        w.putMetadata("format", "jlens-activations");
-        w.putMetadata("pooling", cache.pooling().cliName());
-        if (cache.pooling() == Pooling.ALL) {
-            for (int i = 0; i < ids.size(); i++) {
-                long[] li = new long[ids.get(i).length];
-                for (int t = 0; t < li.length; t++) li[t] = ids.get(i)[t];
-                w.putI64("p" + i + ".input_ids", li, li.length);
-                for (String h : hooks) putTensor(w, "p" + i + "." + h, cache.perPrompt(h).get(i));
-                if (cache.has("logits")) putTensor(w, "p" + i + ".logits", cache.perPrompt("logits").get(i));
-            }
-        } else {
-            for (String h : hooks) putTensor(w, h, cache.pooled(h));
+    /** Refuses to overwrite a finished run unless forced; a forced run starts from scratch. */
+    static void guardFinished(Path out, String marker, boolean force) {
+        Path f = out.resolve(marker);
+        if (!Files.isRegularFile(f)) return;
+        boolean complete;
+        try {
+            JsonNode n = new ObjectMapper().readTree(f.toFile());
+            complete = n != null && n.path("complete").asBoolean(false);
+        } catch (IOException e) {
+            complete = false;
         }
-        w.write(dir.resolve("activations.safetensors"));
+        if (complete && !force) {
+            throw new JlensException(out + " already holds a finished run (" + f + "); pass --force to redo it, "
+                    + "or choose another --out");
+        }
+        if (force) ResumableCache.discard(out);
+    }
 
+    static void writeMetadata(Path dir, HookedModel model, int prompts, Pooling pooling, boolean logits,
+                              List<String> hooks, String promptSource, String promptSha256) {
         ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode meta = om.createObjectNode();
         meta.put("jlens_version", JlensCli.VERSION);
@@ -55,9 +58,9 @@ final class ActivationsOutput {
         meta.put("n_layers", model.info().nLayers());
         var hk = meta.putArray("hooks");
         hooks.forEach(hk::add);
-        meta.put("pooling", cache.pooling().cliName());
-        meta.put("logits", cache.has("logits"));
-        meta.put("prompt_count", ids.size());
+        meta.put("pooling", pooling.cliName());
+        meta.put("logits", logits);
+        meta.put("prompt_count", prompts);
         meta.put("prompts", promptSource);
         meta.put("prompts_sha256", promptSha256);
         meta.put("created", Instant.now().toString());
@@ -69,10 +72,24 @@ final class ActivationsOutput {
         }
     }
 
-    private static void putTensor(SafetensorsWriter w, String name, FloatTensor t) {
-        int[] s = t.shape();
-        long[] shape = new long[s.length];
-        for (int i = 0; i < s.length; i++) shape[i] = s[i];
-        w.putF32(name, t.data(), shape);
+    /** A pooled hook's rows [n, d] as doubles, the form the statistics take. */
+    static double[][] pooledRows(SafetensorsFile file, String hook) {
+        TensorEntry e = file.require(hook);
+        int n = (int) e.shape()[0], d = (int) e.shape()[1];
+        float[] v = e.toFloatArray();
+        double[][] out = new double[n][d];
+        for (int i = 0; i < n; i++) for (int j = 0; j < d; j++) out[i][j] = v[i * d + j];
+        return out;
+    }
+
+    static String fingerprint(Object... parts) {
+        StringBuilder sb = new StringBuilder();
+        for (Object p : parts) sb.append(p).append('\u0000');
+        try {
+            var md = java.security.MessageDigest.getInstance("SHA-256");
+            return java.util.HexFormat.of().formatHex(md.digest(sb.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 }

@@ -99,8 +99,13 @@ final class AnalyzeCommand implements Callable<Integer> {
                     "resid_post minus its per-token mean over d_model, mean over all tokens, raw cosine/L2."})
     boolean seedCompat;
 
-    @Option(names = {"-o", "--out"}, paramLabel = "DIR", description = "Output folder (default: out/analyze-<timestamp>).")
+    @Option(names = {"-o", "--out"}, paramLabel = "DIR",
+            description = {"Output folder (default: out/analyze-<timestamp>). An interrupted run resumes when",
+                    "started again with the same arguments and --out."})
     Path out;
+
+    @Option(names = "--force", description = "Redo a run whose --out folder already holds finished results.")
+    boolean force;
 
     @Override
     public Integer call() throws IOException {
@@ -145,12 +150,17 @@ final class AnalyzeCommand implements Callable<Integer> {
             System.err.printf("model %s: %d layers, d_model %d; %d harmless, %d harmful, %d reference prompts%n",
                     m.location().id(), m.info().nLayers(), m.info().dModel(), nA, nB, nR);
 
-            ActivationCache cache = seedCompat
-                    ? new ActivationCache(pooling, AnalyzeCommand::subtractTokenMean)
-                    : new ActivationCache(pooling);
+            ActivationsOutput.guardFinished(out, "metrics.json", force);
+            List<String> hookNames = points.stream().map(HookPoint::name).toList();
+            String fp = ActivationsOutput.fingerprint("analyze", m.location().id(), m.location().revision(),
+                    combinedSha(setA, setB, setR), hookNames, pooling, batchSize, seedCompat);
+            Path actFile;
             try (Progress bar = new Progress("forward", ids.size())) {
-                m.runWithCache(ids, pattern, cache, batchSize, false, bar);
+                actFile = ResumableCache.run(out, fp, m, ids, pattern, () -> seedCompat
+                        ? new ActivationCache(pooling, AnalyzeCommand::subtractTokenMean)
+                        : new ActivationCache(pooling), hookNames, batchSize, false, bar);
             }
+            var acts = dev.jlens.io.safetensors.SafetensorsFile.open(actFile);
             GeometryAnalyzer analyzer = new GeometryAnalyzer(new GeometryOptions(bootstrap, permutations, seed, cvFolds, 1.0, true));
             List<LayerMetrics> rows = new ArrayList<>();
             Map<String, double[][]> pooledByHook = new LinkedHashMap<>();
@@ -159,7 +169,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             try (Progress bar = new Progress("metrics", points.size())) {
                 int done = 0;
                 for (HookPoint p : points) {
-                    double[][] all = cache.pooledAsDouble(p.name());
+                    double[][] all = ActivationsOutput.pooledRows(acts, p.name());
                     pooledByHook.put(p.name(), all);
                     double[][] a = java.util.Arrays.copyOfRange(all, 0, nA);
                     double[][] b = java.util.Arrays.copyOfRange(all, nA, nA + nB);
@@ -171,8 +181,8 @@ final class AnalyzeCommand implements Callable<Integer> {
             Map<String, LayerMetrics> peaks = GeometryAnalyzer.peaks(rows);
             printTable(o, rows, peaks);
 
-            List<String> hookNames = points.stream().map(HookPoint::name).toList();
-            ActivationsOutput.write(out, m, ids, cache, hookNames, "harmless+harmful+reference", combinedSha(setA, setB, setR));
+            ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, false, hookNames,
+                    "prompts.jsonl (harmless, harmful, reference)", combinedSha(setA, setB, setR));
             writePrompts(out, setA, setB, setR, lengths);
             writeCsv(out, rows);
             RunInfo info = new RunInfo(m.location().id(), m.location().revision(), m.info().architecture(),
@@ -185,6 +195,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             AnalyzeReport.write(out.resolve("REPORT.html"), info, rows, peaks, peakHook,
                     java.util.Arrays.copyOfRange(peakActs, 0, nA + nB), nA, nB);
             writeJson(out, info, rows, peaks);
+            ResumableCache.discard(out);
             o.printf("%nwrote %s (metrics.csv, metrics.json, REPORT.html, activations.safetensors) in %.1f s%n",
                     out, (System.nanoTime() - t0) / 1e9);
         }

@@ -53,8 +53,12 @@ final class CacheCommand implements Callable<Integer> {
             description = "Prompts per forward pass (default: ${DEFAULT-VALUE}); results do not depend on it.")
     int batchSize;
 
-    @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR", description = "Output folder.")
+    @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR",
+            description = "Output folder. An interrupted run resumes when started again with the same arguments.")
     Path out;
+
+    @Option(names = "--force", description = "Redo a run whose --out folder already holds finished (or other) results.")
+    boolean force;
 
     @Override
     public Integer call() {
@@ -67,17 +71,22 @@ final class CacheCommand implements Callable<Integer> {
         try (HookedModel m = modelOptions.load()) {
             HookPattern pattern = HookPattern.parse(hooks);
             List<String> names = new ArrayList<>();
-            for (HookPoint p : pattern.select(m.hookPoints())) names.add(p.name());
+            for (HookPoint p : pattern.select(m.hookPoints())) {
+                if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) names.add(p.name());
+            }
             List<int[]> ids = new ArrayList<>();
             for (String text : set.texts()) ids.add(m.encode(text, w -> System.err.println("warning: " + w)));
-            ActivationCache cache;
+            ActivationsOutput.guardFinished(out, "activations.json", force);
+            String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
+                    names, pooling, batchSize, logits);
+            Path file;
             try (Progress bar = new Progress("cache", ids.size())) {
-                cache = m.runWithCache(ids, pattern, pooling, batchSize, logits, bar);
+                file = ResumableCache.run(out, fp, m, ids, pattern, () -> new ActivationCache(pooling), names,
+                        batchSize, logits, bar);
             }
-            names.removeIf(n -> !cache.has(n));
-            ActivationsOutput.write(out, m, ids, cache, names, prompts.toString(), set.sha256());
-            System.err.printf("wrote %d hooks x %d prompts to %s%n", names.size(), ids.size(),
-                    out.resolve("activations.safetensors"));
+            ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, logits, names, prompts.toString(), set.sha256());
+            ResumableCache.discard(out);
+            System.err.printf("wrote %d hooks x %d prompts to %s%n", names.size(), ids.size(), file);
         }
         return 0;
     }

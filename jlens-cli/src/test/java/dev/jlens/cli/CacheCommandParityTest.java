@@ -1,0 +1,77 @@
+package dev.jlens.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jlens.io.TensorEntry;
+import dev.jlens.io.safetensors.SafetensorsFile;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** `jlens cache --pool all --logits` reproduces every golden Hugging Face tensor, through the command line. */
+class CacheCommandParityTest {
+
+    @TempDir
+    Path tmp;
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_fp16", "gpt_neox_tiny_seq", "gpt_neox_tiny_sharded",
+            "gpt_neox_tiny_bin", "gpt_neox_tiny_bin_sharded", "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
+    void cacheCommandMatchesGolden(String fixture) throws Exception {
+        Path dir = CliTestSupport.fixtures().resolve(fixture);
+        JsonNode golden = new ObjectMapper().readTree(dir.resolve("golden.json").toFile());
+        ObjectMapper om = new ObjectMapper();
+        StringBuilder jsonl = new StringBuilder();
+        for (JsonNode p : golden.get("prompts")) jsonl.append(om.createObjectNode().put("text", p.get("text").asText())).append('\n');
+        Path prompts = tmp.resolve("prompts.jsonl");
+        Files.writeString(prompts, jsonl.toString());
+        Path out = tmp.resolve("out");
+        var r = CliTestSupport.run("cache", "--model", dir.toString(), "--prompts", prompts.toString(), "--hooks", "*",
+                "--pool", "all", "--logits", "--batch-size", "3", "--out", out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        SafetensorsFile want = SafetensorsFile.open(dir.resolve("golden.safetensors"));
+        SafetensorsFile got = SafetensorsFile.open(out.resolve("activations.safetensors"));
+        int checked = 0;
+        double worst = 0;
+        String worstName = "";
+        for (String name : want.names()) {
+            if (name.endsWith("ln_final.hook_out")) continue;
+            TensorEntry g = got.find(name);
+            assertTrue(g != null, "missing " + name + " in jlens cache output");
+            if (name.endsWith("input_ids")) {
+                assertArrayEquals(want.find(name).toLongArray(), g.toLongArray(), name);
+                continue;
+            }
+            float[] a = want.find(name).toFloatArray(), b = g.toFloatArray();
+            assertEquals(a.length, b.length, name);
+            for (int i = 0; i < a.length; i++) {
+                double d = Math.abs((double) a[i] - b[i]);
+                if (d > worst) {
+                    worst = d;
+                    worstName = name;
+                }
+            }
+            checked++;
+        }
+        assertTrue(checked > 20, "checked only " + checked);
+        assertTrue(worst <= 1e-4, fixture + ": worst max-abs error " + worst + " at " + worstName);
+        JsonNode meta = om.readTree(out.resolve("activations.json").toFile());
+        assertTrue(meta.get("complete").asBoolean());
+        assertEquals(golden.get("prompts").size(), meta.get("prompt_count").asInt());
+        assertEquals(64, meta.get("prompts_sha256").asText().length());
+        assertTrue(Files.notExists(out.resolve(ResumableCache.PARTIAL)), "partial batches are cleaned up");
+    }
+
+    static List<String> lines(String s) {
+        return new ArrayList<>(s.lines().toList());
+    }
+}
