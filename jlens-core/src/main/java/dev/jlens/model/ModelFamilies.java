@@ -1,7 +1,9 @@
 package dev.jlens.model;
 
 import dev.jlens.JlensException;
+import dev.jlens.model.gpt2.Gpt2Model;
 import dev.jlens.model.gptneox.GptNeoXModel;
+import dev.jlens.model.llama.LlamaModel;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -10,7 +12,9 @@ import java.util.List;
 public final class ModelFamilies {
 
     private static final List<ModelFamily> ALL = List.of(
-            GptNeoXModel.FAMILY
+            GptNeoXModel.FAMILY,
+            Gpt2Model.FAMILY,
+            LlamaModel.FAMILY
     );
 
     private ModelFamilies() {

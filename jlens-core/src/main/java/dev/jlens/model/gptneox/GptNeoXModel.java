@@ -10,6 +10,7 @@ import dev.jlens.kernels.Activation;
 import dev.jlens.kernels.AttentionLayout;
 import dev.jlens.kernels.AttentionMask;
 import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.model.ForwardOptions;
@@ -254,7 +255,7 @@ public final class GptNeoXModel implements TransformerModel {
         if (hooks.wants(hookScale) || hooks.wants(hookNormalized)) {
             float[] scale = new float[T];
             float[] normalized = new float[T * d];
-            FinalNorm.scaleAndNormalize(x, T, d, eps, scale, normalized);
+            NormStats.layerNorm(x, T, d, eps, scale, normalized);
             hooks.fire(hookScale, new FloatTensor(scale, T, 1), batch);
             hooks.fire(hookNormalized, new FloatTensor(normalized, T, d), batch);
         }
