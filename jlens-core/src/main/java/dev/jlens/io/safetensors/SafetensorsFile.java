@@ -1,5 +1,6 @@
 package dev.jlens.io.safetensors;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jlens.JlensException;
@@ -71,7 +72,9 @@ public final class SafetensorsFile implements TensorSource {
             byte[] hb = all.asSlice(8, headerLen).toArray(ValueLayout.JAVA_BYTE);
             JsonNode header;
             try {
-                header = new ObjectMapper().readTree(new String(hb, StandardCharsets.UTF_8));
+                // A duplicate name would silently shadow one of the tensors, so it is refused as corrupt.
+                header = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+                        .readTree(new String(hb, StandardCharsets.UTF_8));
             } catch (IOException e) {
                 throw new JlensException(path + ": safetensors header is not valid JSON: " + firstLine(e.getMessage()));
             }
@@ -107,21 +110,19 @@ public final class SafetensorsFile implements TensorSource {
             JsonNode off = v.get("data_offsets");
             if (dt == null || !dt.isTextual()) throw new JlensException(where + ": missing or non-string field \"dtype\"");
             if (sh == null || !sh.isArray()) throw new JlensException(where + ": missing or non-array field \"shape\"");
-            if (off == null || !off.isArray() || off.size() != 2 || !off.get(0).canConvertToLong() || !off.get(1).canConvertToLong()) {
+            if (off == null || !off.isArray() || off.size() != 2 || !isLong(off.get(0)) || !isLong(off.get(1))) {
                 throw new JlensException(where + ": field \"data_offsets\" must be [begin, end]");
             }
             DType dtype = DType.fromSafetensors(dt.asText(), where);
             long[] shape = new long[sh.size()];
-            long numel = 1;
             for (int i = 0; i < shape.length; i++) {
                 JsonNode d = sh.get(i);
-                if (!d.canConvertToLong() || d.asLong() < 0) {
+                if (!isLong(d) || d.asLong() < 0) {
                     throw new JlensException(where + ": shape " + sh + " must hold non-negative integers");
                 }
                 shape[i] = d.asLong();
-                numel = Math.multiplyExact(numel, Math.max(shape[i], 1)) ;
-                if (shape[i] == 0) numel = 0;
             }
+            long numel = numel(shape, where, sh);
             long begin = off.get(0).asLong();
             long end = off.get(1).asLong();
             if (begin < 0 || end < begin || end > dataLen) {
@@ -146,16 +147,40 @@ public final class SafetensorsFile implements TensorSource {
         return new SafetensorsFile(path, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
     }
 
+    /** Integral and within a long: Jackson's canConvertToLong alone also accepts 2.5. */
+    private static boolean isLong(JsonNode n) {
+        return n.isIntegralNumber() && n.canConvertToLong();
+    }
+
+    private static long numel(long[] shape, String where, JsonNode sh) {
+        long numel = 1;
+        for (long d : shape) {
+            if (d == 0) return 0;
+        }
+        try {
+            for (long d : shape) numel = Math.multiplyExact(numel, d);
+        } catch (ArithmeticException e) {
+            throw new JlensException(where + ": shape " + sh + " is too large");
+        }
+        return numel;
+    }
+
+    /**
+     * Empty tensors occupy no bytes and are left out: sorted by start, any overlap among the others shows up
+     * between neighbours, but an empty range sorted in between would hide it.
+     */
     private static void checkOverlaps(Path path, List<long[]> ranges, List<String> names) {
-        Integer[] order = new Integer[ranges.size()];
-        for (int i = 0; i < order.length; i++) order[i] = i;
-        java.util.Arrays.sort(order, Comparator.comparingLong(i -> ranges.get(i)[0]));
-        for (int i = 1; i < order.length; i++) {
-            long[] prev = ranges.get(order[i - 1]);
-            long[] cur = ranges.get(order[i]);
-            if (cur[0] < prev[1] && cur[1] > cur[0] && prev[1] > prev[0]) {
-                throw new JlensException(path + ": tensors \"" + names.get(order[i - 1]) + "\" and \""
-                        + names.get(order[i]) + "\" have overlapping data_offsets; the file is corrupt");
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < ranges.size(); i++) {
+            if (ranges.get(i)[1] > ranges.get(i)[0]) order.add(i);
+        }
+        order.sort(Comparator.comparingLong(i -> ranges.get(i)[0]));
+        for (int i = 1; i < order.size(); i++) {
+            long[] prev = ranges.get(order.get(i - 1));
+            long[] cur = ranges.get(order.get(i));
+            if (cur[0] < prev[1]) {
+                throw new JlensException(path + ": tensors \"" + names.get(order.get(i - 1)) + "\" and \""
+                        + names.get(order.get(i)) + "\" have overlapping data_offsets; the file is corrupt");
             }
         }
     }

@@ -8,6 +8,7 @@ import dev.jlens.io.TensorSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -41,9 +42,17 @@ public final class ShardedSafetensors implements TensorSource {
         Path dir = indexFile.toAbsolutePath().getParent();
         for (var it = map.fields(); it.hasNext(); ) {
             var f = it.next();
+            if (!f.getValue().isTextual()) {
+                throw new JlensException(indexFile + ": weight_map entry \"" + f.getKey() + "\" must name a shard file");
+            }
             String shardName = f.getValue().asText();
-            Path shardPath = dir.resolve(shardName).normalize();
-            if (!shardPath.startsWith(dir)) {
+            Path shardPath;
+            try {
+                shardPath = dir.resolve(shardName).normalize();
+            } catch (InvalidPathException e) {
+                throw new JlensException(indexFile + ": shard \"" + shardName + "\" is not a valid file name");
+            }
+            if (!shardPath.startsWith(dir) || shardPath.equals(dir)) {
                 throw new JlensException(indexFile + ": shard \"" + shardName + "\" points outside the model folder");
             }
             SafetensorsFile shard = shards.computeIfAbsent(shardName, n -> SafetensorsFile.open(shardPath));
