@@ -46,9 +46,8 @@ public final class ActivationCache {
 
     private synchronized FloatTensor record(HookPoint point, FloatTensor original, TokenBatch batch) {
         FloatTensor value = original;
-        if (value.rank() != 2 || value.rows() != batch.totalTokens()) {
-            // Not a per-token activation (an attention pattern): pooling over tokens means nothing for it,
-            // so it is not cached; read patterns with a hook of your own.
+        if (point.kind() == HookKind.ATTN_PATTERN) {
+            recordPattern(point, original, batch);
             return original;
         }
         value = view.apply(value);
@@ -66,6 +65,24 @@ public final class ActivationCache {
             }
         }
         return original;
+    }
+
+    /**
+     * An attention pattern arrives as one block [heads, len, len] per sequence, concatenated; it is kept per
+     * prompt with {@link Pooling#ALL} (a mean over tokens means nothing for it) and ignored otherwise.
+     */
+    private void recordPattern(HookPoint point, FloatTensor value, TokenBatch batch) {
+        if (pooling != Pooling.ALL) return;
+        long squares = 0;
+        for (int len : batch.lengths()) squares += (long) len * len;
+        int heads = (int) (value.data().length / squares);
+        int at = 0;
+        for (int s = 0; s < batch.size(); s++) {
+            int len = batch.lengths()[s], n = heads * len * len;
+            float[] block = java.util.Arrays.copyOfRange(value.data(), at, at + n);
+            perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(new FloatTensor(block, heads, len, len));
+            at += n;
+        }
     }
 
     /** Hook names in the order they were first recorded (forward order). */

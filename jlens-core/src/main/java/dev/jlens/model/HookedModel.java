@@ -27,10 +27,26 @@ public final class HookedModel implements AutoCloseable {
     private final TransformerModel model;
     private final TextTokenizer tokenizer;
 
+    private final int specialSuffix;
+
     public HookedModel(ModelLocation location, TransformerModel model, TextTokenizer tokenizer) {
         this.location = location;
         this.model = model;
         this.tokenizer = tokenizer;
+        this.specialSuffix = specialSuffixLength(tokenizer);
+    }
+
+    /**
+     * How many special tokens the tokenizer appends after the text (BERT's [SEP]: 1; GPT-NeoX, Llama: 0),
+     * found by comparing the encodings of "" and "a": they share the prefix specials, and what is left of
+     * "" after that prefix is the suffix.
+     */
+    private static int specialSuffixLength(TextTokenizer tokenizer) {
+        int[] empty = tokenizer.encode("");
+        int[] one = tokenizer.encode("a");
+        int prefix = 0;
+        while (prefix < empty.length && prefix < one.length && empty[prefix] == one[prefix]) prefix++;
+        return empty.length - prefix;
     }
 
     public ModelLocation location() {
@@ -54,8 +70,9 @@ public final class HookedModel implements AutoCloseable {
     }
 
     /**
-     * Token ids of a prompt. Prompts longer than the model's context are truncated to its first
-     * {@code maxPositions} tokens, with a warning; an empty encoding is an error.
+     * Token ids of a prompt. Prompts longer than the model's context are truncated with a warning as Hugging
+     * Face's {@code truncation=True} does: the tail of the text is cut, and special tokens the tokenizer
+     * appends (BERT's [SEP]) are kept. An empty encoding is an error.
      */
     public int[] encode(String prompt, Consumer<String> warnings) {
         int[] ids = tokenizer.encode(prompt);
@@ -66,9 +83,11 @@ public final class HookedModel implements AutoCloseable {
         if (max > 0 && ids.length > max) {
             if (warnings != null) {
                 warnings.accept("prompt of " + ids.length + " tokens is longer than the model's context of " + max
-                        + "; truncated to its first " + max + " tokens: \"" + abbreviate(prompt) + "\"");
+                        + "; truncated to " + max + " tokens (the end of the text is cut): \"" + abbreviate(prompt) + "\"");
             }
-            ids = java.util.Arrays.copyOf(ids, max);
+            int[] cut = java.util.Arrays.copyOf(ids, max);
+            System.arraycopy(ids, ids.length - specialSuffix, cut, max - specialSuffix, specialSuffix);
+            ids = cut;
         }
         return ids;
     }
@@ -98,12 +117,12 @@ public final class HookedModel implements AutoCloseable {
         List<HookPoint> selected = pattern.select(model.hookPoints());
         Set<String> names = new HashSet<>();
         for (HookPoint p : selected) {
-            // Attention patterns are not per-token activations, so pooling them means nothing.
-            if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) names.add(p.name());
+            // Attention patterns are kept whole per prompt; pooling them over tokens means nothing.
+            if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN || cache.pooling() == Pooling.ALL) names.add(p.name());
         }
         if (names.isEmpty()) {
-            throw new JlensException("--hooks \"" + pattern + "\" selects only attention patterns, which cannot be "
-                    + "cached with a pooling; select residual-stream hooks such as blocks.*.hook_resid_post");
+            throw new JlensException("--hooks \"" + pattern + "\" selects only attention patterns, which are cached "
+                    + "with --pool all only; select residual-stream hooks such as blocks.*.hook_resid_post");
         }
         Hooks hooks = Hooks.none().with(names::contains, cache.hook());
         int deepest = hooks.deepestLayer(model.hookPoints());

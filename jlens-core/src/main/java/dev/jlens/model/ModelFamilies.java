@@ -1,6 +1,7 @@
 package dev.jlens.model;
 
 import dev.jlens.JlensException;
+import dev.jlens.model.bert.BertModel;
 import dev.jlens.model.gpt2.Gpt2Model;
 import dev.jlens.model.gptneox.GptNeoXModel;
 import dev.jlens.model.llama.LlamaModel;
@@ -14,7 +15,8 @@ public final class ModelFamilies {
     private static final List<ModelFamily> ALL = List.of(
             GptNeoXModel.FAMILY,
             Gpt2Model.FAMILY,
-            LlamaModel.FAMILY
+            LlamaModel.FAMILY,
+            BertModel.FAMILY
     );
 
     private ModelFamilies() {
