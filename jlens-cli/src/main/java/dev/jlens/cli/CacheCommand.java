@@ -67,7 +67,7 @@ final class CacheCommand implements Callable<Integer> {
             throw new JlensException("--logits needs --pool all (logits are saved per token)");
         }
         if (batchSize < 1) throw new JlensException("--batch-size " + batchSize + ": expected a positive number");
-        PromptSet set = PromptSets.load(prompts, field, null);
+        PromptSet set = PromptSets.load(prompts, field, "unlabeled");
         try (HookedModel m = modelOptions.load()) {
             HookPattern pattern = HookPattern.parse(hooks);
             List<String> names = new ArrayList<>();
