@@ -1,6 +1,7 @@
 package dev.jlens.load;
 
 import dev.jlens.JlensException;
+import dev.jlens.hub.DownloadProgress;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorSource;
 import dev.jlens.kernels.Kernels;
@@ -24,10 +25,16 @@ public final class ModelLoader {
     }
 
     public static HookedModel load(String model, String revision) {
+        return load(model, revision, DownloadProgress.NONE);
+    }
+
+    /** As {@link #load(String, String)}; {@code progress} hears about each file downloaded from the hub. */
+    public static HookedModel load(String model, String revision, DownloadProgress progress) {
         if (model == null || model.isBlank() || model.equalsIgnoreCase(EMBEDDED_DEFAULT)) {
             return EmbeddedModels.minilm();
         }
-        return loadFolder(ModelResolver.fromSystem().resolve(model, revision));
+        ModelResolver resolver = new ModelResolver(System.getenv(), Path.of(System.getProperty("user.home")), progress);
+        return loadFolder(resolver.resolve(model, revision));
     }
 
     public static HookedModel loadFolder(ModelLocation location) {

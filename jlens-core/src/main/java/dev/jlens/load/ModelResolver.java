@@ -1,6 +1,10 @@
 package dev.jlens.load;
 
 import dev.jlens.JlensException;
+import dev.jlens.hub.DownloadProgress;
+import dev.jlens.hub.HubCache;
+import dev.jlens.hub.HubClient;
+import dev.jlens.hub.HubSettings;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,7 +18,9 @@ import java.util.stream.Stream;
  * Turns a {@code --model} argument into a folder: an existing path, or {@code ORG/NAME} looked up in the
  * Hugging Face hub cache ({@code $HF_HUB_CACHE}, else {@code $HF_HOME/hub}, else
  * {@code ~/.cache/huggingface/hub}) as {@code models--ORG--NAME/snapshots/<commit>}, where a revision is a
- * branch or tag name in {@code refs/} (Pythia's {@code step143000}) or a commit hash.
+ * branch or tag name in {@code refs/} (Pythia's {@code step143000}) or a commit hash. A complete snapshot is used
+ * without any network access; one that is missing or incomplete is downloaded from the hub ({@link HubClient})
+ * unless {@code HF_HUB_OFFLINE} is set.
  */
 public final class ModelResolver {
 
@@ -23,10 +29,16 @@ public final class ModelResolver {
 
     private final java.util.Map<String, String> env;
     private final Path home;
+    private final DownloadProgress progress;
 
     public ModelResolver(java.util.Map<String, String> env, Path home) {
+        this(env, home, DownloadProgress.NONE);
+    }
+
+    public ModelResolver(java.util.Map<String, String> env, Path home, DownloadProgress progress) {
         this.env = env;
         this.home = home;
+        this.progress = progress;
     }
 
     public static ModelResolver fromSystem() {
@@ -34,11 +46,7 @@ public final class ModelResolver {
     }
 
     public Path hubCache() {
-        String c = env.get("HF_HUB_CACHE");
-        if (c != null && !c.isBlank()) return Path.of(c);
-        String h = env.get("HF_HOME");
-        if (h != null && !h.isBlank()) return Path.of(h).resolve("hub");
-        return home.resolve(".cache").resolve("huggingface").resolve("hub");
+        return HubSettings.hubCache(env, home);
     }
 
     public ModelLocation resolve(String model, String revision) {
@@ -60,29 +68,46 @@ public final class ModelResolver {
 
     private ModelLocation resolveCached(String repoId, String revision) {
         Path repo = hubCache().resolve("models--" + repoId.replace("/", "--"));
+        String problem = cacheProblem(repo, repoId, revision);
+        if (problem == null) {
+            String commit = COMMIT.matcher(revision).matches() ? revision : new HubCache(hubCache(), repoId).readRef(revision);
+            return new ModelLocation(repoId, revision, repo.resolve("snapshots").resolve(commit), false);
+        }
+        HubSettings hub = HubSettings.fromEnv(env, home);
+        if (hub.offline()) {
+            throw new JlensException(problem + " HF_HUB_OFFLINE is set, so jlens did not try to download it: unset "
+                    + "HF_HUB_OFFLINE, or copy the model into the cache (or set HF_HOME/HF_HUB_CACHE to where it is).");
+        }
+        try (HubClient client = new HubClient(hub)) {
+            return new ModelLocation(repoId, revision, client.download(repoId, revision, progress), false);
+        }
+    }
+
+    /** Why the cache cannot serve this revision as it is, or null when its snapshot is complete. */
+    private String cacheProblem(Path repo, String repoId, String revision) {
         if (!Files.isDirectory(repo)) {
-            throw new JlensException("--model " + repoId + ": not in the Hugging Face cache (looked for " + repo
-                    + "). Download it with huggingface-cli on a machine with network access, copy the cache, or set "
-                    + "HF_HOME/HF_HUB_CACHE to where it is.");
+            return "--model " + repoId + ": not in the Hugging Face cache (looked for " + repo + ").";
         }
         String commit = revision;
-        Path ref = repo.resolve("refs").resolve(revision);
         if (!COMMIT.matcher(revision).matches()) {
-            if (!Files.isRegularFile(ref)) {
-                throw new JlensException("--revision " + revision + ": " + repoId + " has no such branch or tag in "
-                        + repo.resolve("refs") + " (known: " + String.join(", ", listRefs(repo)) + ")");
+            commit = new HubCache(hubCache(), repoId).readRef(revision);
+            if (commit == null) {
+                return "--revision " + revision + ": " + repoId + " has no such branch or tag in "
+                        + repo.resolve("refs") + " (known: " + String.join(", ", listRefs(repo)) + ").";
             }
-            try {
-                commit = Files.readString(ref).trim();
-            } catch (IOException e) {
-                throw new JlensException(ref + ": cannot read: " + e.getMessage(), e);
+            if (!COMMIT.matcher(commit).matches()) {
+                return repo.resolve("refs").resolve(revision) + ": holds '" + commit + "', not a 40-hex-digit commit hash.";
             }
         }
         Path snap = repo.resolve("snapshots").resolve(commit);
         if (!Files.isDirectory(snap)) {
-            throw new JlensException("--revision " + revision + ": snapshot " + snap + " is missing from the cache");
+            return "--revision " + revision + ": snapshot " + snap + " is missing from the cache.";
         }
-        return new ModelLocation(repoId, revision, snap, false);
+        List<String> missing = HubCache.missingFiles(snap);
+        if (!missing.isEmpty()) {
+            return "--revision " + revision + ": snapshot " + snap + " lacks " + String.join(", ", missing) + ".";
+        }
+        return null;
     }
 
     private static List<String> listRefs(Path repo) {
