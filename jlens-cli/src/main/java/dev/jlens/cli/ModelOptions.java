@@ -9,7 +9,8 @@ public final class ModelOptions {
 
     @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
             description = {"A model folder (config.json, tokenizer.json, safetensors or pytorch_model.bin),",
-                    "an ORG/NAME already in the Hugging Face cache (e.g. EleutherAI/pythia-160m),",
+                    "an ORG/NAME from the Hugging Face cache, downloaded there first if missing",
+                    "(e.g. EleutherAI/pythia-160m; HF_HUB_OFFLINE=1 forbids downloads, HF_TOKEN for gated models),",
                     "or 'minilm', the embedded default used when this option is omitted."})
     String model;
 
@@ -21,7 +22,10 @@ public final class ModelOptions {
         return model == null ? ModelLoader.EMBEDDED_DEFAULT : model;
     }
 
+    /** Loads the model, downloading it into the Hugging Face cache first (with a progress bar) if needed. */
     public HookedModel load() {
-        return ModelLoader.load(model, revision);
+        try (DownloadBar bar = new DownloadBar()) {
+            return ModelLoader.load(model, revision, bar);
+        }
     }
 }
