@@ -17,6 +17,7 @@ import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
 import dev.jlens.cli.report.AnalyzeReport;
+import dev.jlens.cli.report.RunInfo;
 import dev.jlens.tensor.FloatTensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -202,12 +203,6 @@ final class AnalyzeCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Everything about a run that the report and metrics.json record. */
-    public record RunInfo(String model, String revision, String architecture, int nLayers, int dModel, String pooling,
-                          String hooks, int bootstrap, int permutations, long seed, int cvFolds, boolean seedCompat,
-                          String setA, String setB, String setRef, int nA, int nB, int nRef,
-                          double meanLenA, double sdLenA, double meanLenB, double sdLenB, double seconds) {
-    }
 
     private static void checkClass(String option, PromptSet set) {
         if (set.size() < 2) {
@@ -297,8 +292,7 @@ final class AnalyzeCommand implements Callable<Integer> {
     }
 
     private static void writeJson(Path dir, RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks) throws IOException {
-        ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
-                .configure(com.fasterxml.jackson.core.JsonGenerator.Feature.WRITE_NAN_AS_STRINGS, true);
+        ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = om.createObjectNode();
         root.put("jlens_version", JlensCli.VERSION);
         root.set("run", om.valueToTree(info));
@@ -307,7 +301,24 @@ final class AnalyzeCommand implements Callable<Integer> {
         ObjectNode pk = root.putObject("peaks");
         peaks.forEach((k, r) -> pk.putObject(k).put("hook", r.hook()).put("layer", r.layer()).put("value", value(k, r)));
         root.put("complete", true);
+        nanToNull(root);
         AtomicFiles.writeString(dir.resolve("metrics.json"), om.writeValueAsString(root) + "\n");
+    }
+
+    /** JSON has no NaN: metrics that could not be computed are written as null, which Python reads as None. */
+    private static void nanToNull(com.fasterxml.jackson.databind.JsonNode node) {
+        if (node instanceof ObjectNode o) {
+            for (var it = o.properties().iterator(); it.hasNext(); ) {
+                var e = it.next();
+                if (e.getValue().isDouble() && !Double.isFinite(e.getValue().asDouble())) e.setValue(o.nullNode());
+                else nanToNull(e.getValue());
+            }
+        } else if (node instanceof ArrayNode a) {
+            for (int i = 0; i < a.size(); i++) {
+                if (a.get(i).isDouble() && !Double.isFinite(a.get(i).asDouble())) a.set(i, a.nullNode());
+                else nanToNull(a.get(i));
+            }
+        }
     }
 
     private static double mean(int[] x) {

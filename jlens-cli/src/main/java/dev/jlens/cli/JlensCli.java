@@ -53,7 +53,7 @@ public final class JlensCli implements Runnable {
         while (!(t instanceof JlensException) && t.getCause() != null && t != t.getCause()) t = t.getCause();
         if (t instanceof JlensException je) {
             err.println("jlens " + cmd.getCommandName() + ": " + je.getMessage());
-        } else if (e instanceof OutOfMemoryError || t instanceof OutOfMemoryError) {
+        } else if (t instanceof OutOfMemoryError) {
             err.println("jlens " + cmd.getCommandName() + ": out of memory. Give the JVM more heap with "
                     + "JLENS_JAVA_OPTS=-Xmx16g, or use a smaller --batch-size.");
         } else {

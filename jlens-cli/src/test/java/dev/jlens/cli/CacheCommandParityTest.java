@@ -31,7 +31,15 @@ class CacheCommandParityTest {
         JsonNode golden = new ObjectMapper().readTree(dir.resolve("golden.json").toFile());
         ObjectMapper om = new ObjectMapper();
         StringBuilder jsonl = new StringBuilder();
-        for (JsonNode p : golden.get("prompts")) jsonl.append(om.createObjectNode().put("text", p.get("text").asText())).append('\n');
+        // Prompt files refuse empty texts (a blank line is a mistake far more often than a wish), so the
+        // Llama fixtures' empty prompt (BOS only) is checked by the library parity test; here golden prompt g
+        // becomes our prompt i.
+        List<Integer> goldenIndex = new ArrayList<>();
+        for (JsonNode p : golden.get("prompts")) {
+            if (p.get("text").asText().isEmpty()) continue;
+            goldenIndex.add(p.get("index").asInt());
+            jsonl.append(om.createObjectNode().put("text", p.get("text").asText())).append('\n');
+        }
         Path prompts = tmp.resolve("prompts.jsonl");
         Files.writeString(prompts, jsonl.toString());
         Path out = tmp.resolve("out");
@@ -45,7 +53,10 @@ class CacheCommandParityTest {
         String worstName = "";
         for (String name : want.names()) {
             if (name.endsWith("ln_final.hook_out")) continue;
-            TensorEntry g = got.find(name);
+            int dot = name.indexOf('.');
+            int ours = goldenIndex.indexOf(Integer.parseInt(name.substring(1, dot)));
+            if (ours < 0) continue;
+            TensorEntry g = got.find("p" + ours + name.substring(dot));
             assertTrue(g != null, "missing " + name + " in jlens cache output");
             if (name.endsWith("input_ids")) {
                 assertArrayEquals(want.find(name).toLongArray(), g.toLongArray(), name);
@@ -66,7 +77,7 @@ class CacheCommandParityTest {
         assertTrue(worst <= 1e-4, fixture + ": worst max-abs error " + worst + " at " + worstName);
         JsonNode meta = om.readTree(out.resolve("activations.json").toFile());
         assertTrue(meta.get("complete").asBoolean());
-        assertEquals(golden.get("prompts").size(), meta.get("prompt_count").asInt());
+        assertEquals(goldenIndex.size(), meta.get("prompt_count").asInt());
         assertEquals(64, meta.get("prompts_sha256").asText().length());
         assertTrue(Files.notExists(out.resolve(ResumableCache.PARTIAL)), "partial batches are cleaned up");
     }

@@ -1,6 +1,5 @@
 package dev.jlens.cli.report;
 
-import dev.jlens.cli.AnalyzeCommand.RunInfo;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.geometry.LayerMetrics;
 import dev.jlens.geometry.Pca;
@@ -77,8 +76,8 @@ public final class AnalyzeReport {
                 "Above 1: harmless prompts scatter more than harmful ones. The band is a 95% bootstrap CI.");
         card(h, lineChart("Linear separability", "probe AUROC (5-fold CV)", byKind, List.of(
                 new Metric("probe_auroc", LayerMetrics::probeAuroc, LayerMetrics::probeAurocCi, false),
-                new Metric("probe_auroc (length-matched)", r -> r.lengthControl() == null ? Double.NaN : r.lengthControl().probeAuroc(), r -> null, true),
-                new Metric("silhouette", LayerMetrics::silhouette, r -> null, false))),
+                new Metric("probe_auroc (length-matched)", r -> r.lengthControl() == null ? Double.NaN : r.lengthControl().probeAuroc(), r -> null, true)
+        )),
                 "Out-of-fold AUROC of an L2-regularised logistic probe (0.5 = chance, 1 = perfect), with bootstrap band.");
         card(h, lineChart("Norms", "mean ‖x‖", byKind, List.of(
                 new Metric("norm_A", LayerMetrics::normA, r -> null, false),
