@@ -19,6 +19,8 @@ import java.io.PrintWriter;
                 InspectCommand.class,
                 CacheCommand.class,
                 AnalyzeCommand.class,
+                SynthCommand.class,
+                BenchCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",

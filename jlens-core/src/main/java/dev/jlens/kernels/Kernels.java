@@ -7,8 +7,25 @@ package dev.jlens.kernels;
  */
 public interface Kernels {
 
-    /** out[m, n] = x[m, :] · w[n, :] + bias[n] (bias may be null): every token of the batch in one product. */
+    /**
+     * out[m, n] = x[m, :] · w[n, :] + bias[n] (bias may be null): every token of the batch in one product.
+     * Each output is the fused multiply-add chain over k in order, starting from its bias, so it does not
+     * depend on m, on the other rows, or on the thread count.
+     */
     void matmul(float[] x, int m, WeightMatrix w, float[] bias, float[] out);
+
+    /**
+     * Puts a weight into this backend's multiplication layout now (at load), instead of on its first
+     * {@link #matmul}. Optional: an unprepared weight is prepared on first use, so a model that never calls
+     * this is still correct, only its first forward pass is slower.
+     */
+    default void prepare(WeightMatrix w) {
+    }
+
+    /** How many threads the kernels compute with. */
+    default int threads() {
+        return 1;
+    }
 
     /** LayerNorm over the last dimension with biased variance (as PyTorch). gamma/beta may be null. */
     void layerNorm(float[] x, float[] out, int rows, int d, float[] gamma, float[] beta, float eps);
@@ -30,7 +47,17 @@ public interface Kernels {
     /** out += a elementwise over n values. */
     void addInPlace(float[] out, float[] a, int n);
 
+    /** The shared CPU kernels, one thread per available core. */
     static Kernels defaults() {
-        return VectorKernels.INSTANCE;
+        return VectorKernels.shared();
+    }
+
+    /**
+     * CPU kernels on their own pool of {@code threads} daemon threads (freed when the instance becomes
+     * unreachable). Results are bit-identical to {@link #defaults()} whatever the thread count.
+     */
+    static Kernels cpu(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        return new VectorKernels(threads);
     }
 }

@@ -11,7 +11,10 @@ import java.nio.ByteOrder;
 /**
  * A linear layer's weight in the {@code nn.Linear} layout {@code [out, in]} (rows = outputs), kept in its
  * stored type: F32 rows are read straight from the (usually memory-mapped) segment, F16/BF16 rows are
- * widened when a kernel reads them, so 16-bit checkpoints stay 16-bit in memory.
+ * widened when a kernel reads them, so 16-bit checkpoints stay 16-bit in memory. A weight also carries the
+ * kernels' packed copy of itself once it has been multiplied (or {@link Kernels#prepare prepared}): the
+ * copy is made once per matrix, safely shared between threads, and then replaces the stored form in
+ * every product.
  */
 public final class WeightMatrix {
 
@@ -23,6 +26,7 @@ public final class WeightMatrix {
     private final DType dtype;
     private final MemorySegment data;
     private final String name;
+    private volatile PackedWeights packed;
 
     private WeightMatrix(String name, int rows, int cols, DType dtype, MemorySegment data) {
         this.name = name;
@@ -38,6 +42,17 @@ public final class WeightMatrix {
             throw new JlensException(e.source() + ": tensor " + e.name() + " is " + e.dtype() + "; expected F32, F16 or BF16 weights");
         }
         return new WeightMatrix(e.name(), Math.toIntExact(e.shape()[0]), Math.toIntExact(e.shape()[1]), e.dtype(), e.data());
+    }
+
+    /** A matrix over raw little-endian F32, F16 or BF16 values (benchmarks, generated weights). */
+    public static WeightMatrix of(String name, DType dtype, MemorySegment data, int rows, int cols) {
+        if (dtype != DType.F32 && dtype != DType.F16 && dtype != DType.BF16) {
+            throw new IllegalArgumentException(name + ": " + dtype + " weights are not supported; expected F32, F16 or BF16");
+        }
+        if (data.byteSize() != (long) rows * cols * dtype.bytes()) {
+            throw new IllegalArgumentException(name + ": " + data.byteSize() + " bytes for " + rows + "x" + cols + " " + dtype);
+        }
+        return new WeightMatrix(name, rows, cols, dtype, data);
     }
 
     public static WeightMatrix ofFloats(String name, float[] values, int rows, int cols) {
@@ -68,6 +83,26 @@ public final class WeightMatrix {
         long w = dtype.bytes();
         return new WeightMatrix(name + "[" + from + ":" + to + "]", to - from, cols, dtype,
                 data.asSlice(from * (long) cols * w, (long) (to - from) * cols * w));
+    }
+
+    /** The packed form, made by packer on first use (once, even under concurrent first uses). */
+    PackedWeights packed(java.util.function.Function<WeightMatrix, PackedWeights> packer) {
+        PackedWeights p = packed;
+        if (p == null) {
+            synchronized (this) {
+                p = packed;
+                if (p == null) {
+                    p = packer.apply(this);
+                    packed = p;
+                }
+            }
+        }
+        return p;
+    }
+
+    /** Whether the packed copy exists yet (tests, diagnostics). */
+    public boolean isPacked() {
+        return packed != null;
     }
 
     public int rows() {

@@ -3,6 +3,7 @@ package dev.jlens.io.safetensors;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.io.AtomicFiles;
+import dev.jlens.io.DType;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -17,13 +18,25 @@ import java.util.Map;
 
 /**
  * Builds a safetensors file in memory order of insertion and writes it atomically. Python users open the
- * result with {@code safetensors.torch.load_file} or {@code safetensors.numpy.load_file}.
+ * result with {@code safetensors.torch.load_file} or {@code safetensors.numpy.load_file}. Tensors too big
+ * to hold in the heap can be {@link #putStreamed streamed}: only their type and shape are given up front
+ * (the header needs them), their bytes are produced while the file is written.
  */
 public final class SafetensorsWriter {
+
+    /** Produces a streamed tensor's raw little-endian bytes, exactly as many as its type and shape imply. */
+    @FunctionalInterface
+    public interface TensorBytes {
+        void write(OutputStream out) throws IOException;
+    }
+
+    private record Streamed(long bytes, TensorBytes producer) {
+    }
 
     private record Item(String name, String dtype, long[] shape, Object data) {
         long bytes() {
             return switch (data) {
+                case Streamed st -> st.bytes();
                 case float[] f -> 4L * f.length;
                 case long[] l -> 8L * l.length;
                 case short[] s -> 2L * s.length;
@@ -57,6 +70,17 @@ public final class SafetensorsWriter {
     public SafetensorsWriter putI64(String name, long[] data, long... shape) {
         check(name, data.length, shape);
         items.add(new Item(name, "I64", shape.clone(), data));
+        return this;
+    }
+
+    /** A tensor whose bytes are written by producer during {@link #write}, never held here. */
+    public SafetensorsWriter putStreamed(String name, DType dtype, long[] shape, TensorBytes producer) {
+        long numel = 1;
+        for (long d : shape) {
+            if (d < 0) throw new IllegalArgumentException(name + ": negative dimension in " + java.util.Arrays.toString(shape));
+            numel = Math.multiplyExact(numel, d);
+        }
+        items.add(new Item(name, dtype.safetensorsName(), shape.clone(), new Streamed(Math.multiplyExact(numel, dtype.bytes()), producer)));
         return this;
     }
 
@@ -106,10 +130,39 @@ public final class SafetensorsWriter {
                 case long[] l -> { for (long v : l) { if (buf.remaining() < 8) flush(buf, out); buf.putLong(v); } }
                 case short[] s -> { for (short v : s) { if (buf.remaining() < 2) flush(buf, out); buf.putShort(v); } }
                 case byte[] b -> { flush(buf, out); out.write(b); }
+                case Streamed st -> {
+                    flush(buf, out);
+                    CountingStream counted = new CountingStream(out);
+                    st.producer().write(counted);
+                    if (counted.count != st.bytes()) {
+                        throw new IllegalStateException("tensor " + it.name + " produced " + counted.count
+                                + " bytes; its type and shape need " + st.bytes());
+                    }
+                }
                 default -> throw new IllegalStateException();
             }
         }
         flush(buf, out);
+    }
+
+    private static final class CountingStream extends java.io.FilterOutputStream {
+        long count;
+
+        CountingStream(OutputStream out) {
+            super(out);
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            out.write(b);
+            count++;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+            count += len;
+        }
     }
 
     private static void flush(ByteBuffer buf, OutputStream out) throws IOException {

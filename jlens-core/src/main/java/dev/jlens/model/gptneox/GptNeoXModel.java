@@ -151,6 +151,14 @@ public final class GptNeoXModel implements TransformerModel {
                     w.matrix(p + "mlp.dense_h_to_4h.weight", dMlp, d), w.vector(p + "mlp.dense_h_to_4h.bias", dMlp),
                     w.matrix(p + "mlp.dense_4h_to_h.weight", d, dMlp), w.vector(p + "mlp.dense_4h_to_h.bias", d));
         }
+        // Pack every block weight now, so load time (not the first forward) pays for it. embed_out is left to
+        // its first product: runs that only cache hooks never need it.
+        for (Block b : blocks) {
+            kernels.prepare(b.qkv());
+            kernels.prepare(b.dense());
+            kernels.prepare(b.up());
+            kernels.prepare(b.down());
+        }
         float[] lnfW = w.vector("gpt_neox.final_layer_norm.weight", d);
         float[] lnfB = w.vector("gpt_neox.final_layer_norm.bias", d);
         WeightMatrix embedOut = w.matrix("embed_out.weight", vocab, d);

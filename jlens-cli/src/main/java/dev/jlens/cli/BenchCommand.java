@@ -1,0 +1,241 @@
+package dev.jlens.cli;
+
+import dev.jlens.JlensException;
+import dev.jlens.hooks.HookPattern;
+import dev.jlens.hooks.HookPoint;
+import dev.jlens.hooks.Pooling;
+import dev.jlens.io.Checkpoints;
+import dev.jlens.kernels.Activation;
+import dev.jlens.kernels.AttentionLayout;
+import dev.jlens.kernels.AttentionMask;
+import dev.jlens.kernels.FmaPeak;
+import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.WeightMatrix;
+import dev.jlens.load.ModelLocation;
+import dev.jlens.load.ModelResolver;
+import dev.jlens.model.HookedModel;
+import dev.jlens.model.ModelConfig;
+import dev.jlens.model.ModelFamilies;
+import dev.jlens.model.ModelInfo;
+import dev.jlens.model.ProgressListener;
+import dev.jlens.model.TransformerModel;
+import jdk.incubator.vector.FloatVector;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Time the cached forward pass on synthetic token ids and report tokens/s, GFLOP/s",
+                "(2 x weights x tokens for every matrix product, plus attention), that as a fraction of this",
+                "machine's float32 FMA peak (measured in the same run), load time and peak memory."},
+        footer = {"", "Example (the docs/PERFORMANCE.md setting):",
+                "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/p14",
+                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 --hooks 'blocks.*.hook_resid_post' --pool mean"})
+final class BenchCommand implements Callable<Integer> {
+
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL",
+            description = "A model folder or an ORG/NAME in the Hugging Face cache.")
+    String model;
+
+    @Option(names = "--revision", paramLabel = "REV", description = "For ORG/NAME models: branch, tag or commit.")
+    String revision;
+
+    @Option(names = "--batch", defaultValue = "16", paramLabel = "B", description = "Prompts per forward pass (default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--tokens", defaultValue = "32", paramLabel = "T", description = "Tokens per prompt (default: ${DEFAULT-VALUE}).")
+    int tokens;
+
+    @Option(names = "--hooks", defaultValue = "blocks.*.hook_resid_post", paramLabel = "PATTERN",
+            description = "Hooks to cache (default: ${DEFAULT-VALUE}); the forward stops after the deepest one.")
+    String hooks;
+
+    @Option(names = "--pool", defaultValue = "mean", paramLabel = "P", description = "Pooling: all, mean, last, mean-skip-first (default: ${DEFAULT-VALUE}).")
+    String pool;
+
+    @Option(names = "--iterations", defaultValue = "3", paramLabel = "N", description = "Timed batches after one warm-up batch (default: ${DEFAULT-VALUE}).")
+    int iterations;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Kernel threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Seed of the synthetic token ids (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        int nThreads = threads == null ? cores : threads;
+        if (nThreads < 1) throw new JlensException("--threads " + nThreads + ": expected a positive number");
+        if (batch < 1) throw new JlensException("--batch " + batch + ": expected a positive number");
+        if (tokens < 1) throw new JlensException("--tokens " + tokens + ": expected a positive number");
+        if (iterations < 1) throw new JlensException("--iterations " + iterations + ": expected a positive number");
+        Pooling pooling = Pooling.parse(pool);
+        HookPattern pattern = HookPattern.parse(hooks);
+        PrintStream out = System.out;
+
+        out.printf("machine      %s, %d cores, Java %s, %d float lanes%n", cpuModel(), cores, Runtime.version(),
+                FloatVector.SPECIES_PREFERRED.length());
+        double peak = FmaPeak.measureGflops(cores, 400);
+        out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
+
+        ModelLocation loc = ModelResolver.fromSystem().resolve(model, revision);
+        Path dir = loc.dir();
+        if (dir == null || !Files.isDirectory(dir)) throw new JlensException("--model " + model + ": not a model folder");
+        Counting kernels = new Counting(Kernels.cpu(nThreads));
+        long t0 = System.nanoTime();
+        ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
+        TransformerModel m = ModelFamilies.forConfig(config).load(config, Checkpoints.open(dir), kernels);
+        double loadSecs = (System.nanoTime() - t0) / 1e9;
+        ModelInfo info = m.info();
+        if (tokens > info.maxPositions()) {
+            throw new JlensException("--tokens " + tokens + ": longer than the model's context of " + info.maxPositions());
+        }
+        out.printf(Locale.ROOT, "model        %s (%s, %d layers, d_model %d, %s weights, %s parameters)%n", dir,
+                info.architecture(), info.nLayers(), info.dModel(), info.weightDType(), Format.count(info.parameterCount()));
+        out.printf(Locale.ROOT, "load         %.2f s (memory-map + packing the weights, %d threads)%n", loadSecs, nThreads);
+
+        List<HookPoint> selected = pattern.select(m.hookPoints());
+        if (selected.isEmpty()) throw new JlensException("--hooks \"" + hooks + "\" selects no hook point of this model");
+        Random r = new Random(seed);
+        int idLimit = Math.min(info.vocabSize(), 50277);
+        List<int[]> prompts = new ArrayList<>();
+        for (int p = 0; p < batch; p++) {
+            int[] ids = new int[tokens];
+            for (int i = 0; i < tokens; i++) ids[i] = r.nextInt(idLimit);
+            prompts.add(ids);
+        }
+        out.printf("batch        %d prompts x %d tokens = %d tokens, hooks %s (%d points), pool %s, %d threads%n",
+                batch, tokens, batch * tokens, hooks, selected.size(), pooling.cliName(), nThreads);
+
+        HookedModel hm = new HookedModel(loc, m, null);
+        hm.runWithCache(prompts, pattern, pooling, batch, false, ProgressListener.NONE);
+        double[] secs = new double[iterations];
+        kernels.reset();
+        for (int it = 0; it < iterations; it++) {
+            long s0 = System.nanoTime();
+            hm.runWithCache(prompts, pattern, pooling, batch, false, ProgressListener.NONE);
+            secs[it] = (System.nanoTime() - s0) / 1e9;
+            out.printf(Locale.ROOT, "iteration %d  %.3f s%n", it + 1, secs[it]);
+        }
+        double[] sorted = secs.clone();
+        Arrays.sort(sorted);
+        double best = sorted[0], median = sorted[sorted.length / 2];
+        double flops = (kernels.matmulFlops + kernels.attentionFlops) / (double) iterations;
+        double gflops = flops / median / 1e9;
+        out.printf(Locale.ROOT, "forward      median %.3f s, best %.3f s per batch -> %.1f tokens/s%n",
+                median, best, batch * tokens / median);
+        out.printf(Locale.ROOT, "work         %.1f GFLOP per batch (matrix products %.1f, attention %.2f)%n", flops / 1e9,
+                kernels.matmulFlops / (double) iterations / 1e9, kernels.attentionFlops / (double) iterations / 1e9);
+        out.printf(Locale.ROOT, "achieved     %.1f GFLOP/s (median) = %.1f%% of the measured peak; best %.1f GFLOP/s = %.1f%%%n",
+                gflops, 100 * gflops / peak, flops / best / 1e9, 100 * flops / best / 1e9 / peak);
+        long hwm = peakRssKb();
+        out.printf("peak RSS     %s%n", hwm < 0 ? "n/a (no /proc/self/status)" : Format.bytes(hwm * 1024) + " (VmHWM)");
+        return 0;
+    }
+
+    private static String cpuModel() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // not Linux: fall through
+        }
+        return System.getProperty("os.arch");
+    }
+
+    private static long peakRssKb() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // not Linux
+        }
+        return -1;
+    }
+
+    /** Counts the floating-point work the model asks for, so GFLOP/s reflects what really ran. */
+    static final class Counting implements Kernels {
+        private final Kernels k;
+        long matmulFlops;
+        long attentionFlops;
+
+        Counting(Kernels k) {
+            this.k = k;
+        }
+
+        void reset() {
+            matmulFlops = 0;
+            attentionFlops = 0;
+        }
+
+        @Override
+        public void matmul(float[] x, int m, WeightMatrix w, float[] bias, float[] out) {
+            matmulFlops += 2L * m * w.rows() * w.cols();
+            k.matmul(x, m, w, bias, out);
+        }
+
+        @Override
+        public void prepare(WeightMatrix w) {
+            k.prepare(w);
+        }
+
+        @Override
+        public int threads() {
+            return k.threads();
+        }
+
+        @Override
+        public void layerNorm(float[] x, float[] out, int rows, int d, float[] gamma, float[] beta, float eps) {
+            k.layerNorm(x, out, rows, d, gamma, beta, eps);
+        }
+
+        @Override
+        public void rmsNorm(float[] x, float[] out, int rows, int d, float[] gamma, float eps) {
+            k.rmsNorm(x, out, rows, d, gamma, eps);
+        }
+
+        @Override
+        public void activate(float[] x, int n, Activation act) {
+            k.activate(x, n, act);
+        }
+
+        @Override
+        public void attention(float[] q, float[] kk, float[] v, float[] out, AttentionLayout layout, int nHeads,
+                              int nKvHeads, int headDim, float scale, AttentionMask mask, float[] patternOut) {
+            long pairs = 0;
+            for (int s = 0; s < layout.sequences(); s++) {
+                int qLen = layout.qLen()[s], kLen = layout.kLen()[s];
+                for (int i = 0; i < qLen; i++) {
+                    int qPos = kLen - qLen + i;
+                    int lo = 0, hi = kLen;
+                    if (mask.causal()) {
+                        hi = Math.min(kLen, qPos + 1);
+                        if (mask.window() > 0) lo = Math.max(0, qPos - mask.window() + 1);
+                    }
+                    pairs += hi - lo;
+                }
+            }
+            // q·k and p·v: two multiply-adds per head dimension per visible (query, key) pair
+            attentionFlops += 4L * pairs * nHeads * headDim;
+            k.attention(q, kk, v, out, layout, nHeads, nKvHeads, headDim, scale, mask, patternOut);
+        }
+
+        @Override
+        public void addInPlace(float[] out, float[] a, int n) {
+            k.addInPlace(out, a, n);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package dev.jlens.cli;
+
+import dev.jlens.JlensException;
+import dev.jlens.io.DType;
+import dev.jlens.model.ModelConfig;
+import dev.jlens.synth.SyntheticCheckpoint;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+@Command(name = "synth", mixinStandardHelpOptions = true,
+        description = {"Write a GPT-NeoX checkpoint with random weights (config.json, model.safetensors,",
+                "tokenizer.json) for a real model's shapes, without downloading it: for benchmarks and",
+                "memory tests. Presets: pythia-160m, pythia-410m, pythia-1.4b, pythia-2.8b (their real",
+                "Hugging Face configs); or give the path of any GPT-NeoX config.json."},
+        footer = {"", "Examples:",
+                "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/pythia-1.4b-synth",
+                "  jlens bench --model /tmp/pythia-1.4b-synth --batch 16 --tokens 32"})
+final class SynthCommand implements Callable<Integer> {
+
+    @Option(names = "--config", required = true, paramLabel = "C",
+            description = "A preset (pythia-160m, pythia-410m, pythia-1.4b, pythia-2.8b) or a config.json path.")
+    String config;
+
+    @Option(names = "--dtype", defaultValue = "f16", paramLabel = "T",
+            description = "Weight type: f16, bf16 or f32 (default: ${DEFAULT-VALUE}).")
+    String dtype;
+
+    @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR", description = "Output folder (created).")
+    Path out;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S",
+            description = "Random seed; the same seed writes the same bytes (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() {
+        ModelConfig cfg = SyntheticCheckpoint.config(config);
+        DType dt = SyntheticCheckpoint.dtype(dtype);
+        if (out.toFile().isFile()) throw new JlensException("--out " + out + ": is a file; expected a folder");
+        long t0 = System.nanoTime();
+        System.err.printf("writing %s (%s, seed %d) to %s ...%n", config, dt, seed, out);
+        SyntheticCheckpoint.Summary s = SyntheticCheckpoint.write(cfg, dt, seed, out);
+        double secs = (System.nanoTime() - t0) / 1e9;
+        System.out.printf(Locale.ROOT, "wrote %s: %s parameters, %s of %s weights in %.1f s%n",
+                s.dir(), Format.count(s.parameters()), Format.bytes(s.bytes()), dt, secs);
+        return 0;
+    }
+}

@@ -1,0 +1,371 @@
+package dev.jlens.kernels;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * out[m, n] = x[m, :] · W[n, :] + bias[n] on {@link PackedWeights}: a register-blocked outer-product GEMM.
+ *
+ * <p>Every output is one fused multiply-add chain over k = 0 .. K-1 in order, started from its bias (or
+ * zero): the micro-kernels keep an MR × NR tile of those chains in registers, the K loop is cut into
+ * blocks of {@link #KC} only so the widened weight strip stays in L1 (a partial sum stored between
+ * blocks is an exact float, so blocking does not change the chain), and each participant owns a
+ * disjoint range of output panels. Hence the bits of every output are those of a scalar
+ * {@code acc = Math.fma(x[i][k], w[j][k], acc)} loop, whatever the thread count, the batch size M, the
+ * row's position in the batch, or which path (large or small M) ran.
+ *
+ * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
+ * all participants, packed in parallel); each participant then walks its panels, widens a KC × NR weight
+ * strip into its own buffer and sweeps it over every row tile. Small M (generation): a 4-row kernel (or a
+ * 1-row kernel over four panels at once), so the FMA units see enough independent chains while the
+ * weights stream from memory once.
+ */
+final class Gemm {
+
+    static final VectorSpecies<Float> S = PackedWeights.S;
+    static final int L = PackedWeights.L;
+    static final int NR = PackedWeights.NR;
+    /** Rows of the large micro-kernel: 12 × 2 accumulators + 2 weight vectors + a broadcast fit 32 registers. */
+    static final int MR = 12;
+    static final int MR_SMALL = 4;
+    /** Below this many rows the small-M path runs. */
+    static final int SMALL_M = 8;
+    /** Reduction steps per block: a 256 × 32 float strip (32 KB) fits L1 next to the activation tile. */
+    static final int KC = 256;
+
+    /** One participant's buffers, reused across calls so the hot loops allocate nothing. */
+    static final class Scratch {
+        final float[][] w = {new float[KC * NR], new float[KC * NR], new float[KC * NR], new float[KC * NR]};
+        final float[] tile = new float[MR * NR];
+        final float[] init = new float[NR];
+        final float[] zeros = new float[4 * NR];
+        float[] a = new float[0];
+    }
+
+    private final WorkerPool pool;
+    private final Scratch[] scratch;
+    private float[] packedA = new float[0];
+
+    Gemm(WorkerPool pool) {
+        this.pool = pool;
+        this.scratch = new Scratch[pool.size()];
+        for (int i = 0; i < scratch.length; i++) scratch[i] = new Scratch();
+    }
+
+    /** Callers serialise calls (the kernels' operation lock): the buffers are shared state. */
+    void multiply(float[] x, int m, PackedWeights w, float[] bias, float[] out) {
+        int n = w.rows(), k = w.cols();
+        if (m == 0 || n == 0) return;
+        if (k == 0) {
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) out[i * n + j] = bias == null ? 0f : bias[j];
+            }
+            return;
+        }
+        if (m < SMALL_M) {
+            pool.run(id -> small(id, x, m, w, bias, out));
+            return;
+        }
+        int tiles = (m + MR - 1) / MR;
+        long need = (long) tiles * MR * k;
+        if (need > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("matmul of " + m + " rows x " + k + " is too large for one call");
+        }
+        if (packedA.length < need) packedA = new float[(int) need];
+        float[] ap = packedA;
+        int parts = pool.size();
+        pool.run(id -> {
+            int t1 = PackedWeights.split(tiles, parts, id + 1);
+            for (int t = PackedWeights.split(tiles, parts, id); t < t1; t++) packTile(x, m, k, ap, tiles * MR, t);
+        });
+        pool.run(id -> large(id, ap, tiles, m, w, bias, out));
+    }
+
+    /** Rows [t*MR, t*MR+MR) of x into ap: per K block, [kk][i] (rows past m are zero). */
+    private static void packTile(float[] x, int m, int k, float[] ap, int mPad, int t) {
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int kc = Math.min(KC, k - k0);
+            int base = mPad * k0 + t * MR * kc;
+            for (int i = 0; i < MR; i++) {
+                int row = t * MR + i;
+                if (row < m) {
+                    int src = row * k + k0;
+                    for (int kk = 0, d = base + i; kk < kc; kk++, d += MR) ap[d] = x[src + kk];
+                } else {
+                    for (int kk = 0, d = base + i; kk < kc; kk++, d += MR) ap[d] = 0f;
+                }
+            }
+        }
+    }
+
+    private void large(int id, float[] ap, int tiles, int m, PackedWeights w, float[] bias, float[] out) {
+        int n = w.rows(), k = w.cols();
+        int p0 = PackedWeights.split(w.panels(), pool.size(), id), p1 = PackedWeights.split(w.panels(), pool.size(), id + 1);
+        if (p0 == p1) return;
+        Scratch s = scratch[id];
+        float[] wb = s.w[0];
+        int mPad = tiles * MR;
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int kc = Math.min(KC, k - k0);
+            int base = mPad * k0;
+            boolean first = k0 == 0;
+            for (int p = p0; p < p1; p++) {
+                w.widen(p, k0, kc, wb);
+                int col0 = p * NR;
+                int valid = Math.min(NR, n - col0);
+                float[] init = first ? initPanel(s, bias, col0, valid) : null;
+                for (int t = 0; t < tiles; t++) {
+                    int r0 = t * MR;
+                    int rows = Math.min(MR, m - r0);
+                    int aOff = base + t * MR * kc;
+                    if (rows == MR && valid == NR) {
+                        kernel12(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
+                    } else {
+                        float[] tile = s.tile;
+                        if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
+                        kernel12(ap, aOff, wb, kc, tile, 0, NR, init);
+                        for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
+                    }
+                }
+            }
+        }
+    }
+
+    private static float[] initPanel(Scratch s, float[] bias, int col0, int valid) {
+        float[] init = s.init;
+        for (int j = 0; j < NR; j++) init[j] = bias != null && j < valid ? bias[col0 + j] : 0f;
+        return init;
+    }
+
+    private void small(int id, float[] x, int m, PackedWeights w, float[] bias, float[] out) {
+        int n = w.rows(), k = w.cols();
+        int panels = w.panels();
+        int p0 = PackedWeights.split(panels, pool.size(), id), p1 = PackedWeights.split(panels, pool.size(), id + 1);
+        if (p0 == p1) return;
+        Scratch s = scratch[id];
+        int chunks = (m + MR_SMALL - 1) / MR_SMALL;
+        if (m > 1) {
+            if (s.a.length < chunks * MR_SMALL * k) s.a = new float[chunks * MR_SMALL * k];
+            float[] a = s.a;
+            for (int c = 0; c < chunks; c++) {
+                for (int i = 0; i < MR_SMALL; i++) {
+                    int row = c * MR_SMALL + i;
+                    int d = c * MR_SMALL * k + i;
+                    if (row < m) {
+                        for (int kk = 0; kk < k; kk++, d += MR_SMALL) a[d] = x[row * k + kk];
+                    } else {
+                        for (int kk = 0; kk < k; kk++, d += MR_SMALL) a[d] = 0f;
+                    }
+                }
+            }
+        }
+        // The last panel may be partial; it never joins a group of four.
+        int fullEnd = Math.min(p1, n / NR);
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int kc = Math.min(KC, k - k0);
+            boolean first = k0 == 0;
+            int p = p0;
+            if (m == 1) {
+                for (; p + 4 <= fullEnd; p += 4) {
+                    for (int g = 0; g < 4; g++) w.widen(p + g, k0, kc, s.w[g]);
+                    int col0 = p * NR;
+                    if (!first) kernel1x4(x, k0, s.w, kc, out, col0, null, 0);
+                    else if (bias != null) kernel1x4(x, k0, s.w, kc, out, col0, bias, col0);
+                    else kernel1x4(x, k0, s.w, kc, out, col0, s.zeros, 0);
+                }
+            }
+            for (; p < p1; p++) {
+                float[] wb = s.w[0];
+                w.widen(p, k0, kc, wb);
+                int col0 = p * NR;
+                int valid = Math.min(NR, n - col0);
+                float[] init = first ? initPanel(s, bias, col0, valid) : null;
+                for (int c = 0; c < chunks; c++) {
+                    int r0 = c * MR_SMALL;
+                    int rows = Math.min(MR_SMALL, m - r0);
+                    if (m == 1) {
+                        if (valid == NR) {
+                            kernel1(x, k0, wb, kc, out, col0, init);
+                        } else {
+                            float[] tile = s.tile;
+                            if (!first) System.arraycopy(out, col0, tile, 0, valid);
+                            kernel1(x, k0, wb, kc, tile, 0, init);
+                            System.arraycopy(tile, 0, out, col0, valid);
+                        }
+                        continue;
+                    }
+                    int aOff = c * MR_SMALL * k + k0 * MR_SMALL;
+                    if (rows == MR_SMALL && valid == NR) {
+                        kernel4(s.a, aOff, wb, kc, out, r0 * n + col0, n, init);
+                    } else {
+                        float[] tile = s.tile;
+                        if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
+                        kernel4(s.a, aOff, wb, kc, tile, 0, NR, init);
+                        for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The large micro-kernel: rows a[aOff + kk*MR + i] (i &lt; 12) times the widened strip w[kk*NR + j],
+     * accumulated into c[cOff + i*ldc + j] (j &lt; NR); init, when given, replaces the loaded tile (first
+     * K block: the bias).
+     */
+    static void kernel12(float[] a, int aOff, float[] w, int kc, float[] c, int cOff, int ldc, float[] init) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
+        if (init != null) {
+            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
+            c00 = b0; c01 = b1;
+            c10 = b0; c11 = b1;
+            c20 = b0; c21 = b1;
+            c30 = b0; c31 = b1;
+            c40 = b0; c41 = b1;
+            c50 = b0; c51 = b1;
+            c60 = b0; c61 = b1;
+            c70 = b0; c71 = b1;
+            c80 = b0; c81 = b1;
+            c90 = b0; c91 = b1;
+            ca0 = b0; ca1 = b1;
+            cb0 = b0; cb1 = b1;
+        } else {
+            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
+            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
+            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
+            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
+            c40 = FloatVector.fromArray(S, c, cOff + 4 * ldc); c41 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
+            c50 = FloatVector.fromArray(S, c, cOff + 5 * ldc); c51 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
+            c60 = FloatVector.fromArray(S, c, cOff + 6 * ldc); c61 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
+            c70 = FloatVector.fromArray(S, c, cOff + 7 * ldc); c71 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
+            c80 = FloatVector.fromArray(S, c, cOff + 8 * ldc); c81 = FloatVector.fromArray(S, c, cOff + 8 * ldc + L);
+            c90 = FloatVector.fromArray(S, c, cOff + 9 * ldc); c91 = FloatVector.fromArray(S, c, cOff + 9 * ldc + L);
+            ca0 = FloatVector.fromArray(S, c, cOff + 10 * ldc); ca1 = FloatVector.fromArray(S, c, cOff + 10 * ldc + L);
+            cb0 = FloatVector.fromArray(S, c, cOff + 11 * ldc); cb1 = FloatVector.fromArray(S, c, cOff + 11 * ldc + L);
+        }
+        int ai = aOff, wi = 0;
+        for (int kk = 0; kk < kc; kk++, ai += MR, wi += NR) {
+            FloatVector w0 = FloatVector.fromArray(S, w, wi), w1 = FloatVector.fromArray(S, w, wi + L);
+            FloatVector b;
+            b = FloatVector.broadcast(S, a[ai]); c00 = b.fma(w0, c00); c01 = b.fma(w1, c01);
+            b = FloatVector.broadcast(S, a[ai + 1]); c10 = b.fma(w0, c10); c11 = b.fma(w1, c11);
+            b = FloatVector.broadcast(S, a[ai + 2]); c20 = b.fma(w0, c20); c21 = b.fma(w1, c21);
+            b = FloatVector.broadcast(S, a[ai + 3]); c30 = b.fma(w0, c30); c31 = b.fma(w1, c31);
+            b = FloatVector.broadcast(S, a[ai + 4]); c40 = b.fma(w0, c40); c41 = b.fma(w1, c41);
+            b = FloatVector.broadcast(S, a[ai + 5]); c50 = b.fma(w0, c50); c51 = b.fma(w1, c51);
+            b = FloatVector.broadcast(S, a[ai + 6]); c60 = b.fma(w0, c60); c61 = b.fma(w1, c61);
+            b = FloatVector.broadcast(S, a[ai + 7]); c70 = b.fma(w0, c70); c71 = b.fma(w1, c71);
+            b = FloatVector.broadcast(S, a[ai + 8]); c80 = b.fma(w0, c80); c81 = b.fma(w1, c81);
+            b = FloatVector.broadcast(S, a[ai + 9]); c90 = b.fma(w0, c90); c91 = b.fma(w1, c91);
+            b = FloatVector.broadcast(S, a[ai + 10]); ca0 = b.fma(w0, ca0); ca1 = b.fma(w1, ca1);
+            b = FloatVector.broadcast(S, a[ai + 11]); cb0 = b.fma(w0, cb0); cb1 = b.fma(w1, cb1);
+        }
+        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
+        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
+        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
+        c40.intoArray(c, cOff + 4 * ldc); c41.intoArray(c, cOff + 4 * ldc + L);
+        c50.intoArray(c, cOff + 5 * ldc); c51.intoArray(c, cOff + 5 * ldc + L);
+        c60.intoArray(c, cOff + 6 * ldc); c61.intoArray(c, cOff + 6 * ldc + L);
+        c70.intoArray(c, cOff + 7 * ldc); c71.intoArray(c, cOff + 7 * ldc + L);
+        c80.intoArray(c, cOff + 8 * ldc); c81.intoArray(c, cOff + 8 * ldc + L);
+        c90.intoArray(c, cOff + 9 * ldc); c91.intoArray(c, cOff + 9 * ldc + L);
+        ca0.intoArray(c, cOff + 10 * ldc); ca1.intoArray(c, cOff + 10 * ldc + L);
+        cb0.intoArray(c, cOff + 11 * ldc); cb1.intoArray(c, cOff + 11 * ldc + L);
+
+    }
+
+    static void kernel4(float[] a, int aOff, float[] w, int kc, float[] c, int cOff, int ldc, float[] init) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
+        if (init != null) {
+            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
+            c00 = b0; c01 = b1;
+            c10 = b0; c11 = b1;
+            c20 = b0; c21 = b1;
+            c30 = b0; c31 = b1;
+        } else {
+            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
+            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
+            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
+            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
+        }
+        int ai = aOff, wi = 0;
+        for (int kk = 0; kk < kc; kk++, ai += MR_SMALL, wi += NR) {
+            FloatVector w0 = FloatVector.fromArray(S, w, wi), w1 = FloatVector.fromArray(S, w, wi + L);
+            FloatVector b;
+            b = FloatVector.broadcast(S, a[ai]); c00 = b.fma(w0, c00); c01 = b.fma(w1, c01);
+            b = FloatVector.broadcast(S, a[ai + 1]); c10 = b.fma(w0, c10); c11 = b.fma(w1, c11);
+            b = FloatVector.broadcast(S, a[ai + 2]); c20 = b.fma(w0, c20); c21 = b.fma(w1, c21);
+            b = FloatVector.broadcast(S, a[ai + 3]); c30 = b.fma(w0, c30); c31 = b.fma(w1, c31);
+        }
+        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
+        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
+        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
+
+    }
+
+    /** One row, one panel: only two chains, used for a leftover or partial panel. */
+    static void kernel1(float[] x, int xOff, float[] w, int kc, float[] c, int cOff, float[] init) {
+        FloatVector c0, c1;
+        if (init != null) {
+            c0 = FloatVector.fromArray(S, init, 0);
+            c1 = FloatVector.fromArray(S, init, L);
+        } else {
+            c0 = FloatVector.fromArray(S, c, cOff);
+            c1 = FloatVector.fromArray(S, c, cOff + L);
+        }
+        for (int kk = 0, wi = 0; kk < kc; kk++, wi += NR) {
+            FloatVector b = FloatVector.broadcast(S, x[xOff + kk]);
+            c0 = b.fma(FloatVector.fromArray(S, w, wi), c0);
+            c1 = b.fma(FloatVector.fromArray(S, w, wi + L), c1);
+        }
+        c0.intoArray(c, cOff);
+        c1.intoArray(c, cOff + L);
+    }
+
+    /** One row against four full panels at once: eight independent chains hide the FMA latency. */
+    static void kernel1x4(float[] x, int xOff, float[][] w, int kc, float[] c, int cOff, float[] bias, int biasOff) {
+        // bias: the initial values (first K block), or null to continue from c
+        float[] w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
+        if (bias != null) {
+            c00 = FloatVector.fromArray(S, bias, biasOff);
+            c01 = FloatVector.fromArray(S, bias, biasOff + L);
+            c10 = FloatVector.fromArray(S, bias, biasOff + NR);
+            c11 = FloatVector.fromArray(S, bias, biasOff + NR + L);
+            c20 = FloatVector.fromArray(S, bias, biasOff + 2 * NR);
+            c21 = FloatVector.fromArray(S, bias, biasOff + 2 * NR + L);
+            c30 = FloatVector.fromArray(S, bias, biasOff + 3 * NR);
+            c31 = FloatVector.fromArray(S, bias, biasOff + 3 * NR + L);
+        } else {
+            c00 = FloatVector.fromArray(S, c, cOff);
+            c01 = FloatVector.fromArray(S, c, cOff + L);
+            c10 = FloatVector.fromArray(S, c, cOff + NR);
+            c11 = FloatVector.fromArray(S, c, cOff + NR + L);
+            c20 = FloatVector.fromArray(S, c, cOff + 2 * NR);
+            c21 = FloatVector.fromArray(S, c, cOff + 2 * NR + L);
+            c30 = FloatVector.fromArray(S, c, cOff + 3 * NR);
+            c31 = FloatVector.fromArray(S, c, cOff + 3 * NR + L);
+        }
+        for (int kk = 0, wi = 0; kk < kc; kk++, wi += NR) {
+            FloatVector b = FloatVector.broadcast(S, x[xOff + kk]);
+            c00 = b.fma(FloatVector.fromArray(S, w0, wi), c00);
+            c01 = b.fma(FloatVector.fromArray(S, w0, wi + L), c01);
+            c10 = b.fma(FloatVector.fromArray(S, w1, wi), c10);
+            c11 = b.fma(FloatVector.fromArray(S, w1, wi + L), c11);
+            c20 = b.fma(FloatVector.fromArray(S, w2, wi), c20);
+            c21 = b.fma(FloatVector.fromArray(S, w2, wi + L), c21);
+            c30 = b.fma(FloatVector.fromArray(S, w3, wi), c30);
+            c31 = b.fma(FloatVector.fromArray(S, w3, wi + L), c31);
+        }
+        c00.intoArray(c, cOff);
+        c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + NR);
+        c11.intoArray(c, cOff + NR + L);
+        c20.intoArray(c, cOff + 2 * NR);
+        c21.intoArray(c, cOff + 2 * NR + L);
+        c30.intoArray(c, cOff + 3 * NR);
+        c31.intoArray(c, cOff + 3 * NR + L);
+    }
+}

@@ -1,0 +1,187 @@
+package dev.jlens.kernels;
+
+import dev.jlens.io.DType;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * A weight matrix re-laid out for the CPU GEMM: its outputs cut into panels of {@link #NR} rows, each panel
+ * stored K-major ({@code [k][j]}, j the output within the panel), so the micro-kernel reads one contiguous
+ * strip of NR weights per step of the reduction. The last panel is padded with zeros. 16-bit weights stay
+ * 16-bit here and are widened one block at a time into a cache-resident float buffer ({@link #widen}).
+ * Stored off-heap: a 2.8B-parameter model's packed copy must not depend on the Java heap limit.
+ */
+final class PackedWeights {
+
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    static final int L = S.length();
+    /** Outputs per panel: two vectors, the width of the micro-kernel. */
+    static final int NR = 2 * L;
+
+    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+    private static final VectorSpecies<Integer> IS = VectorSpecies.of(int.class, S.vectorShape());
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final int rows;
+    private final int cols;
+    private final int panels;
+    private final DType dtype;
+    private final MemorySegment data;
+
+    private PackedWeights(int rows, int cols, DType dtype, MemorySegment data) {
+        this.rows = rows;
+        this.cols = cols;
+        this.panels = (rows + NR - 1) / NR;
+        this.dtype = dtype;
+        this.data = data;
+    }
+
+    int rows() {
+        return rows;
+    }
+
+    int cols() {
+        return cols;
+    }
+
+    int panels() {
+        return panels;
+    }
+
+    DType dtype() {
+        return dtype;
+    }
+
+    /**
+     * Packs w, the participants of the pool each taking a contiguous range of panels. When w is a slice of
+     * a memory-mapped checkpoint its pages are released afterwards: the packed copy replaces them, and
+     * keeping both resident would double the memory a model needs (the OS page cache still holds the
+     * file, so a later row read faults back in cheaply).
+     */
+    static PackedWeights pack(WeightMatrix w, WorkerPool pool) {
+        int n = w.rows(), k = w.cols();
+        DType dt = w.dtype();
+        int bytes = dt.bytes();
+        int panels = (n + NR - 1) / NR;
+        MemorySegment dst = Arena.ofAuto().allocate((long) panels * k * NR * bytes, 64);
+        MemorySegment src = w.segment();
+        pool.run(id -> {
+            int p0 = split(panels, pool.size(), id), p1 = split(panels, pool.size(), id + 1);
+            if (p0 == p1) return;
+            if (bytes == 2) packShorts(src, dst, n, k, p0, p1);
+            else packFloats(src, dst, n, k, p0, p1);
+        });
+        if (src.isMapped()) {
+            try {
+                src.unload();
+            } catch (RuntimeException ignored) {
+                // releasing pages is only a memory saving; a mapping that refuses it is still correct
+            }
+        }
+        return new PackedWeights(n, k, dt, dst);
+    }
+
+    /** Start of share i of n items split into parts as evenly as possible. */
+    static int split(int n, int parts, int i) {
+        return (int) ((long) n * i / parts);
+    }
+
+    private static void packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1) {
+        short[] rowsBuf = new short[NR * k];
+        short[] panel = new short[NR * k];
+        for (int p = p0; p < p1; p++) {
+            int valid = Math.min(NR, n - p * NR);
+            for (int j = 0; j < valid; j++) {
+                MemorySegment.copy(src, I16, ((long) (p * NR + j) * k) * 2, rowsBuf, j * k, k);
+            }
+            if (valid < NR) java.util.Arrays.fill(rowsBuf, valid * k, NR * k, (short) 0);
+            // Blocked transpose [j][k] -> [k][j]: a 32x32 block stays in L1 on both sides.
+            for (int k0 = 0; k0 < k; k0 += 32) {
+                int k1 = Math.min(k, k0 + 32);
+                for (int j = 0; j < NR; j++) {
+                    int s = j * k;
+                    for (int kk = k0; kk < k1; kk++) panel[kk * NR + j] = rowsBuf[s + kk];
+                }
+            }
+            MemorySegment.copy(panel, 0, dst, I16, (long) p * k * NR * 2, NR * k);
+        }
+    }
+
+    private static void packFloats(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1) {
+        float[] rowsBuf = new float[NR * k];
+        float[] panel = new float[NR * k];
+        for (int p = p0; p < p1; p++) {
+            int valid = Math.min(NR, n - p * NR);
+            for (int j = 0; j < valid; j++) {
+                MemorySegment.copy(src, F32, ((long) (p * NR + j) * k) * 4, rowsBuf, j * k, k);
+            }
+            if (valid < NR) java.util.Arrays.fill(rowsBuf, valid * k, NR * k, 0f);
+            for (int k0 = 0; k0 < k; k0 += 32) {
+                int k1 = Math.min(k, k0 + 32);
+                for (int j = 0; j < NR; j++) {
+                    int s = j * k;
+                    for (int kk = k0; kk < k1; kk++) panel[kk * NR + j] = rowsBuf[s + kk];
+                }
+            }
+            MemorySegment.copy(panel, 0, dst, F32, (long) p * k * NR * 4, NR * k);
+        }
+    }
+
+    /** Panel p, reduction steps [k0, k0+kc), widened to float into dst[0 .. kc*NR) as [kk][j]. */
+    void widen(int p, int k0, int kc, float[] dst) {
+        long first = ((long) p * cols + k0) * NR;
+        int n = kc * NR;
+        switch (dtype) {
+            case F32 -> MemorySegment.copy(data, F32, first * 4, dst, 0, n);
+            case F16 -> widenF16(data, first * 2, dst, n);
+            case BF16 -> widenBF16(data, first * 2, dst, n);
+            default -> throw new IllegalStateException(dtype.name());
+        }
+    }
+
+    /**
+     * IEEE half to float without a lookup table or scalar loop, bit-identical to
+     * {@link Float#float16ToFloat}: exponent and mantissa are moved into float position and rescaled by
+     * 2^112, which is exact for normal and subnormal halves alike; infinities and NaNs get the float's
+     * all-ones exponent with their payload kept. (The Vector API has no half-precision conversion yet.)
+     */
+    static void widenF16(MemorySegment seg, long byteOff, float[] dst, int n) {
+        int i = 0;
+        int bound = n - n % L;
+        for (; i < bound; i += L) {
+            ShortVector h = ShortVector.fromMemorySegment(SS, seg, byteOff + 2L * i, ByteOrder.LITTLE_ENDIAN);
+            IntVector v = (IntVector) h.convertShape(VectorOperators.S2I, IS, 0);
+            IntVector em = v.and(0x7fff);
+            IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
+            IntVector bits = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+            VectorMask<Integer> special = em.compare(VectorOperators.GE, 0x7c00);
+            bits = bits.blend(shifted.or(0x7f800000), special);
+            bits = bits.or(v.and(0x8000).lanewise(VectorOperators.LSHL, 16));
+            bits.reinterpretAsFloats().intoArray(dst, i);
+        }
+        for (; i < n; i++) dst[i] = Float.float16ToFloat(seg.get(I16, byteOff + 2L * i));
+    }
+
+    /** bfloat16 is the top half of a float: sign-extend to int and shift the extension out. */
+    static void widenBF16(MemorySegment seg, long byteOff, float[] dst, int n) {
+        int i = 0;
+        int bound = n - n % L;
+        for (; i < bound; i += L) {
+            ShortVector h = ShortVector.fromMemorySegment(SS, seg, byteOff + 2L * i, ByteOrder.LITTLE_ENDIAN);
+            IntVector v = (IntVector) h.convertShape(VectorOperators.S2I, IS, 0);
+            v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, i);
+        }
+        for (; i < n; i++) dst[i] = Float.intBitsToFloat((seg.get(I16, byteOff + 2L * i) & 0xffff) << 16);
+    }
+}

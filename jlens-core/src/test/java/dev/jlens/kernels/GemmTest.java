@@ -1,0 +1,152 @@
+package dev.jlens.kernels;
+
+import dev.jlens.io.DType;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The packed GEMM against its contract: every output is exactly the scalar chain
+ * {@code acc = fma(x[i][k], w[j][k], acc)} from the bias, so the comparison is bitwise, for every shape
+ * edge (partial panels, partial row tiles, K blocks), both M paths, all weight types and thread counts.
+ */
+class GemmTest {
+
+    static final Kernels ONE = Kernels.cpu(1);
+    static final Kernels THREE = Kernels.cpu(3);
+
+    @AfterAll
+    static void touch() {
+        // keep the instances reachable until all tests ran
+        assertEquals(1, ONE.threads());
+        assertEquals(3, THREE.threads());
+    }
+
+    static WeightMatrix randomWeights(Random r, DType dt, int n, int k) {
+        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dt.bytes()]);
+        for (long i = 0; i < (long) n * k; i++) {
+            float v = (float) r.nextGaussian() * 0.5f;
+            switch (dt) {
+                case F32 -> seg.set(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 4, v);
+                case F16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2, Float.floatToFloat16(v));
+                case BF16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2,
+                        (short) (Float.floatToRawIntBits(v) >>> 16));
+                default -> throw new IllegalStateException();
+            }
+        }
+        return WeightMatrix.of("w", dt, seg, n, k);
+    }
+
+    static float[] reference(float[] x, int m, WeightMatrix w, float[] bias) {
+        int n = w.rows(), k = w.cols();
+        float[] out = new float[m * n];
+        float[] row = new float[k];
+        for (int j = 0; j < n; j++) {
+            w.row(j, row);
+            for (int i = 0; i < m; i++) {
+                float acc = bias == null ? 0f : bias[j];
+                for (int kk = 0; kk < k; kk++) acc = Math.fma(x[i * k + kk], row[kk], acc);
+                out[i * n + j] = acc;
+            }
+        }
+        return out;
+    }
+
+    static float[] randomArray(Random r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) r.nextGaussian();
+        return a;
+    }
+
+    static void assertBitsEqual(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what + ": length");
+        for (int i = 0; i < want.length; i++) {
+            if (Float.floatToRawIntBits(want[i]) != Float.floatToRawIntBits(got[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + got[i] + ", expected exactly " + want[i]);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
+    void everyOutputIsTheScalarFmaChain(DType dt) {
+        Random r = new Random(42 + dt.ordinal());
+        int[] ms = {1, 2, 3, 4, 5, 7, 8, 12, 13, 25, 40};
+        int[][] nk = {{1, 1}, {31, 7}, {32, 256}, {33, 257}, {100, 40}, {130, 600}, {64, 513}, {200, 3}};
+        for (int[] shape : nk) {
+            int n = shape[0], k = shape[1];
+            WeightMatrix w = randomWeights(r, dt, n, k);
+            float[] bias = randomArray(r, n);
+            for (int m : ms) {
+                float[] x = randomArray(r, m * k);
+                for (float[] b : new float[][]{null, bias}) {
+                    float[] want = reference(x, m, w, b);
+                    float[] one = new float[m * n];
+                    float[] three = new float[m * n];
+                    ONE.matmul(x, m, w, b, one);
+                    THREE.matmul(x, m, w, b, three);
+                    String what = dt + " m=" + m + " n=" + n + " k=" + k + (b == null ? "" : " +bias");
+                    assertBitsEqual(want, one, what + " (1 thread)");
+                    assertBitsEqual(want, three, what + " (3 threads)");
+                }
+            }
+        }
+    }
+
+    @Test
+    void aRowGetsTheSameBitsAloneAndInABatch() {
+        Random r = new Random(7);
+        int n = 96, k = 700;
+        WeightMatrix w = randomWeights(r, DType.F16, n, k);
+        int m = 29;
+        float[] x = randomArray(r, m * k);
+        float[] all = new float[m * n];
+        THREE.matmul(x, m, w, null, all);
+        for (int row : new int[]{0, 11, 28}) {
+            float[] single = new float[n];
+            THREE.matmul(java.util.Arrays.copyOfRange(x, row * k, row * k + k), 1, w, null, single);
+            assertBitsEqual(java.util.Arrays.copyOfRange(all, row * n, row * n + n), single, "row " + row);
+        }
+    }
+
+    @Test
+    void prepareInstallsThePackedCopyOnce() {
+        WeightMatrix w = randomWeights(new Random(1), DType.BF16, 40, 50);
+        assertFalse(w.isPacked());
+        THREE.prepare(w);
+        assertTrue(w.isPacked());
+        float[] x = randomArray(new Random(2), 3 * 50);
+        float[] out = new float[3 * 40];
+        ONE.matmul(x, 3, w, null, out);
+        assertBitsEqual(reference(x, 3, w, null), out, "prepared by one instance, used by another");
+    }
+
+    @Test
+    void halfWideningMatchesFloat16ToFloatForEveryValue() {
+        MemorySegment seg = MemorySegment.ofArray(new short[65536]);
+        for (int i = 0; i < 65536; i++) seg.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
+        float[] f16 = new float[65536];
+        float[] bf16 = new float[65536];
+        PackedWeights.widenF16(seg, 0, f16, 65536);
+        PackedWeights.widenBF16(seg, 0, bf16, 65536);
+        for (int i = 0; i < 65536; i++) {
+            float want = Float.float16ToFloat((short) i);
+            if (Float.isNaN(want)) {
+                assertTrue(Float.isNaN(f16[i]), "half " + Integer.toHexString(i) + " should widen to NaN");
+            } else {
+                assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(f16[i]), "half " + Integer.toHexString(i));
+            }
+            assertEquals(i << 16, Float.floatToRawIntBits(bf16[i]), "bfloat16 " + Integer.toHexString(i));
+        }
+    }
+}

@@ -1,0 +1,226 @@
+package dev.jlens.kernels;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The vectorised row-wise kernels against straightforward double-precision references. */
+class KernelOpsTest {
+
+    static final Kernels ONE = Kernels.cpu(1);
+    static final Kernels THREE = Kernels.cpu(3);
+
+    /** Dense points in [-12, 12], extremes, and the branch points of the erf and exp approximations. */
+    static float[] samples() {
+        int dense = 480_001;
+        float[] extra = {0f, -0f, 1f, -1f, 0.99999994f, 1.0000001f, 4f, -4f, 3.9999998f, 30f, -30f, 1e-30f, -1e-30f,
+                1e-8f, 87f, -87f, 100f, -100f, Float.MIN_VALUE};
+        float[] x = new float[dense + extra.length];
+        for (int i = 0; i < dense; i++) x[i] = -12f + 24f * i / (dense - 1);
+        System.arraycopy(extra, 0, x, dense, extra.length);
+        return x;
+    }
+
+    @Test
+    void expIsWithinTwoUlps() {
+        float[] x = samples();
+        double worst = 0;
+        for (int i = 0; i < x.length; i++) {
+            float xi = Math.max(-87f, Math.min(88f, x[i] * 7.3f));
+            float got = VectorMath.exp(jdk.incubator.vector.FloatVector.broadcast(VectorMath.S, xi)).lane(0);
+            double want = Math.exp(xi);
+            worst = Math.max(worst, Math.abs(got - want) / Math.ulp((float) want));
+        }
+        assertTrue(worst <= 2.0, "exp error " + worst + " ulp");
+    }
+
+    @ParameterizedTest
+    @EnumSource(Activation.class)
+    void activationsMatchTheDoubleReference(Activation act) {
+        float[] x = samples();
+        float[] got = x.clone();
+        THREE.activate(got, got.length, act);
+        double worst = 0;
+        float worstAt = 0;
+        for (int i = 0; i < x.length; i++) {
+            double want = act.apply(x[i]);
+            // Absolute error over max(1, |x|): about two float ulps of the result (the reference is rounded to float too).
+            double err = Math.abs(got[i] - want) / Math.max(1.0, Math.abs(x[i]));
+            if (err > worst) {
+                worst = err;
+                worstAt = x[i];
+            }
+        }
+        double bound = switch (act) {
+            case RELU -> 0;
+            case GELU, SILU, GELU_TANH, GELU_FAST -> 2.5e-7;
+        };
+        assertTrue(worst <= bound, act + ": error " + worst + " at x=" + worstAt + " exceeds " + bound);
+        float[] one = x.clone();
+        ONE.activate(one, one.length, act);
+        GemmTest.assertBitsEqual(one, got, act + " with 1 and 3 threads");
+    }
+
+    @Test
+    void layerNormMatchesTheDoubleReference() {
+        Random r = new Random(3);
+        int rows = 37, d = 2048 + 5;
+        float[] x = new float[rows * d];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextGaussian() * 3 + (i % d == 7 ? 400 : 0.5));
+        float[] gamma = GemmTest.randomArray(r, d), beta = GemmTest.randomArray(r, d);
+        float[] got = new float[x.length];
+        THREE.layerNorm(x, got, rows, d, gamma, beta, 1e-5f);
+        double worst = 0;
+        for (int row = 0; row < rows; row++) {
+            double mean = 0, var = 0;
+            for (int j = 0; j < d; j++) mean += x[row * d + j];
+            mean /= d;
+            for (int j = 0; j < d; j++) var += (x[row * d + j] - mean) * (x[row * d + j] - mean);
+            var /= d;
+            for (int j = 0; j < d; j++) {
+                double want = (x[row * d + j] - mean) / Math.sqrt(var + 1e-5) * gamma[j] + beta[j];
+                worst = Math.max(worst, Math.abs(want - got[row * d + j]) / Math.max(1, Math.abs(want)));
+            }
+        }
+        assertTrue(worst < 2e-6, "layer norm error " + worst);
+        float[] one = new float[x.length];
+        ONE.layerNorm(x, one, rows, d, gamma, beta, 1e-5f);
+        GemmTest.assertBitsEqual(one, got, "layer norm with 1 and 3 threads");
+    }
+
+    @Test
+    void rmsNormMatchesTheDoubleReference() {
+        Random r = new Random(4);
+        int rows = 9, d = 100;
+        float[] x = GemmTest.randomArray(r, rows * d);
+        float[] gamma = GemmTest.randomArray(r, d);
+        float[] got = new float[x.length];
+        THREE.rmsNorm(x, got, rows, d, gamma, 1e-6f);
+        for (int row = 0; row < rows; row++) {
+            double ss = 0;
+            for (int j = 0; j < d; j++) ss += (double) x[row * d + j] * x[row * d + j];
+            double inv = 1 / Math.sqrt(ss / d + 1e-6);
+            for (int j = 0; j < d; j++) {
+                double want = gamma[j] * x[row * d + j] * inv;
+                assertEquals(want, got[row * d + j], 1e-6 * Math.max(1, Math.abs(want)));
+            }
+        }
+    }
+
+    /** Scalar attention in double, the textbook formula. */
+    static float[] referenceAttention(float[] q, float[] k, float[] v, AttentionLayout layout, int nHeads, int nKv,
+                                      int hd, float scale, AttentionMask mask, float[] pattern) {
+        float[] out = new float[q.length];
+        int qs = nHeads * hd, ks = nKv * hd, pb = 0;
+        for (int s = 0; s < layout.sequences(); s++) {
+            int qOff = layout.qOff()[s], qLen = layout.qLen()[s], kOff = layout.kOff()[s], kLen = layout.kLen()[s];
+            for (int h = 0; h < nHeads; h++) {
+                int kvh = h / (nHeads / nKv);
+                for (int i = 0; i < qLen; i++) {
+                    int qPos = kLen - qLen + i;
+                    int lo = 0, hi = kLen;
+                    if (mask.causal()) {
+                        hi = qPos + 1;
+                        if (mask.window() > 0) lo = Math.max(0, qPos - mask.window() + 1);
+                    }
+                    double[] sc = new double[kLen];
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = lo; j < hi; j++) {
+                        double dot = 0;
+                        for (int c = 0; c < hd; c++) dot += (double) q[(qOff + i) * qs + h * hd + c] * k[(kOff + j) * ks + kvh * hd + c];
+                        sc[j] = dot * scale;
+                        max = Math.max(max, sc[j]);
+                    }
+                    double sum = 0;
+                    for (int j = lo; j < hi; j++) sum += sc[j] = Math.exp(sc[j] - max);
+                    for (int c = 0; c < hd; c++) {
+                        double acc = 0;
+                        for (int j = lo; j < hi; j++) acc += sc[j] / sum * v[(kOff + j) * ks + kvh * hd + c];
+                        out[(qOff + i) * qs + h * hd + c] = (float) acc;
+                    }
+                    for (int j = 0; j < kLen; j++) {
+                        pattern[pb + (h * qLen + i) * kLen + j] = j >= lo && j < hi ? (float) (sc[j] / sum) : 0f;
+                    }
+                }
+            }
+            pb += nHeads * qLen * kLen;
+        }
+        return out;
+    }
+
+    @Test
+    void attentionMatchesTheReferenceForEveryLayout() {
+        Random r = new Random(5);
+        int[][] configs = {{4, 4, 16}, {8, 2, 8}, {3, 1, 40}, {2, 2, 128}};
+        AttentionMask[] masks = {AttentionMask.CAUSAL, AttentionMask.BIDIRECTIONAL, new AttentionMask(true, 3)};
+        for (int[] cfg : configs) {
+            int nHeads = cfg[0], nKv = cfg[1], hd = cfg[2];
+            for (AttentionMask mask : masks) {
+                // three sequences; the second has a cached prefix of 5 keys
+                int[] qLen = {7, 3, 19}, past = {0, 5, 0};
+                int[] qOff = new int[3], kOff = new int[3], kLen = new int[3];
+                int rows = 0, kRows = 0, patternSize = 0;
+                for (int s = 0; s < 3; s++) {
+                    qOff[s] = rows;
+                    kOff[s] = kRows;
+                    kLen[s] = past[s] + qLen[s];
+                    rows += qLen[s];
+                    kRows += kLen[s];
+                    patternSize += nHeads * qLen[s] * kLen[s];
+                }
+                AttentionLayout layout = new AttentionLayout(qOff, qLen, kOff, kLen);
+                float[] q = GemmTest.randomArray(r, rows * nHeads * hd);
+                float[] k = GemmTest.randomArray(r, kRows * nKv * hd);
+                float[] v = GemmTest.randomArray(r, kRows * nKv * hd);
+                float scale = (float) (1 / Math.sqrt(hd));
+                float[] wantPattern = new float[patternSize];
+                float[] want = referenceAttention(q, k, v, layout, nHeads, nKv, hd, scale, mask, wantPattern);
+                float[] got3 = new float[want.length], got1 = new float[want.length];
+                float[] pattern3 = new float[patternSize], pattern1 = new float[patternSize];
+                THREE.attention(q, k, v, got3, layout, nHeads, nKv, hd, scale, mask, pattern3);
+                ONE.attention(q, k, v, got1, layout, nHeads, nKv, hd, scale, mask, pattern1);
+                String what = nHeads + "/" + nKv + " heads of " + hd + ", " + mask;
+                for (int i = 0; i < want.length; i++) assertEquals(want[i], got3[i], 2e-6, what + " output " + i);
+                for (int i = 0; i < patternSize; i++) assertEquals(wantPattern[i], pattern3[i], 1e-6, what + " pattern " + i);
+                GemmTest.assertBitsEqual(got1, got3, what + " with 1 and 3 threads");
+                GemmTest.assertBitsEqual(pattern1, pattern3, what + " pattern with 1 and 3 threads");
+            }
+        }
+    }
+
+    @Test
+    void rotaryMatchesTheScalarFormula() {
+        Random r = new Random(6);
+        for (int headDim : new int[]{16, 64, 128}) {
+            for (double pct : new double[]{0.25, 1.0}) {
+                int rot = (int) (headDim * pct);
+                RotaryEmbedding rope = new RotaryEmbedding(rot, 10000);
+                int rows = 5, nHeads = 3;
+                float[] x = GemmTest.randomArray(r, rows * nHeads * headDim);
+                int[] pos = {0, 1, 2, 2, 40};
+                float[] got = x.clone();
+                rope.apply(got, rows, nHeads, headDim, pos);
+                float[] inv = rope.invFreq();
+                int half = rot / 2;
+                for (int row = 0; row < rows; row++) {
+                    for (int h = 0; h < nHeads; h++) {
+                        int base = (row * nHeads + h) * headDim;
+                        for (int i = 0; i < half; i++) {
+                            float angle = (float) pos[row] * inv[i];
+                            float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
+                            float x1 = x[base + i], x2 = x[base + half + i];
+                            assertEquals(x1 * c - x2 * s, got[base + i], "rotated first half");
+                            assertEquals(x2 * c + x1 * s, got[base + half + i], "rotated second half");
+                        }
+                        for (int i = rot; i < headDim; i++) assertEquals(x[base + i], got[base + i], "pass-through dims");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+package dev.jlens.model;
+
+import dev.jlens.hooks.Hooks;
+import dev.jlens.io.Checkpoints;
+import dev.jlens.kernels.Kernels;
+import dev.jlens.model.gptneox.GptNeoXModel;
+import dev.jlens.tensor.FloatTensor;
+import dev.jlens.tensor.TokenBatch;
+import dev.jlens.testing.Fixtures;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * A forward pass gives the same bits on 1 thread and on 3, run after run, and a prompt gives the same bits
+ * alone and packed into a batch with others: every hook tensor and the logits are compared bitwise.
+ */
+class DeterminismTest {
+
+    private static Map<String, float[]> run(TransformerModel model, TokenBatch batch) {
+        Map<String, float[]> seen = new LinkedHashMap<>();
+        Hooks hooks = Hooks.none().with("*", (point, value, b) -> {
+            seen.put(point.name(), value.data().clone());
+            return value;
+        });
+        FloatTensor logits = model.forward(batch, ForwardOptions.full(), hooks);
+        seen.put("logits", logits.data().clone());
+        return seen;
+    }
+
+    private static void assertSameBits(Map<String, float[]> want, Map<String, float[]> got, String what) {
+        assertEquals(want.keySet(), got.keySet(), what + ": hooks fired");
+        for (String name : want.keySet()) {
+            float[] a = want.get(name), b = got.get(name);
+            assertEquals(a.length, b.length, what + ": " + name);
+            for (int i = 0; i < a.length; i++) {
+                if (Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i])) {
+                    throw new AssertionError(what + ": " + name + "[" + i + "] is " + b[i] + " vs " + a[i]);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_fp16", "gpt_neox_tiny_seq"})
+    void sameBitsForAnyThreadCountAndBatch(String fixture) {
+        Path dir = Fixtures.dir(fixture);
+        ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
+        TransformerModel one = GptNeoXModel.load(config, Checkpoints.open(dir), Kernels.cpu(1));
+        TransformerModel three = GptNeoXModel.load(config, Checkpoints.open(dir), Kernels.cpu(3));
+        Random r = new Random(11);
+        List<int[]> prompts = new ArrayList<>();
+        for (int len : new int[]{1, 9, 30, 4}) {
+            int[] ids = new int[len];
+            for (int i = 0; i < len; i++) ids[i] = r.nextInt(50000);
+            prompts.add(ids);
+        }
+        TokenBatch batch = TokenBatch.of(prompts);
+        Map<String, float[]> base = run(one, batch);
+        assertSameBits(base, run(one, batch), fixture + " second run, 1 thread");
+        assertSameBits(base, run(three, batch), fixture + " 3 threads");
+        assertSameBits(base, run(three, batch), fixture + " 3 threads, second run");
+
+        // The third prompt alone: its rows of every per-token activation match the batched run.
+        int off = batch.offsets()[2], len = batch.lengths()[2];
+        Map<String, float[]> alone = run(three, TokenBatch.single(prompts.get(2)));
+        for (Map.Entry<String, float[]> e : alone.entrySet()) {
+            if (e.getKey().contains("pattern")) continue;
+            float[] all = base.get(e.getKey());
+            int width = all.length / batch.totalTokens();
+            float[] rows = java.util.Arrays.copyOfRange(all, off * width, (off + len) * width);
+            assertSameBits(Map.of(e.getKey(), rows), Map.of(e.getKey(), e.getValue()), fixture + " prompt alone");
+        }
+    }
+}
