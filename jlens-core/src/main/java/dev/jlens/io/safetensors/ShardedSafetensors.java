@@ -1,87 +1,16 @@
 package dev.jlens.io.safetensors;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.jlens.JlensException;
-import dev.jlens.io.TensorEntry;
-import dev.jlens.io.TensorSource;
+import dev.jlens.io.ShardedCheckpoint;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
-import java.util.Collections;
-import java.util.LinkedHashMap;
-import java.util.Map;
-import java.util.Set;
 
 /** Several safetensors shards joined by {@code model.safetensors.index.json}'s weight_map. */
-public final class ShardedSafetensors implements TensorSource {
+public final class ShardedSafetensors {
 
-    private final Path index;
-    private final Map<String, TensorEntry> tensors;
-
-    private ShardedSafetensors(Path index, Map<String, TensorEntry> tensors) {
-        this.index = index;
-        this.tensors = tensors;
+    private ShardedSafetensors() {
     }
 
-    public static ShardedSafetensors open(Path indexFile) {
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(Files.readString(indexFile));
-        } catch (IOException e) {
-            throw new JlensException(indexFile + ": cannot read shard index: " + e.getMessage(), e);
-        }
-        JsonNode map = root == null ? null : root.get("weight_map");
-        if (map == null || !map.isObject()) {
-            throw new JlensException(indexFile + ": missing object field \"weight_map\" (tensor name -> shard file)");
-        }
-        Map<String, SafetensorsFile> shards = new LinkedHashMap<>();
-        Map<String, TensorEntry> tensors = new LinkedHashMap<>();
-        Path dir = indexFile.toAbsolutePath().getParent();
-        for (var it = map.fields(); it.hasNext(); ) {
-            var f = it.next();
-            if (!f.getValue().isTextual()) {
-                throw new JlensException(indexFile + ": weight_map entry \"" + f.getKey() + "\" must name a shard file");
-            }
-            String shardName = f.getValue().asText();
-            Path shardPath;
-            try {
-                shardPath = dir.resolve(shardName).normalize();
-            } catch (InvalidPathException e) {
-                throw new JlensException(indexFile + ": shard \"" + shardName + "\" is not a valid file name");
-            }
-            if (!shardPath.startsWith(dir) || shardPath.equals(dir)) {
-                throw new JlensException(indexFile + ": shard \"" + shardName + "\" points outside the model folder");
-            }
-            SafetensorsFile shard = shards.computeIfAbsent(shardName, n -> SafetensorsFile.open(shardPath));
-            TensorEntry e = shard.find(f.getKey());
-            if (e == null) {
-                throw new JlensException(indexFile + ": weight_map says \"" + f.getKey() + "\" is in " + shardName
-                        + ", but that shard has no such tensor");
-            }
-            tensors.put(f.getKey(), e);
-        }
-        return new ShardedSafetensors(indexFile, Collections.unmodifiableMap(tensors));
-    }
-
-    @Override
-    public Set<String> names() {
-        return tensors.keySet();
-    }
-
-    @Override
-    public TensorEntry find(String name) {
-        return tensors.get(name);
-    }
-
-    @Override
-    public String describe() {
-        return index.getParent() + " (sharded, " + index.getFileName() + ")";
-    }
-
-    @Override
-    public void close() {
+    public static ShardedCheckpoint open(Path indexFile) {
+        return ShardedCheckpoint.open(indexFile, SafetensorsFile::open);
     }
 }
