@@ -36,13 +36,14 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "analyze", mixinStandardHelpOptions = true,
-        description = {"The layer-wise geometry experiment: where do harmless (A) and harmful (B) prompts separate",
-                "in a model's residual stream -- in angle, distance, dispersion and linear separability -- and how sure",
-                "are we? With no options: the embedded MiniLM model, jlens' built-in harmless and harmful prompt sets,",
-                "hooks blocks.*.hook_resid_post, mean pooling, 1000 bootstrap draws and 1000 permutations.",
+        description = {"Where do harmless and harmful prompts separate, layer by layer?",
+                "The layer-wise geometry experiment: compares harmless (A) and harmful (B) prompts in a model's residual "
+                        + "stream -- angle, distance, dispersion, linear separability -- with bootstrap CIs and permutation "
+                        + "p-values. With no options: the embedded MiniLM model, jlens' built-in harmless and harmful prompt "
+                        + "sets, hooks blocks.*.hook_resid_post, mean pooling, 1000 bootstrap draws and 1000 permutations.",
                 "",
-                "Writes metrics.csv, metrics.json, the cached activations, prompts.jsonl and REPORT.html to --out.",
-                "Every metric is defined in docs/METRICS.md."},
+                "Writes metrics.csv, metrics.json, the cached activations, prompts.jsonl and REPORT.html to --out. "
+                        + "Every metric is defined in docs/METRICS.md."},
         footer = {"", "Examples:",
                 "  jlens analyze",
                 "  jlens analyze --model ../shared/fixtures/gpt_neox_tiny --bootstrap 200",
@@ -96,13 +97,13 @@ final class AnalyzeCommand implements Callable<Integer> {
     int batchSize;
 
     @Option(names = "--seed-compat",
-            description = {"Reproduce the Day-1 protocol (TransformerLens HookedTransformer defaults on Pythia-1.4B):",
-                    "resid_post minus its per-token mean over d_model, mean over all tokens, raw cosine/L2."})
+            description = "Reproduce the Day-1 protocol (TransformerLens HookedTransformer defaults on Pythia-1.4B): "
+                    + "resid_post minus its per-token mean over d_model, mean over all tokens, raw cosine and L2.")
     boolean seedCompat;
 
     @Option(names = {"-o", "--out"}, paramLabel = "DIR",
-            description = {"Output folder (default: out/analyze-<timestamp>). An interrupted run resumes when",
-                    "started again with the same arguments and --out."})
+            description = "Output folder (default: out/analyze-<timestamp>). An interrupted run resumes when started "
+                    + "again with the same arguments and --out.")
     Path out;
 
     @Option(names = "--force", description = "Redo a run whose --out folder already holds finished results.")

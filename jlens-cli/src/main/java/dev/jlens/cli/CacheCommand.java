@@ -18,8 +18,10 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "cache", mixinStandardHelpOptions = true,
-        description = {"Run prompts through a model and save the activations of chosen hooks,",
-                "pooled per prompt, as safetensors (+ a JSON description) that numpy/torch open directly."},
+        description = {"Save the activations of chosen hooks for a prompt file.",
+                "Runs the prompts through the model and writes the chosen hooks' activations, pooled per prompt, as "
+                        + "activations.safetensors (+ activations.json describing the run), which numpy and torch open "
+                        + "directly. An interrupted run resumes when started again with the same arguments."},
         footer = {"", "Examples:",
                 "  jlens cache --prompts prompts.txt --hooks 'blocks.*.hook_resid_post' --pool mean --out out/run1",
                 "  jlens cache --model ../shared/fixtures/gpt_neox_tiny --prompts p.jsonl --hooks '*' --pool all --logits --out out/all",
@@ -38,8 +40,8 @@ final class CacheCommand implements Callable<Integer> {
     String field;
 
     @Option(names = "--hooks", defaultValue = "blocks.*.hook_resid_post", paramLabel = "PATTERN",
-            description = {"Comma-separated hook names or globs; * matches anything including dots,",
-                    "so '*' caches every hook (default: ${DEFAULT-VALUE}). See `jlens inspect` for names."})
+            description = "Comma-separated hook names or globs; * matches anything including dots, so '*' caches "
+                    + "every hook (default: ${DEFAULT-VALUE}). `jlens inspect` lists the names.")
     String hooks;
 
     @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",

@@ -12,8 +12,9 @@ import java.io.PrintStream;
 import java.util.concurrent.Callable;
 
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-        description = {"Show a model's architecture, sizes, weight dtype, parameter count, the memory it needs,",
-                "and every hook point name (the names --hooks patterns select from)."},
+        description = {"Show what a model is and which hooks it has.",
+                "Prints the architecture, sizes, weight dtype, parameter count, the memory it needs, and every hook point "
+                        + "name (the names --hooks patterns select from)."},
         footer = {"", "Example:  jlens inspect --model ../shared/fixtures/gpt_neox_tiny"})
 final class InspectCommand implements Callable<Integer> {
 

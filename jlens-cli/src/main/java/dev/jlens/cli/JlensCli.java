@@ -11,9 +11,9 @@ import java.io.PrintWriter;
         mixinStandardHelpOptions = true,
         versionProvider = JlensCli.Version.class,
         description = {
-                "Run transformer language models with hooks on every layer, measure the geometry of their",
-                "activations, and steer them. With no --model, commands use the embedded default (minilm:",
-                "all-MiniLM-L6-v2, shipped inside jlens).",
+                "Run transformer language models with hooks on every layer, measure the geometry of their activations, "
+                        + "and steer them. With no --model, commands use the embedded default (minilm: all-MiniLM-L6-v2, "
+                        + "shipped inside jlens).",
                 ""},
         subcommands = {
                 InspectCommand.class,
@@ -45,6 +45,8 @@ public final class JlensCli implements Runnable {
     /** Runs a command line and returns its exit code: 0 done, 1 bad input or failure, 2 bad usage. */
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new JlensCli());
+        cli.setUsageHelpAutoWidth(true);
+        cli.setUsageHelpWidth(100);
         cli.setExecutionExceptionHandler(JlensCli::handle);
         return cli.execute(args);
     }

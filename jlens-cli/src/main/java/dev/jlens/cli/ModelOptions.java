@@ -8,10 +8,10 @@ import picocli.CommandLine.Option;
 public final class ModelOptions {
 
     @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
-            description = {"A model folder (config.json, tokenizer.json, safetensors or pytorch_model.bin),",
-                    "an ORG/NAME from the Hugging Face cache, downloaded there first if missing",
-                    "(e.g. EleutherAI/pythia-160m; HF_HUB_OFFLINE=1 forbids downloads, HF_TOKEN for gated models),",
-                    "or 'minilm', the embedded default used when this option is omitted."})
+            description = "A model folder (config.json, tokenizer.json, safetensors or pytorch_model.bin); an ORG/NAME "
+                    + "from the Hugging Face cache, downloaded there first if missing (e.g. EleutherAI/pythia-160m; "
+                    + "HF_HUB_OFFLINE=1 forbids downloads, HF_TOKEN for gated models); or 'minilm', the embedded default "
+                    + "used when this option is omitted.")
     String model;
 
     @Option(names = "--revision", paramLabel = "REV",
