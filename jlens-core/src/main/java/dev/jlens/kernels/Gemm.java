@@ -39,12 +39,12 @@ final class Gemm {
         final float[] tile = new float[MR * NR];
         final float[] init = new float[NR];
         final float[] zeros = new float[4 * NR];
-        float[] a = new float[0];
     }
 
     private final WorkerPool pool;
     private final Scratch[] scratch;
     private float[] packedA = new float[0];
+    private float[] smallA = new float[0];
 
     Gemm(WorkerPool pool) {
         this.pool = pool;
@@ -62,8 +62,12 @@ final class Gemm {
             }
             return;
         }
+        int panels = w.panels();
         if (m < SMALL_M) {
-            pool.run(id -> small(id, x, m, w, bias, out));
+            float[] a = packSmall(x, m, k);
+            // Chunks of four panels keep the one-row kernel's groups of four whole.
+            int chunks = (panels + 3) / 4;
+            pool.forEach(chunks, (id, c) -> small(id, a, x, m, w, bias, out, c * 4, Math.min(panels, c * 4 + 4)));
             return;
         }
         int tiles = (m + MR - 1) / MR;
@@ -73,12 +77,32 @@ final class Gemm {
         }
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
-        int parts = pool.size();
-        pool.run(id -> {
-            int t1 = PackedWeights.split(tiles, parts, id + 1);
-            for (int t = PackedWeights.split(tiles, parts, id); t < t1; t++) packTile(x, m, k, ap, tiles * MR, t);
-        });
-        pool.run(id -> large(id, ap, tiles, m, w, bias, out));
+        pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, tiles * MR, t));
+        // A few chunks per thread: small enough to balance a preempted core, large enough that each chunk
+        // reuses the L2-resident activation block over several panels.
+        int chunk = Math.max(1, Math.min(8, panels / (4 * pool.size())));
+        int chunks = (panels + chunk - 1) / chunk;
+        pool.forEach(chunks, (id, c) -> large(id, ap, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk)));
+    }
+
+    /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
+    private float[] packSmall(float[] x, int m, int k) {
+        if (m == 1) return x;
+        int chunks = (m + MR_SMALL - 1) / MR_SMALL;
+        if (smallA.length < chunks * MR_SMALL * k) smallA = new float[chunks * MR_SMALL * k];
+        float[] a = smallA;
+        for (int c = 0; c < chunks; c++) {
+            for (int i = 0; i < MR_SMALL; i++) {
+                int row = c * MR_SMALL + i;
+                int d = c * MR_SMALL * k + i;
+                if (row < m) {
+                    for (int kk = 0; kk < k; kk++, d += MR_SMALL) a[d] = x[row * k + kk];
+                } else {
+                    for (int kk = 0; kk < k; kk++, d += MR_SMALL) a[d] = 0f;
+                }
+            }
+        }
+        return a;
     }
 
     /** Rows [t*MR, t*MR+MR) of x into ap: per K block, [kk][i] (rows past m are zero). */
@@ -98,10 +122,8 @@ final class Gemm {
         }
     }
 
-    private void large(int id, float[] ap, int tiles, int m, PackedWeights w, float[] bias, float[] out) {
+    private void large(int id, float[] ap, int tiles, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
         int n = w.rows(), k = w.cols();
-        int p0 = PackedWeights.split(w.panels(), pool.size(), id), p1 = PackedWeights.split(w.panels(), pool.size(), id + 1);
-        if (p0 == p1) return;
         Scratch s = scratch[id];
         float[] wb = s.w[0];
         int mPad = tiles * MR;
@@ -137,28 +159,10 @@ final class Gemm {
         return init;
     }
 
-    private void small(int id, float[] x, int m, PackedWeights w, float[] bias, float[] out) {
+    private void small(int id, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
         int n = w.rows(), k = w.cols();
-        int panels = w.panels();
-        int p0 = PackedWeights.split(panels, pool.size(), id), p1 = PackedWeights.split(panels, pool.size(), id + 1);
-        if (p0 == p1) return;
         Scratch s = scratch[id];
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
-        if (m > 1) {
-            if (s.a.length < chunks * MR_SMALL * k) s.a = new float[chunks * MR_SMALL * k];
-            float[] a = s.a;
-            for (int c = 0; c < chunks; c++) {
-                for (int i = 0; i < MR_SMALL; i++) {
-                    int row = c * MR_SMALL + i;
-                    int d = c * MR_SMALL * k + i;
-                    if (row < m) {
-                        for (int kk = 0; kk < k; kk++, d += MR_SMALL) a[d] = x[row * k + kk];
-                    } else {
-                        for (int kk = 0; kk < k; kk++, d += MR_SMALL) a[d] = 0f;
-                    }
-                }
-            }
-        }
         // The last panel may be partial; it never joins a group of four.
         int fullEnd = Math.min(p1, n / NR);
         for (int k0 = 0; k0 < k; k0 += KC) {
@@ -196,11 +200,11 @@ final class Gemm {
                     }
                     int aOff = c * MR_SMALL * k + k0 * MR_SMALL;
                     if (rows == MR_SMALL && valid == NR) {
-                        kernel4(s.a, aOff, wb, kc, out, r0 * n + col0, n, init);
+                        kernel4(a, aOff, wb, kc, out, r0 * n + col0, n, init);
                     } else {
                         float[] tile = s.tile;
                         if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
-                        kernel4(s.a, aOff, wb, kc, tile, 0, NR, init);
+                        kernel4(a, aOff, wb, kc, tile, 0, NR, init);
                         for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
                     }
                 }

@@ -9,7 +9,6 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -19,7 +18,7 @@ import java.nio.ByteOrder;
  * stored K-major ({@code [k][j]}, j the output within the panel), so the micro-kernel reads one contiguous
  * strip of NR weights per step of the reduction. The last panel is padded with zeros. 16-bit weights stay
  * 16-bit here and are widened one block at a time into a cache-resident float buffer ({@link #widen}).
- * Stored off-heap: a 2.8B-parameter model's packed copy must not depend on the Java heap limit.
+ * Stored off-heap ({@link NativeMemory}): a 2.8B-parameter model's packed copy must not depend on the Java heap limit.
  */
 final class PackedWeights {
 
@@ -64,7 +63,7 @@ final class PackedWeights {
     }
 
     /**
-     * Packs w, the participants of the pool each taking a contiguous range of panels. When w is a slice of
+     * Packs w, the participants of the pool claiming chunks of panels. When w is a slice of
      * a memory-mapped checkpoint its pages are released afterwards: the packed copy replaces them, and
      * keeping both resident would double the memory a model needs (the OS page cache still holds the
      * file, so a later row read faults back in cheaply).
@@ -74,13 +73,25 @@ final class PackedWeights {
         DType dt = w.dtype();
         int bytes = dt.bytes();
         int panels = (n + NR - 1) / NR;
-        MemorySegment dst = Arena.ofAuto().allocate((long) panels * k * NR * bytes, 64);
+        MemorySegment dst = NativeMemory.allocate((long) panels * k * NR * bytes);
         MemorySegment src = w.segment();
-        pool.run(id -> {
-            int p0 = split(panels, pool.size(), id), p1 = split(panels, pool.size(), id + 1);
-            if (p0 == p1) return;
-            if (bytes == 2) packShorts(src, dst, n, k, p0, p1);
-            else packFloats(src, dst, n, k, p0, p1);
+        Object[] buffers = new Object[pool.size() * 2];
+        int chunk = 4;
+        pool.forEach((panels + chunk - 1) / chunk, (id, c) -> {
+            int p0 = c * chunk, p1 = Math.min(panels, p0 + chunk);
+            if (bytes == 2) {
+                if (buffers[2 * id] == null) {
+                    buffers[2 * id] = new short[NR * k];
+                    buffers[2 * id + 1] = new short[NR * k];
+                }
+                packShorts(src, dst, n, k, p0, p1, (short[]) buffers[2 * id], (short[]) buffers[2 * id + 1]);
+            } else {
+                if (buffers[2 * id] == null) {
+                    buffers[2 * id] = new float[NR * k];
+                    buffers[2 * id + 1] = new float[NR * k];
+                }
+                packFloats(src, dst, n, k, p0, p1, (float[]) buffers[2 * id], (float[]) buffers[2 * id + 1]);
+            }
         });
         if (src.isMapped()) {
             try {
@@ -97,9 +108,8 @@ final class PackedWeights {
         return (int) ((long) n * i / parts);
     }
 
-    private static void packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1) {
-        short[] rowsBuf = new short[NR * k];
-        short[] panel = new short[NR * k];
+    private static void packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
+                                   short[] rowsBuf, short[] panel) {
         for (int p = p0; p < p1; p++) {
             int valid = Math.min(NR, n - p * NR);
             for (int j = 0; j < valid; j++) {
@@ -118,9 +128,8 @@ final class PackedWeights {
         }
     }
 
-    private static void packFloats(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1) {
-        float[] rowsBuf = new float[NR * k];
-        float[] panel = new float[NR * k];
+    private static void packFloats(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
+                                   float[] rowsBuf, float[] panel) {
         for (int p = p0; p < p1; p++) {
             int valid = Math.min(NR, n - p * NR);
             for (int j = 0; j < valid; j++) {

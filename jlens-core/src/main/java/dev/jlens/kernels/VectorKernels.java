@@ -5,7 +5,6 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.ref.Cleaner;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -28,7 +27,6 @@ final class VectorKernels implements Kernels {
     private final Gemm gemm;
     private final ReentrantLock lock = new ReentrantLock();
     private final AttentionScratch[] attentionScratch;
-    private final AtomicInteger nextTask = new AtomicInteger();
 
     private static final class AttentionScratch {
         float[] keysT = new float[0];
@@ -211,17 +209,10 @@ final class VectorKernels implements Kernels {
         int tasks = seqs * nHeads;
         lock.lock();
         try {
-            nextTask.set(0);
-            pool.run(id -> {
-                AttentionScratch sc = attentionScratch[id];
-                // Dynamic hand-out balances unequal sequence lengths; each (sequence, head) is computed by one
-                // thread in a fixed order, so who takes it does not change its bits.
-                for (int t = nextTask.getAndIncrement(); t < tasks; t = nextTask.getAndIncrement()) {
-                    int s = t / nHeads, h = t % nHeads;
-                    attendOne(sc, q, k, v, out, layout, s, h, nHeads, nKvHeads, headDim, scale, mask,
-                            patternOut, patternBase[s]);
-                }
-            });
+            // Each (sequence, head) is computed by one thread in a fixed order, so who claims it does not
+            // change its bits; claiming balances unequal sequence lengths.
+            pool.forEach(tasks, (id, t) -> attendOne(attentionScratch[id], q, k, v, out, layout, t / nHeads, t % nHeads,
+                    nHeads, nKvHeads, headDim, scale, mask, patternOut, patternBase[t / nHeads]));
         } finally {
             lock.unlock();
         }

@@ -6,10 +6,11 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A fixed set of daemon platform threads that run one job at a time, each participant {@code 0..size-1}
- * getting its own index (the caller is participant 0). Kernels split work by that index, so a given index
- * always owns the same rows or panels and keeps its own scratch buffers: nothing is allocated per task and
- * no work-stealing pool decides who computes what. Not a general executor: jobs are serialised by a lock,
- * and a job submitted from inside a job runs inline on the calling participant.
+ * getting its own index (the caller is participant 0) and so its own scratch buffers: nothing is allocated
+ * per task. Work is either split by index ({@link #run}) or handed out as numbered tasks that participants
+ * claim in turn ({@link #forEach}); the kernels make every task's result independent of who computes it,
+ * so claiming only balances load (a preempted core on a shared machine no longer stalls the others).
+ * Not a general executor: jobs are serialised by a lock, and a job submitted from inside a job runs inline.
  */
 final class WorkerPool {
 
@@ -19,15 +20,27 @@ final class WorkerPool {
         void run(int participant);
     }
 
+    /** Body of a task-parallel job: task t run by participant p. */
+    @FunctionalInterface
+    interface Task {
+        void run(int participant, int task);
+    }
+
+    /** Spin this long for the next job before parking: a forward pass issues kernels back to back. */
+    private static final long SPIN_NANOS = 50_000;
+
     private final int size;
     private final Thread[] workers;
     private final ReentrantLock lock = new ReentrantLock();
     private final AtomicInteger pending = new AtomicInteger();
+    private final AtomicInteger nextTask = new AtomicInteger();
     private volatile Job job;
     private volatile int generation;
     private volatile boolean shutdown;
     private volatile Thread caller;
     private volatile Throwable failure;
+    /** True while a job runs (written and read only under the lock), so a nested job runs inline. */
+    private boolean inJob;
 
     WorkerPool(int size) {
         if (size < 1) throw new IllegalArgumentException("thread count " + size + " must be at least 1");
@@ -48,12 +61,13 @@ final class WorkerPool {
 
     /** Runs job(i) for every participant i and returns when all are done, rethrowing the first failure. */
     void run(Job job) {
-        if (size == 1 || lock.isHeldByCurrentThread() || isWorker()) {
+        if (size == 1 || isWorker() || (lock.isHeldByCurrentThread() && inJob)) {
             // Nested use (or a single thread): run every share here, in index order.
             for (int i = 0; i < size; i++) job.run(i);
             return;
         }
         lock.lock();
+        inJob = true;
         try {
             failure = null;
             caller = Thread.currentThread();
@@ -66,9 +80,9 @@ final class WorkerPool {
             } catch (Throwable t) {
                 recordFailure(t);
             }
-            int spins = 0;
+            long spinUntil = System.nanoTime() + SPIN_NANOS;
             while (pending.get() > 0) {
-                if (++spins < 20_000) Thread.onSpinWait();
+                if (System.nanoTime() < spinUntil) Thread.onSpinWait();
                 else LockSupport.park(this);
             }
             this.job = null;
@@ -79,6 +93,25 @@ final class WorkerPool {
                 if (t instanceof Error e) throw e;
                 throw new IllegalStateException(t);
             }
+        } finally {
+            inJob = false;
+            lock.unlock();
+        }
+    }
+
+    /** Runs tasks 0..tasks-1, each exactly once, claimed in order by whichever participant is free. */
+    void forEach(int tasks, Task task) {
+        if (tasks <= 0) return;
+        if (size == 1 || tasks == 1 || isWorker() || (lock.isHeldByCurrentThread() && inJob)) {
+            for (int t = 0; t < tasks; t++) task.run(0, t);
+            return;
+        }
+        lock.lock();
+        try {
+            nextTask.set(0);
+            run(id -> {
+                for (int t = nextTask.getAndIncrement(); t < tasks; t = nextTask.getAndIncrement()) task.run(id, t);
+            });
         } finally {
             lock.unlock();
         }
@@ -99,10 +132,10 @@ final class WorkerPool {
     private void workerLoop(int id) {
         int seen = 0;
         while (!shutdown) {
-            int spins = 0;
+            long spinUntil = System.nanoTime() + SPIN_NANOS;
             while (generation == seen && !shutdown) {
                 // A short spin catches the next kernel of a forward pass without a park/unpark round trip.
-                if (++spins < 20_000) Thread.onSpinWait();
+                if (System.nanoTime() < spinUntil) Thread.onSpinWait();
                 else LockSupport.park(this);
             }
             if (shutdown) return;

@@ -135,7 +135,7 @@ public final class SafetensorsWriter {
                     CountingStream counted = new CountingStream(out);
                     st.producer().write(counted);
                     if (counted.count != st.bytes()) {
-                        throw new IllegalStateException("tensor " + it.name + " produced " + counted.count
+                        throw new IOException("tensor " + it.name + " produced " + counted.count
                                 + " bytes; its type and shape need " + st.bytes());
                     }
                 }
