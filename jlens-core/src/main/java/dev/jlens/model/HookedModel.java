@@ -37,7 +37,8 @@ public final class HookedModel implements AutoCloseable {
         this.location = location;
         this.model = model;
         this.tokenizer = tokenizer;
-        this.specialSuffix = specialSuffixLength(tokenizer);
+        // jlens bench runs synthetic checkpoints that ship no tokenizer
+        this.specialSuffix = tokenizer == null ? 0 : specialSuffixLength(tokenizer);
     }
 
     /**
