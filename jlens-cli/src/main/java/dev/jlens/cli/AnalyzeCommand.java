@@ -8,7 +8,6 @@ import dev.jlens.JlensException;
 import dev.jlens.geometry.GeometryAnalyzer;
 import dev.jlens.geometry.GeometryOptions;
 import dev.jlens.geometry.LayerMetrics;
-import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
