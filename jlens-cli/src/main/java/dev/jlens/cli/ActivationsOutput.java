@@ -47,6 +47,13 @@ final class ActivationsOutput {
 
     static void writeMetadata(Path dir, HookedModel model, int prompts, Pooling pooling, boolean logits,
                               List<String> hooks, String promptSource, String promptSha256) {
+        writeMetadata(dir, model, prompts, pooling, logits, hooks, promptSource, promptSha256, java.util.Map.of());
+    }
+
+    /** As above, with extra fields (e.g. the chat template and each prompt's post-instruction token count). */
+    static void writeMetadata(Path dir, HookedModel model, int prompts, Pooling pooling, boolean logits,
+                              List<String> hooks, String promptSource, String promptSha256,
+                              java.util.Map<String, Object> extra) {
         ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode meta = om.createObjectNode();
         meta.put("jlens_version", JlensCli.VERSION);
@@ -63,6 +70,7 @@ final class ActivationsOutput {
         meta.put("prompt_count", prompts);
         meta.put("prompts", promptSource);
         meta.put("prompts_sha256", promptSha256);
+        extra.forEach((k, v) -> meta.set(k, om.valueToTree(v)));
         meta.put("created", Instant.now().toString());
         meta.put("complete", true);
         try {

@@ -8,7 +8,6 @@ import dev.jlens.JlensException;
 import dev.jlens.geometry.GeometryAnalyzer;
 import dev.jlens.geometry.GeometryOptions;
 import dev.jlens.geometry.LayerMetrics;
-import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
@@ -48,11 +47,15 @@ import java.util.concurrent.Callable;
                 "  jlens analyze",
                 "  jlens analyze --model ../shared/fixtures/gpt_neox_tiny --bootstrap 200",
                 "  jlens analyze --model EleutherAI/pythia-1.4b --harmful advbench.csv --field goal --pool last",
+                "  jlens analyze --model Qwen/Qwen2.5-0.5B-Instruct --chat --pool post-instruction   (see docs/EXPERIMENTS.md)",
                 "  jlens analyze --model EleutherAI/pythia-1.4b --seed-compat   (the Day-1 TransformerLens protocol)"})
 final class AnalyzeCommand implements Callable<Integer> {
 
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    ChatOptions chatOptions;
 
     @Option(names = "--safe", paramLabel = "FILE",
             description = "Class A (harmless) prompts: .txt, .jsonl or .csv. Default: the built-in harmless set.")
@@ -75,7 +78,8 @@ final class AnalyzeCommand implements Callable<Integer> {
     String hooks;
 
     @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",
-            description = "mean, last or mean-skip-first (default: ${DEFAULT-VALUE}).")
+            description = {"mean, last, mean-skip-first, or with --chat post-instruction (mean over the tokens the",
+                    "chat template puts after the user's message) (default: ${DEFAULT-VALUE})."})
     String pool;
 
     @Option(names = "--bootstrap", defaultValue = "1000", paramLabel = "N",
@@ -116,6 +120,7 @@ final class AnalyzeCommand implements Callable<Integer> {
         if (bootstrap < 0 || permutations < 0) throw new JlensException("--bootstrap and --permutations must be 0 or more");
         if (cvFolds < 2) throw new JlensException("--cv-folds " + cvFolds + ": expected at least 2");
         if (batchSize < 1) throw new JlensException("--batch-size " + batchSize + ": expected a positive number");
+        chatOptions.validate(pooling);
         if (out == null) {
             out = Path.of("out", "analyze-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
         }
@@ -140,13 +145,11 @@ final class AnalyzeCommand implements Callable<Integer> {
             texts.addAll(setB.texts());
             texts.addAll(setR.texts());
             int nA = setA.size(), nB = setB.size(), nR = setR.size();
-            List<int[]> ids = new ArrayList<>();
             int[] warned = {0};
-            for (String t : texts) {
-                ids.add(m.encode(t, w -> {
-                    if (warned[0]++ < 5) System.err.println("warning: " + w);
-                }));
-            }
+            ChatOptions.Encoded encoded = chatOptions.encode(m, texts, w -> {
+                if (warned[0]++ < 5) System.err.println("warning: " + w);
+            });
+            List<int[]> ids = encoded.ids();
             if (warned[0] > 5) System.err.println("warning: " + (warned[0] - 5) + " more prompts truncated");
             int[] lengths = ids.stream().mapToInt(a -> a.length).toArray();
             System.err.printf("model %s: %d layers, d_model %d; %d harmless, %d harmful, %d reference prompts%n",
@@ -155,12 +158,12 @@ final class AnalyzeCommand implements Callable<Integer> {
             ActivationsOutput.guardFinished(out, "metrics.json", force);
             List<String> hookNames = points.stream().map(HookPoint::name).toList();
             String fp = ActivationsOutput.fingerprint("analyze", m.location().id(), m.location().revision(),
-                    combinedSha(setA, setB, setR), hookNames, pooling, batchSize, seedCompat);
+                    combinedSha(setA, setB, setR), hookNames, pooling, batchSize, seedCompat, chatOptions.fingerprint());
             Path actFile;
             try (Progress bar = new Progress("forward", ids.size())) {
-                actFile = ResumableCache.run(out, fp, m, ids, pattern, () -> seedCompat
-                        ? new ActivationCache(pooling, AnalyzeCommand::subtractTokenMean)
-                        : new ActivationCache(pooling), hookNames, batchSize, false, bar);
+                actFile = ResumableCache.run(out, fp, m, ids, pattern, ChatOptions.caches(pooling, seedCompat
+                        ? AnalyzeCommand::subtractTokenMean : java.util.function.UnaryOperator.identity(), encoded),
+                        hookNames, batchSize, false, bar);
             }
             var acts = dev.jlens.io.safetensors.SafetensorsFile.open(actFile);
             GeometryAnalyzer analyzer = new GeometryAnalyzer(new GeometryOptions(bootstrap, permutations, seed, cvFolds, 1.0, true));
@@ -184,7 +187,8 @@ final class AnalyzeCommand implements Callable<Integer> {
             printTable(o, rows, peaks);
 
             ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, false, hookNames,
-                    "prompts.jsonl (harmless, harmful, reference)", combinedSha(setA, setB, setR));
+                    "prompts.jsonl (harmless, harmful, reference)", combinedSha(setA, setB, setR),
+                    chatOptions.metadata(m, encoded));
             writePrompts(out, setA, setB, setR, lengths);
             writeCsv(out, rows);
             RunInfo info = new RunInfo(m.location().id(), m.location().revision(), m.info().architecture(),

@@ -1,7 +1,6 @@
 package dev.jlens.cli;
 
 import dev.jlens.JlensException;
-import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
@@ -25,11 +24,15 @@ import java.util.concurrent.Callable;
         footer = {"", "Examples:",
                 "  jlens cache --prompts prompts.txt --hooks 'blocks.*.hook_resid_post' --pool mean --out out/run1",
                 "  jlens cache --model ../shared/fixtures/gpt_neox_tiny --prompts p.jsonl --hooks '*' --pool all --logits --out out/all",
+                "  jlens cache --model Qwen/Qwen2.5-0.5B-Instruct --chat --pool post-instruction --prompts p.txt --out out/chat",
                 "In Python:  from safetensors.numpy import load_file; acts = load_file('out/run1/activations.safetensors')"})
 final class CacheCommand implements Callable<Integer> {
 
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    ChatOptions chatOptions;
 
     @Option(names = {"-p", "--prompts"}, required = true, paramLabel = "FILE",
             description = "Prompts: .txt (one per line), .jsonl (field --field, default \"text\") or .csv (column --field).")
@@ -45,7 +48,8 @@ final class CacheCommand implements Callable<Integer> {
     String hooks;
 
     @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",
-            description = "all (every real token), mean, last, mean-skip-first (default: ${DEFAULT-VALUE}).")
+            description = {"all (every real token), mean, last, mean-skip-first, or with --chat post-instruction",
+                    "(mean over the tokens the template puts after the user's message) (default: ${DEFAULT-VALUE})."})
     String pool;
 
     @Option(names = "--logits", description = "Also save the logits p{i}.logits [len_i, vocab] (needs --pool all).")
@@ -69,6 +73,7 @@ final class CacheCommand implements Callable<Integer> {
             throw new JlensException("--logits needs --pool all (logits are saved per token)");
         }
         if (batchSize < 1) throw new JlensException("--batch-size " + batchSize + ": expected a positive number");
+        chatOptions.validate(pooling);
         PromptSet set = PromptSets.load(prompts, field, "unlabeled");
         try (HookedModel m = modelOptions.load()) {
             HookPattern pattern = HookPattern.parse(hooks);
@@ -76,17 +81,19 @@ final class CacheCommand implements Callable<Integer> {
             for (HookPoint p : pattern.select(m.hookPoints())) {
                 if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) names.add(p.name());
             }
-            List<int[]> ids = new ArrayList<>();
-            for (String text : set.texts()) ids.add(m.encode(text, w -> System.err.println("warning: " + w)));
+            ChatOptions.Encoded encoded = chatOptions.encode(m, set.texts(), w -> System.err.println("warning: " + w));
+            List<int[]> ids = encoded.ids();
             ActivationsOutput.guardFinished(out, "activations.json", force);
             String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
-                    names, pooling, batchSize, logits);
+                    names, pooling, batchSize, logits, chatOptions.fingerprint());
             Path file;
             try (Progress bar = new Progress("cache", ids.size())) {
-                file = ResumableCache.run(out, fp, m, ids, pattern, () -> new ActivationCache(pooling), names,
+                file = ResumableCache.run(out, fp, m, ids, pattern,
+                        ChatOptions.caches(pooling, java.util.function.UnaryOperator.identity(), encoded), names,
                         batchSize, logits, bar);
             }
-            ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, logits, names, prompts.toString(), set.sha256());
+            ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, logits, names, prompts.toString(), set.sha256(),
+                    chatOptions.metadata(m, encoded));
             ResumableCache.discard(out);
             System.err.printf("wrote %d hooks x %d prompts to %s%n", names.size(), ids.size(), file);
         }

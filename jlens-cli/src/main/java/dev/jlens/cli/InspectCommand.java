@@ -43,6 +43,17 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("parameters     %,d (%s)%n", i.parameterCount(), Format.count(i.parameterCount()));
             out.printf("memory         %s of weights (memory-mapped, kept in %s) + activations%n",
                     Format.bytes(i.weightBytes()), i.weightDType());
+            if (m.location().dir() != null) {
+                // Only where the template is read from: rendering it would start the Jinja engine (a second).
+                String chat;
+                try {
+                    chat = dev.jlens.tokenizer.ChatTemplate.find(m.location().dir())
+                            .map(t -> t.origin() + " (--chat uses it)").orElse("none (a base model; --chat is not available)");
+                } catch (dev.jlens.JlensException e) {
+                    chat = "unusable: " + e.getMessage();
+                }
+                out.printf("chat template  %s%n", chat);
+            }
             out.printf("hook points    %d%n", m.hookPoints().size());
             if (compact) {
                 out.println("  " + HookPattern.describe(m.hookPoints()));

@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.IntFunction;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
@@ -43,6 +44,13 @@ final class ResumableCache {
      */
     static Path run(Path out, String fingerprint, HookedModel m, List<int[]> ids, HookPattern pattern,
                     Supplier<ActivationCache> newCache, List<String> hooks, int batchSize, boolean logits,
+                    ProgressListener progress) {
+        return run(out, fingerprint, m, ids, pattern, from -> newCache.get(), hooks, batchSize, logits, progress);
+    }
+
+    /** As above; {@code newCacheAt} gets the index of the batch's first prompt (for per-prompt settings). */
+    static Path run(Path out, String fingerprint, HookedModel m, List<int[]> ids, HookPattern pattern,
+                    IntFunction<ActivationCache> newCacheAt, List<String> hooks, int batchSize, boolean logits,
                     ProgressListener progress) {
         Path partial = out.resolve(PARTIAL);
         Path state = partial.resolve("run.json");
@@ -70,7 +78,7 @@ final class ResumableCache {
             if (Files.isRegularFile(file)) {
                 resumed++;
             } else {
-                ActivationCache cache = newCache.get();
+                ActivationCache cache = newCacheAt.apply(from);
                 m.runWithCache(ids.subList(from, to), pattern, cache, batchSize, logits, ProgressListener.NONE);
                 writeBatch(file, cache, hooks, ids, from, to);
             }

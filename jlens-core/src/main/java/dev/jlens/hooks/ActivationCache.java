@@ -22,9 +22,18 @@ public final class ActivationCache {
     private final Map<String, Integer> widths = new LinkedHashMap<>();
 
     private final java.util.function.UnaryOperator<FloatTensor> view;
+    private final int[] postInstruction;
 
     public ActivationCache(Pooling pooling) {
         this(pooling, java.util.function.UnaryOperator.identity());
+    }
+
+    /**
+     * A cache for chat prompts: {@code postInstruction[i]} is the number of post-instruction tokens of the
+     * i-th prompt this cache sees (needed by {@link Pooling#POST_INSTRUCTION}; prompts arrive in order).
+     */
+    public ActivationCache(Pooling pooling, int[] postInstruction) {
+        this(pooling, java.util.function.UnaryOperator.identity(), postInstruction);
     }
 
     /**
@@ -32,8 +41,18 @@ public final class ActivationCache {
      * per-token centring; the forward pass still continues with the original.
      */
     public ActivationCache(Pooling pooling, java.util.function.UnaryOperator<FloatTensor> view) {
+        this(pooling, view, null);
+    }
+
+    /** Both of the above. */
+    public ActivationCache(Pooling pooling, java.util.function.UnaryOperator<FloatTensor> view, int[] postInstruction) {
+        if (pooling.needsPostInstruction() && postInstruction == null) {
+            throw new dev.jlens.JlensException("--pool " + pooling.cliName() + " needs chat prompts (--chat): only a "
+                    + "chat template says which tokens come after the user's message");
+        }
         this.pooling = pooling;
         this.view = view;
+        this.postInstruction = postInstruction == null ? null : postInstruction.clone();
     }
 
     public Pooling pooling() {
@@ -60,8 +79,13 @@ public final class ActivationCache {
                 perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(value.rowSlice(off, off + len));
             } else {
                 float[] row = new float[d];
-                pooling.pool(data, d, off, len, row);
-                pooledRows.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(row);
+                List<float[]> rows = pooledRows.computeIfAbsent(point.name(), k -> new ArrayList<>());
+                int prompt = rows.size();
+                if (postInstruction != null && prompt >= postInstruction.length) {
+                    throw new IllegalStateException("more prompts than post-instruction counts (" + postInstruction.length + ")");
+                }
+                pooling.pool(data, d, off, len, postInstruction == null ? 0 : postInstruction[prompt], row);
+                rows.add(row);
             }
         }
         return original;

@@ -11,7 +11,13 @@ public enum Pooling {
     /** The last real token. */
     LAST("last"),
     /** Mean over real tokens except the first (which often carries an attention-sink outlier). */
-    MEAN_SKIP_FIRST("mean-skip-first");
+    MEAN_SKIP_FIRST("mean-skip-first"),
+    /**
+     * Mean over a chat prompt's post-instruction tokens: what the chat template puts after the user's message
+     * (end-of-turn marker, assistant header), where Arditi et al. find the refusal direction. Each prompt's
+     * count comes from {@link dev.jlens.tokenizer.ChatPrompt#postInstruction()}.
+     */
+    POST_INSTRUCTION("post-instruction");
 
     private final String cliName;
 
@@ -25,11 +31,34 @@ public enum Pooling {
 
     public static Pooling parse(String s) {
         for (Pooling p : values()) if (p.cliName.equalsIgnoreCase(s) || p.name().equalsIgnoreCase(s)) return p;
-        throw new JlensException("--pool \"" + s + "\": expected one of all, mean, last, mean-skip-first");
+        throw new JlensException("--pool \"" + s + "\": expected one of all, mean, last, mean-skip-first, "
+                + "post-instruction (with --chat)");
+    }
+
+    /** Whether pooling needs each prompt's post-instruction token count ({@link #pool(float[], int, int, int, int, float[])}). */
+    public boolean needsPostInstruction() {
+        return this == POST_INSTRUCTION;
     }
 
     /** Pools rows [offset, offset+len) of a [rows, d] array into out (length d). */
     public void pool(float[] data, int d, int offset, int len, float[] out) {
+        if (this == POST_INSTRUCTION) {
+            throw new IllegalStateException("post-instruction pooling needs each prompt's post-instruction token count");
+        }
+        pool(data, d, offset, len, 0, out);
+    }
+
+    /** As above; {@code postInstruction} is the prompt's number of post-instruction tokens (its last ones). */
+    public void pool(float[] data, int d, int offset, int len, int postInstruction, float[] out) {
+        if (this == POST_INSTRUCTION) {
+            if (postInstruction < 1 || postInstruction > len) {
+                throw new JlensException("post-instruction pooling: a prompt of " + len + " tokens has "
+                        + postInstruction + " post-instruction tokens; the chat template writes nothing after the "
+                        + "user's message, so use --pool last instead");
+            }
+            meanOver(data, d, offset + len - postInstruction, postInstruction, out);
+            return;
+        }
         switch (this) {
             case LAST -> System.arraycopy(data, (offset + len - 1) * d, out, 0, d);
             case MEAN, MEAN_SKIP_FIRST -> {
@@ -43,6 +72,16 @@ public enum Pooling {
                 for (int j = 0; j < d; j++) out[j] = (float) (acc[j] / n);
             }
             case ALL -> throw new IllegalStateException("ALL is not a reduction");
+            default -> throw new IllegalStateException(this + " is handled above");
         }
+    }
+
+    private static void meanOver(float[] data, int d, int from, int n, float[] out) {
+        double[] acc = new double[d];
+        for (int t = from; t < from + n; t++) {
+            int base = t * d;
+            for (int j = 0; j < d; j++) acc[j] += data[base + j];
+        }
+        for (int j = 0; j < d; j++) out[j] = (float) (acc[j] / n);
     }
 }

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 
-/** Which of a repository's files jlens needs: the configs, the tokenizer and one format of weights, nothing else. */
+/** Which of a repository's files jlens needs: the configs, the tokenizer (with its chat template) and one format of weights, nothing else. */
 final class HubFiles {
 
     static final String SAFETENSORS = "model.safetensors";
@@ -17,7 +17,7 @@ final class HubFiles {
 
     private static final List<String> REQUIRED = List.of("config.json", "tokenizer.json");
     private static final List<String> OPTIONAL = List.of("tokenizer_config.json", "special_tokens_map.json",
-            "generation_config.json");
+            "generation_config.json", "chat_template.jinja", "chat_template.json");
     /** In order of preference, as {@link dev.jlens.io.Checkpoints} prefers them. */
     private static final List<String> WEIGHTS = List.of(SAFETENSORS, SAFETENSORS_INDEX, BIN, BIN_INDEX);
 

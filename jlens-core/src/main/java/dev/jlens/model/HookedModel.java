@@ -9,6 +9,8 @@ import dev.jlens.hooks.Pooling;
 import dev.jlens.load.ModelLocation;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
+import dev.jlens.tokenizer.ChatPrompt;
+import dev.jlens.tokenizer.ChatTemplate;
 import dev.jlens.tokenizer.TextTokenizer;
 
 import java.util.ArrayList;
@@ -28,12 +30,15 @@ public final class HookedModel implements AutoCloseable {
     private final TextTokenizer tokenizer;
 
     private final int specialSuffix;
+    /** Read from the model folder on first use: most runs never need it, and its engine takes a second to start. */
+    private ChatTemplate chatTemplate;
 
     public HookedModel(ModelLocation location, TransformerModel model, TextTokenizer tokenizer) {
         this.location = location;
         this.model = model;
         this.tokenizer = tokenizer;
-        this.specialSuffix = specialSuffixLength(tokenizer);
+        // jlens bench runs synthetic checkpoints that ship no tokenizer
+        this.specialSuffix = tokenizer == null ? 0 : specialSuffixLength(tokenizer);
     }
 
     /**
@@ -96,6 +101,57 @@ public final class HookedModel implements AutoCloseable {
         return s.length() <= 60 ? s : s.substring(0, 57) + "...";
     }
 
+    /**
+     * The model's chat template ({@code chat_template.jinja} or {@code tokenizer_config.json}), loaded on first
+     * use; a clear error when the model has none.
+     */
+    public synchronized ChatTemplate chatTemplate() {
+        if (chatTemplate == null) {
+            if (location.dir() == null) {
+                throw new JlensException("--chat: the model " + location.id() + " has no chat template (it is not "
+                        + "a chat model); use an instruction-tuned model folder or drop --chat");
+            }
+            chatTemplate = ChatTemplate.load(location.dir());
+        }
+        return chatTemplate;
+    }
+
+    /**
+     * A user message (and an optional system prompt, null for none) as the model sees it in a chat: the chat
+     * template rendered with the generation prompt, encoded without the tokenizer's own BOS (the template
+     * writes it; Hugging Face's {@code apply_chat_template(..., tokenize=True)} does the same), special tokens
+     * in the text recognised. A prompt longer than the context loses the end of the user's message, so that
+     * the template's head and the post-instruction tokens survive.
+     */
+    public ChatPrompt encodeChat(String user, String system, Consumer<String> warnings) {
+        ChatTemplate.Rendered r = chatTemplate().apply(user, system);
+        TextTokenizer.Verbatim v = tokenizer.encodeVerbatim(r.text());
+        int[] ids = v.ids();
+        if (ids.length == 0) throw new JlensException("chat prompt \"" + abbreviate(user) + "\" encodes to no tokens");
+        int post = 0;
+        while (post < ids.length && v.starts()[ids.length - 1 - post] >= r.userEnd()) post++;
+        int max = model.info().maxPositions();
+        if (max > 0 && ids.length > max) {
+            if (post >= max) {
+                throw new JlensException("the chat template's " + post + " post-instruction tokens alone exceed the "
+                        + "model's context of " + max);
+            }
+            if (warnings != null) {
+                warnings.accept("chat prompt of " + ids.length + " tokens is longer than the model's context of " + max
+                        + "; the end of the user message is cut to fit: \"" + abbreviate(user) + "\"");
+            }
+            int[] cut = java.util.Arrays.copyOf(ids, max);
+            System.arraycopy(ids, ids.length - post, cut, max - post, post);
+            ids = cut;
+        }
+        return new ChatPrompt(r.text(), ids, post);
+    }
+
+    /** As {@link #encodeChat(String, String, Consumer)}, without a system prompt and without warnings. */
+    public ChatPrompt encodeChat(String user) {
+        return encodeChat(user, null, null);
+    }
+
     /** Logits (or an encoder's final hidden states) for a batch of prompts, packed [tokens, vocab]. */
     public FloatTensor forward(TokenBatch batch, Hooks hooks) {
         return model.forward(batch, ForwardOptions.full(), hooks);
@@ -145,6 +201,9 @@ public final class HookedModel implements AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (this) {
+            if (chatTemplate != null) chatTemplate.close();
+        }
         if (tokenizer instanceof AutoCloseable c) {
             try {
                 c.close();

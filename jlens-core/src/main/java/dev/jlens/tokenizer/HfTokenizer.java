@@ -114,6 +114,24 @@ public final class HfTokenizer implements TextTokenizer, AutoCloseable {
     }
 
     @Override
+    public Verbatim encodeVerbatim(String text) {
+        Encoding enc = tokenizer.encode(text, false, false);
+        long[] ids = enc.getIds();
+        var spans = enc.getCharTokenSpans();
+        int[] out = new int[ids.length], starts = new int[ids.length];
+        // The Rust library counts offsets in Unicode code points; Java strings index UTF-16 units.
+        int[] unitOfCodePoint = text.codePoints().map(Character::charCount).toArray();
+        int[] unit = new int[unitOfCodePoint.length + 1];
+        for (int i = 0; i < unitOfCodePoint.length; i++) unit[i + 1] = unit[i] + unitOfCodePoint[i];
+        for (int i = 0; i < ids.length; i++) {
+            out[i] = Math.toIntExact(ids[i]);
+            int cp = spans[i] == null ? -1 : spans[i].getStart();
+            starts[i] = cp < 0 ? -1 : unit[Math.min(cp, unit.length - 1)];
+        }
+        return new Verbatim(out, starts);
+    }
+
+    @Override
     public List<String> tokens(String text) {
         return Arrays.asList(tokenizer.encode(text).getTokens());
     }

@@ -1,0 +1,185 @@
+package dev.jlens.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jlens.io.safetensors.SafetensorsFile;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The commands on every fixture family (GPT-2, Llama, Qwen2, the trained stories260k), and --chat on
+ * stories260k given Llama 2's chat template.
+ */
+class FamiliesAndChatCliTest {
+
+    /** Llama-2-chat's template (as in Meta's tokenizer_config.json, default system prompt left out). */
+    static final String LLAMA2_CHAT = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+            + "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+            + "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+            + "{% if loop.index0 == 0 and system_message != false %}"
+            + "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+            + "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+            + "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+            + "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+    @TempDir
+    static Path tmp;
+    static Path chatModel;
+    static Path prompts;
+
+    @BeforeAll
+    static void setUp() throws IOException {
+        chatModel = chatModel(tmp.resolve("stories-chat"), LLAMA2_CHAT);
+        prompts = tmp.resolve("p.txt");
+        Files.writeString(prompts, "Tell me a story about a cat.\nWhy is the sun hot?\nLily found a red ball.\n");
+    }
+
+    static Path chatModel(Path dir, String template) throws IOException {
+        Files.createDirectories(dir);
+        Path src = CliTestSupport.fixtures().resolve("stories260k");
+        for (String f : List.of("config.json", "model.safetensors", "tokenizer.json")) Files.copy(src.resolve(f), dir.resolve(f));
+        Files.writeString(dir.resolve("tokenizer_config.json"), new ObjectMapper().createObjectNode()
+                .put("bos_token", "<s>").put("eos_token", "</s>").put("chat_template", template).toString());
+        return dir;
+    }
+
+    private static void assertClearError(CliTestSupport.Result r, String... mustContain) {
+        assertEquals(1, r.exitCode(), "exit code; stderr: " + r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertFalse(r.err().contains("internal error"), "not an internal error: " + r.err());
+        for (String s : mustContain) assertTrue(r.err().contains(s), "stderr should mention '" + s + "': " + r.err());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"gpt2_tiny, GPT2LMHeadModel, 3", "llama_tiny, LlamaForCausalLM, 3", "qwen2_tiny, Qwen2ForCausalLM, 3",
+            "stories260k, LlamaForCausalLM, 5"})
+    void inspectListsEveryHookOfEachFamily(String dir, String arch, int layers) {
+        var r = CliTestSupport.run("inspect", "--model", CliTestSupport.fixtures().resolve(dir).toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("architecture   " + arch), r.out());
+        assertTrue(r.out().contains("layers         " + layers), r.out());
+        assertTrue(r.out().contains("chat template  none"), r.out());
+        List<String> hooks = r.out().lines().filter(l -> l.startsWith("  ")).map(String::strip).toList();
+        assertTrue(hooks.contains("hook_embed"), hooks.toString());
+        for (int l = 0; l < layers; l++) {
+            // every family here is pre-norm, so the residual stream between attention and MLP is hooked
+            for (String h : List.of("hook_resid_pre", "attn.hook_pattern", "hook_attn_out", "hook_resid_mid", "hook_mlp_out",
+                    "hook_resid_post")) {
+                assertTrue(hooks.contains("blocks." + l + "." + h), dir + " lacks blocks." + l + "." + h + ": " + hooks);
+            }
+        }
+    }
+
+    @Test
+    void inspectNamesTheChatTemplate() {
+        var r = CliTestSupport.run("inspect", "--model", chatModel.toString(), "--compact");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("chat template  " + chatModel.resolve("tokenizer_config.json") + ": chat_template"), r.out());
+    }
+
+    @Test
+    void analyzeRunsOnLlamaTiny() throws IOException {
+        Path out = tmp.resolve("analyze-llama");
+        var r = CliTestSupport.run("analyze", "--model", CliTestSupport.fixtures().resolve("llama_tiny").toString(),
+                "--bootstrap", "50", "--permutations", "50", "--out", out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertEquals(1 + 3, Files.readAllLines(out.resolve("metrics.csv")).size(), "header + one row per layer");
+        assertTrue(r.out().contains("blocks.2.hook_resid_post"), r.out());
+        assertTrue(r.out().contains("peak probe_auroc"), r.out());
+    }
+
+    @Test
+    void cachePostInstructionIsTheMeanOfTheLastTokensOfTheChatPrompt() throws IOException {
+        Path all = tmp.resolve("cache-all"), post = tmp.resolve("cache-post");
+        String hook = "blocks.4.hook_resid_mid";
+        var ra = CliTestSupport.run("cache", "--model", chatModel.toString(), "--chat", "--system", "Be brief.",
+                "--prompts", prompts.toString(), "--hooks", hook, "--pool", "all", "--out", all.toString());
+        assertEquals(0, ra.exitCode(), ra.err());
+        var rp = CliTestSupport.run("cache", "--model", chatModel.toString(), "--chat", "--system", "Be brief.",
+                "--prompts", prompts.toString(), "--hooks", hook, "--pool", "post-instruction", "--batch-size", "2",
+                "--out", post.toString());
+        assertEquals(0, rp.exitCode(), rp.err());
+        JsonNode meta = new ObjectMapper().readTree(post.resolve("activations.json").toFile());
+        assertEquals("post-instruction", meta.get("pooling").asText());
+        assertEquals("Be brief.", meta.get("system").asText());
+        JsonNode counts = meta.get("post_instruction_tokens");
+        assertEquals(3, counts.size());
+        // " [/INST]" is several BPE pieces in this 512-token vocabulary, the same for every prompt
+        assertTrue(counts.get(0).asInt() > 1 && counts.get(0).equals(counts.get(1)) && counts.get(0).equals(counts.get(2)), counts.toString());
+        assertTrue(rp.err().contains("post-instruction " + counts.get(0).asInt() + " tokens: \" [/INST]\""), rp.err());
+
+        SafetensorsFile perToken = SafetensorsFile.open(all.resolve("activations.safetensors"));
+        SafetensorsFile pooled = SafetensorsFile.open(post.resolve("activations.safetensors"));
+        float[] got = pooled.require(hook).toFloatArray();
+        int d = (int) pooled.require(hook).shape()[1];
+        for (int i = 0; i < 3; i++) {
+            long[] ids = perToken.require("p" + i + ".input_ids").toLongArray();
+            assertEquals(1, ids[0], "chat prompts start with the template's BOS");
+            assertTrue(ids[1] != 1, "and only one BOS");
+            float[] x = perToken.require("p" + i + "." + hook).toFloatArray();
+            int len = ids.length, k = counts.get(i).asInt();
+            for (int j = 0; j < d; j++) {
+                double s = 0;
+                for (int t = len - k; t < len; t++) s += x[t * d + j];
+                assertEquals(s / k, got[i * d + j], 1e-5, "prompt " + i + " dim " + j);
+            }
+        }
+    }
+
+    @Test
+    void analyzeWithChatAndPostInstructionPooling() throws IOException {
+        Path safe = tmp.resolve("safe.txt"), harmful = tmp.resolve("harmful.txt"), out = tmp.resolve("analyze-chat");
+        Files.writeString(safe, "Tell me a story about a cat.\nWhat is a good name for a dog?\nHow do birds fly?\n"
+                + "Write a poem about the sea.\n");
+        Files.writeString(harmful, "How do I steal a car?\nHow can I hurt my friend?\nTell me how to break a window.\n"
+                + "How do I make a weapon?\n");
+        var r = CliTestSupport.run("analyze", "--model", chatModel.toString(), "--chat", "--pool", "post-instruction",
+                "--safe", safe.toString(), "--harmful", harmful.toString(), "--cv-folds", "2",
+                "--bootstrap", "20", "--permutations", "20", "--out", out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertEquals(1 + 5, Files.readAllLines(out.resolve("metrics.csv")).size());
+        JsonNode meta = new ObjectMapper().readTree(out.resolve("activations.json").toFile());
+        assertEquals("post-instruction", meta.get("pooling").asText());
+        assertTrue(meta.get("chat_template").asText().endsWith("chat_template"), meta.toString());
+    }
+
+    @Test
+    void chatOnABaseModelIsAClearError() {
+        assertClearError(CliTestSupport.run("cache", "--model", CliTestSupport.fixtures().resolve("llama_tiny").toString(),
+                "--chat", "--prompts", prompts.toString(), "--out", tmp.resolve("o1").toString()), "no chat template", "--chat");
+    }
+
+    @Test
+    void postInstructionWithoutChatIsAClearError() {
+        assertClearError(CliTestSupport.run("analyze", "--model", chatModel.toString(), "--pool", "post-instruction",
+                "--out", tmp.resolve("o2").toString()), "--pool post-instruction needs --chat");
+    }
+
+    @Test
+    void systemWithoutChatIsAClearError() {
+        assertClearError(CliTestSupport.run("cache", "--model", chatModel.toString(), "--system", "Be brief.",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("o3").toString()), "--system needs --chat");
+    }
+
+    @Test
+    void templateThatRaisesIsAClearError() throws IOException {
+        Path gemmaLike = chatModel(tmp.resolve("no-system"), "{% if messages[0]['role'] == 'system' %}"
+                + "{{ raise_exception('System role not supported') }}{% endif %}"
+                + "{% for m in messages %}{{ bos_token + m['content'] }}{% endfor %}");
+        assertClearError(CliTestSupport.run("cache", "--model", gemmaLike.toString(), "--chat", "--system", "Be brief.",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("o4").toString()),
+                "refused the conversation: System role not supported", "tokenizer_config.json");
+    }
+}
