@@ -21,6 +21,7 @@ import java.io.PrintWriter;
                 AnalyzeCommand.class,
                 SynthCommand.class,
                 BenchCommand.class,
+                GenerateCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
