@@ -22,6 +22,7 @@ import java.io.PrintWriter;
                 SynthCommand.class,
                 BenchCommand.class,
                 GenerateCommand.class,
+                DirectionCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
