@@ -23,6 +23,7 @@ import java.io.PrintWriter;
                 BenchCommand.class,
                 GenerateCommand.class,
                 DirectionCommand.class,
+                OrthogonalizeCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
