@@ -24,6 +24,7 @@ import java.io.PrintWriter;
                 GenerateCommand.class,
                 DirectionCommand.class,
                 OrthogonalizeCommand.class,
+                SteerCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
