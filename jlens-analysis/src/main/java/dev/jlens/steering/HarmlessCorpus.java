@@ -14,7 +14,7 @@ import java.util.List;
  * jlens' own harmless text for measuring what steering costs in language modelling: plain expository and
  * narrative prose on everyday subjects (cooking, gardening, weather, trades, travel, science for a general
  * reader), written for jlens and free of any copyrighted source. Paragraphs are separated by blank lines;
- * the whole file is well over 20,000 tokens for the GPT-NeoX tokenizer.
+ * the whole file is about 21,000 tokens for the GPT-NeoX tokenizer (a test keeps it above 20,000).
  */
 public final class HarmlessCorpus {
 
@@ -42,10 +42,10 @@ public final class HarmlessCorpus {
     }
 
     /**
-     * Token windows for a cross-entropy measurement: each paragraph is encoded on its own (so every window
-     * starts the way the tokenizer starts a text, BOS included) and cut into windows of at most
-     * {@code window} tokens, until {@code maxTokens} tokens are collected (0: the whole corpus). Windows of
-     * fewer than 2 tokens predict nothing and are dropped.
+     * Token windows for a cross-entropy measurement: each paragraph is encoded on its own (so it starts the way
+     * the tokenizer starts a text, BOS included) and cut into windows of at most {@code window} tokens (and the
+     * model's context), until {@code maxTokens} tokens are collected (0: the whole corpus). Windows of fewer
+     * than 2 tokens predict nothing and are dropped.
      */
     public static List<int[]> windows(HookedModel m, int window, int maxTokens) {
         if (window < 2) throw new JlensException("--ce-window " + window + ": expected at least 2 tokens");
