@@ -66,7 +66,7 @@ final class SteerCommand implements Callable<Integer> {
     String alpha;
 
     @Option(names = "--layers", defaultValue = "all", paramLabel = "LIST",
-            description = "Layers whose direction is used, e.g. 2,4-6 (default: all).")
+            description = "Layers whose direction is used, e.g. 2,4-6 (default: all, i.e. every layer the file has).")
     String layers;
 
     @Option(names = "--hook", paramLabel = "KIND", description = "Hook kind of the direction, e.g. resid_pre (default: the file's first).")
@@ -146,12 +146,14 @@ final class SteerCommand implements Callable<Integer> {
         // Everything that can be checked without the model is checked first, so typos fail at once.
         Intervention.Mode m = Intervention.Mode.parse(mode);
         DirectionSet set = DirectionSet.load(direction);
-        List<Integer> layerList = SteeringSweep.parseLayers(layers, set.meta().nLayers());
+        DirectionChoice choice = DirectionChoice.resolve(set, hook, position, direction);
+        // "all" means every layer the file has a direction for at this hook and position.
+        List<Integer> layerList = layers.strip().equalsIgnoreCase("all") ? set.layers(choice.hookSuffix(), choice.position())
+                : SteeringSweep.parseLayers(layers, set.meta().nLayers());
         if (m == Intervention.Mode.ABLATE && alpha != null) System.err.println("warning: --alpha is ignored by --mode ablate");
         List<SteeringSweep.Alpha> alphas = m == Intervention.Mode.ABLATE ? List.of()
                 : SteeringSweep.parseAlphas(alpha != null ? alpha : m == Intervention.Mode.ADD ? "0.5x,1x,2x" : "a", m);
         TokenScope scope = TokenScope.parse(tokens);
-        DirectionChoice choice = DirectionChoice.resolve(set, hook, position, direction);
         for (int l : layerList) choice.at(set, l, direction);
         for (int n : new int[]{evalPrompts, costPrompts, centroidPrompts, batchSize}) {
             if (n < 1) throw new JlensException("--eval-prompts, --cost-prompts, --centroid-prompts and --batch-size must be at least 1");
