@@ -21,6 +21,10 @@ import java.io.PrintWriter;
                 AnalyzeCommand.class,
                 SynthCommand.class,
                 BenchCommand.class,
+                GenerateCommand.class,
+                DirectionCommand.class,
+                OrthogonalizeCommand.class,
+                SteerCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",

@@ -1,5 +1,6 @@
 package dev.jlens.model;
 
+import dev.jlens.JlensException;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.tensor.FloatTensor;
@@ -23,4 +24,17 @@ public interface TransformerModel {
      * (for an encoder: its final hidden states {@code [totalTokens, d]}), else null.
      */
     FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks);
+
+    /**
+     * Runs the batch's new tokens after the tokens held in {@code cache} (see {@link KvCache}), adding their
+     * keys and values to it; with a null cache this is the plain forward above. Hooks see only the new rows,
+     * and the batch's {@code pastLengths} tell them each row's absolute position. Causal families support it;
+     * others throw a {@link JlensException}.
+     */
+    default FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
+        if (cache == null) return forward(batch, options, hooks);
+        throw new JlensException(info().architecture() + " (" + info().family() + ") has no KV cache: "
+                + (info().causal() ? "it is not supported for this family yet" : "it is a bidirectional encoder, "
+                + "so every token attends to later ones and a cached prefix cannot be continued"));
+    }
 }

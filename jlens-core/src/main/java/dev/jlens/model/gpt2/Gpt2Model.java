@@ -13,6 +13,7 @@ import dev.jlens.kernels.Kernels;
 import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.KvCache;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
 import dev.jlens.model.ModelInfo;
@@ -186,6 +187,11 @@ public final class Gpt2Model implements TransformerModel {
 
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks) {
+        return forward(batch, options, hooks, null);
+    }
+
+    @Override
+    public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
         int T = batch.totalTokens();
         for (int t : batch.tokens()) {
             if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
@@ -212,7 +218,8 @@ public final class Gpt2Model implements TransformerModel {
         FloatTensor resid = new FloatTensor(x, T, d);
 
         int nBlocks = options.blocksToRun(blocks.length);
-        AttentionLayout layout = AttentionLayout.selfAttention(batch.offsets(), batch.lengths());
+        KvCache.Step step = cache == null ? null : cache.begin(batch, nBlocks, blocks.length);
+        AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
         float[] ln = new float[T * d];
         float[] qkv = new float[T * 3 * d];
         float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
@@ -231,8 +238,14 @@ public final class Gpt2Model implements TransformerModel {
                 System.arraycopy(qkv, t * 3 * d + d, kk, t * d, d);
                 System.arraycopy(qkv, t * 3 * d + 2 * d, v, t * d, d);
             }
-            float[] pattern = hooks.wants(hp[1]) ? new float[patternSize(batch)] : null;
-            k.attention(q, kk, v, ctx, layout, nHeads, nHeads, headDim, b.attnScale, AttentionMask.CAUSAL, pattern);
+            float[] keys = kk, values = v;
+            if (step != null) {
+                KvCache.Keys cached = step.append(l, kk, v, d);
+                keys = cached.keys();
+                values = cached.values();
+            }
+            float[] pattern = hooks.wants(hp[1]) ? new float[KvCache.patternSize(layout, nHeads)] : null;
+            k.attention(q, keys, values, ctx, layout, nHeads, nHeads, headDim, b.attnScale, AttentionMask.CAUSAL, pattern);
             if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
             float[] attnOut = new float[T * d];
             k.matmul(ctx, T, b.proj, b.projB, attnOut);
@@ -254,6 +267,7 @@ public final class Gpt2Model implements TransformerModel {
             resid = fire(hooks, hp[5], new FloatTensor(next, T, d), batch);
         }
         if (nBlocks < blocks.length) return null;
+        if (step != null) step.commit();
 
         x = resid.data();
         if (hooks.wants(hookScale) || hooks.wants(hookNormalized)) {
@@ -269,12 +283,6 @@ public final class Gpt2Model implements TransformerModel {
         float[] logits = new float[T * vocab];
         k.matmul(fin, T, unembed, null, logits);
         return new FloatTensor(logits, T, vocab);
-    }
-
-    private int patternSize(TokenBatch batch) {
-        int n = 0;
-        for (int len : batch.lengths()) n += nHeads * len * len;
-        return n;
     }
 
     private static FloatTensor fire(Hooks hooks, HookPoint p, FloatTensor v, TokenBatch batch) {

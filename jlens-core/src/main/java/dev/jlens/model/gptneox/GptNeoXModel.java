@@ -14,6 +14,7 @@ import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.KvCache;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
 import dev.jlens.model.ModelInfo;
@@ -181,6 +182,11 @@ public final class GptNeoXModel implements TransformerModel {
 
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks) {
+        return forward(batch, options, hooks, null);
+    }
+
+    @Override
+    public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
         int T = batch.totalTokens();
         for (int t : batch.tokens()) {
             if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
@@ -201,7 +207,8 @@ public final class GptNeoXModel implements TransformerModel {
         resid = fire(hooks, hookEmbed, resid, batch);
 
         int nBlocks = options.blocksToRun(blocks.length);
-        AttentionLayout layout = AttentionLayout.selfAttention(batch.offsets(), batch.lengths());
+        KvCache.Step step = cache == null ? null : cache.begin(batch, nBlocks, blocks.length);
+        AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
         float[] ln = new float[T * d];
         float[] qkv = new float[T * 3 * d];
         float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
@@ -219,9 +226,15 @@ public final class GptNeoXModel implements TransformerModel {
             splitHeads(qkv, q, kk, v, T);
             rope.apply(q, T, nHeads, headSize, positions);
             rope.apply(kk, T, nHeads, headSize, positions);
+            float[] keys = kk, values = v;
+            if (step != null) {
+                KvCache.Keys cached = step.append(l, kk, v, d);
+                keys = cached.keys();
+                values = cached.values();
+            }
             HookPoint patternPoint = hp[hi++];
-            float[] pattern = hooks.wants(patternPoint) ? new float[patternSize(batch)] : null;
-            k.attention(q, kk, v, ctx, layout, nHeads, nHeads, headSize, (float) (1.0 / Math.sqrt(headSize)),
+            float[] pattern = hooks.wants(patternPoint) ? new float[KvCache.patternSize(layout, nHeads)] : null;
+            k.attention(q, keys, values, ctx, layout, nHeads, nHeads, headSize, (float) (1.0 / Math.sqrt(headSize)),
                     AttentionMask.CAUSAL, pattern);
             if (pattern != null) hooks.fire(patternPoint, new FloatTensor(pattern, pattern.length), batch);
             float[] attnOut = new float[T * d];
@@ -258,6 +271,7 @@ public final class GptNeoXModel implements TransformerModel {
             resid = fire(hooks, hp[hi], new FloatTensor(next, T, d), batch);
         }
         if (nBlocks < blocks.length) return null;
+        if (step != null) step.commit();
 
         x = resid.data();
         if (hooks.wants(hookScale) || hooks.wants(hookNormalized)) {
@@ -275,11 +289,6 @@ public final class GptNeoXModel implements TransformerModel {
         return new FloatTensor(logits, T, vocab);
     }
 
-    private int patternSize(TokenBatch batch) {
-        int n = 0;
-        for (int len : batch.lengths()) n += nHeads * len * len;
-        return n;
-    }
 
     /** GPT-NeoX stores q|k|v interleaved per head: head h's rows are [h*3*hs, h*3*hs+hs) for q, then k, then v. */
     private void splitHeads(float[] qkv, float[] q, float[] kk, float[] v, int T) {

@@ -15,6 +15,7 @@ import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.KvCache;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
 import dev.jlens.model.ModelInfo;
@@ -282,6 +283,11 @@ public final class LlamaModel implements TransformerModel {
 
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks) {
+        return forward(batch, options, hooks, null);
+    }
+
+    @Override
+    public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
         int T = batch.totalTokens();
         for (int t : batch.tokens()) {
             if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
@@ -301,7 +307,8 @@ public final class LlamaModel implements TransformerModel {
         FloatTensor resid = fire(hooks, hookEmbed, new FloatTensor(x, T, d), batch);
 
         int nBlocks = options.blocksToRun(blocks.length);
-        AttentionLayout layout = AttentionLayout.selfAttention(batch.offsets(), batch.lengths());
+        KvCache.Step step = cache == null ? null : cache.begin(batch, nBlocks, blocks.length);
+        AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
         int qDim = nHeads * headDim, kvDim = nKvHeads * headDim;
         float[] ln = new float[T * d];
         float[] q = new float[T * qDim], kk = new float[T * kvDim], v = new float[T * kvDim];
@@ -319,8 +326,14 @@ public final class LlamaModel implements TransformerModel {
             k.matmul(ln, T, b.v, b.vB, v);
             rope.apply(q, T, nHeads, headDim, positions);
             rope.apply(kk, T, nKvHeads, headDim, positions);
-            float[] pattern = hooks.wants(hp[1]) ? new float[patternSize(batch)] : null;
-            k.attention(q, kk, v, ctx, layout, nHeads, nKvHeads, headDim, (float) (1.0 / Math.sqrt(headDim)),
+            float[] keys = kk, values = v;
+            if (step != null) {
+                KvCache.Keys cached = step.append(l, kk, v, kvDim);
+                keys = cached.keys();
+                values = cached.values();
+            }
+            float[] pattern = hooks.wants(hp[1]) ? new float[KvCache.patternSize(layout, nHeads)] : null;
+            k.attention(q, keys, values, ctx, layout, nHeads, nKvHeads, headDim, (float) (1.0 / Math.sqrt(headDim)),
                     b.mask, pattern);
             if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
             float[] attnOut = new float[T * d];
@@ -345,6 +358,7 @@ public final class LlamaModel implements TransformerModel {
             resid = fire(hooks, hp[5], new FloatTensor(next, T, d), batch);
         }
         if (nBlocks < blocks.length) return null;
+        if (step != null) step.commit();
 
         x = resid.data();
         if (hooks.wants(hookScale) || hooks.wants(hookNormalized)) {
@@ -360,12 +374,6 @@ public final class LlamaModel implements TransformerModel {
         float[] logits = new float[T * vocab];
         k.matmul(fin, T, lmHead, null, logits);
         return new FloatTensor(logits, T, vocab);
-    }
-
-    private int patternSize(TokenBatch batch) {
-        int n = 0;
-        for (int len : batch.lengths()) n += nHeads * len * len;
-        return n;
     }
 
     private static FloatTensor fire(Hooks hooks, HookPoint p, FloatTensor v, TokenBatch batch) {

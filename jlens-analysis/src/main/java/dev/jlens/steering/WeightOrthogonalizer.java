@@ -1,0 +1,243 @@
+package dev.jlens.steering;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.JlensException;
+import dev.jlens.io.AtomicFiles;
+import dev.jlens.io.Checkpoints;
+import dev.jlens.io.DType;
+import dev.jlens.io.TensorEntry;
+import dev.jlens.io.TensorSource;
+import dev.jlens.io.safetensors.SafetensorsWriter;
+import dev.jlens.model.ModelConfig;
+import dev.jlens.model.ModelFamilies;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * Directional ablation baked into the weights (Arditi et al. 2024, "weight orthogonalization"): every matrix
+ * that writes into the residual stream gets r̂ projected out of its output space, W ← (I − r̂r̂ᵀ)W, and so does
+ * its bias, b ← b − (b·r̂)r̂; embedding rows e ← e − (e·r̂)r̂. Then nothing any block or embedding writes has a
+ * component along r̂, which is exactly what ablating r̂ at every resid_pre, attn_out and mlp_out does, so the
+ * new checkpoint's plain forward pass equals the ablated forward pass of the original.
+ *
+ * <p>Per family: GPT-NeoX embed_in, attention.dense and mlp.dense_4h_to_h (weights and biases); GPT-2 wte, wpe,
+ * attn.c_proj and mlp.c_proj (Conv1D, stored [in, out], so each stored row is an output vector); Llama, Qwen2
+ * and Mistral embed_tokens, self_attn.o_proj and mlp.down_proj (and their biases when present). A tied
+ * unembedding must not change, so the original embedding is written as lm_head.weight and the config is
+ * untied. Changed tensors are written as float32 (computed in double), the others byte for byte.
+ */
+public final class WeightOrthogonalizer {
+
+    /** How one tensor changes. */
+    enum Edit {
+        /** Each stored row is a vector in residual space: row ← row − (row·r̂)r̂. */
+        ROWS,
+        /** An nn.Linear [d_model, in] writing to the residual: W ← W − r̂(r̂ᵀW). */
+        OUT_LINEAR,
+        /** A bias in residual space. */
+        VECTOR
+    }
+
+    /** What was written: the tensors changed and whether the unembedding had to be untied. */
+    public record Summary(Path out, List<String> changed, boolean untied, int copied) {
+    }
+
+    private WeightOrthogonalizer() {
+    }
+
+    public static Summary orthogonalize(Path srcDir, float[] direction, Path outDir, Map<String, Object> provenance) {
+        ModelConfig cfg = ModelConfig.read(srcDir.resolve("config.json"));
+        String family = ModelFamilies.forConfig(cfg).name();
+        if (srcDir.toAbsolutePath().normalize().equals(outDir.toAbsolutePath().normalize())) {
+            throw new JlensException("--out " + outDir + " is the model's own folder; write the orthogonalised copy elsewhere");
+        }
+        double[] r = unit(direction);
+        try (TensorSource src = Checkpoints.open(srcDir)) {
+            Map<String, Edit> edits = new LinkedHashMap<>();
+            String embedName;
+            boolean tied;
+            switch (family) {
+                case "gpt_neox" -> {
+                    embedName = "gpt_neox.embed_in.weight";
+                    tied = false;
+                    for (String n : src.names()) {
+                        if (n.matches("gpt_neox\\.layers\\.\\d+\\.(attention\\.dense|mlp\\.dense_4h_to_h)\\.weight")) edits.put(n, Edit.OUT_LINEAR);
+                        if (n.matches("gpt_neox\\.layers\\.\\d+\\.(attention\\.dense|mlp\\.dense_4h_to_h)\\.bias")) edits.put(n, Edit.VECTOR);
+                    }
+                    edits.put(embedName, Edit.ROWS);
+                }
+                case "gpt2" -> {
+                    String pre = !src.contains("transformer.wte.weight") && src.contains("wte.weight") ? "" : "transformer.";
+                    embedName = pre + "wte.weight";
+                    tied = cfg.getBool("tie_word_embeddings", true);
+                    Pattern w = Pattern.compile(Pattern.quote(pre) + "h\\.\\d+\\.(attn|mlp)\\.c_proj\\.(weight|bias)");
+                    for (String n : src.names()) {
+                        if (w.matcher(n).matches()) edits.put(n, n.endsWith("weight") ? Edit.ROWS : Edit.VECTOR);
+                    }
+                    edits.put(embedName, Edit.ROWS);
+                    edits.put(pre + "wpe.weight", Edit.ROWS);
+                }
+                case "llama" -> {
+                    embedName = "model.embed_tokens.weight";
+                    tied = cfg.getBool("tie_word_embeddings", false);
+                    for (String n : src.names()) {
+                        if (n.matches("model\\.layers\\.\\d+\\.(self_attn\\.o_proj|mlp\\.down_proj)\\.weight")) edits.put(n, Edit.OUT_LINEAR);
+                        if (n.matches("model\\.layers\\.\\d+\\.(self_attn\\.o_proj|mlp\\.down_proj)\\.bias")) edits.put(n, Edit.VECTOR);
+                    }
+                    edits.put(embedName, Edit.ROWS);
+                }
+                default -> throw new JlensException(cfg.file() + ": weight orthogonalisation is implemented for causal "
+                        + "language models (GPT-NeoX, GPT-2, Llama/Qwen2/Mistral), not for family " + family);
+            }
+            for (String n : edits.keySet()) {
+                TensorEntry e = src.find(n);
+                if (e == null) throw new JlensException(src.describe() + ": missing tensor \"" + n + "\" (" + family + " layout)");
+                long width = edits.get(n) == Edit.OUT_LINEAR ? e.shape()[0] : e.shape()[e.rank() - 1];
+                if (width != r.length || !e.dtype().isFloat()) {
+                    throw new JlensException(src.describe() + ": tensor \"" + n + "\" has shape " + e.shapeString() + " "
+                            + e.dtype() + "; the direction has " + r.length + " dimensions (d_model)");
+                }
+            }
+            try {
+                Files.createDirectories(outDir);
+            } catch (IOException e) {
+                throw new JlensException(outDir + ": cannot create the output folder: " + e.getMessage(), e);
+            }
+            SafetensorsWriter w = new SafetensorsWriter().putMetadata("format", "pt");
+            List<String> names = new ArrayList<>(src.names());
+            names.sort(null);
+            int copied = 0;
+            if (tied) names.remove("lm_head.weight");   // a stale copy; HF uses the embedding when tied
+            for (String n : names) {
+                TensorEntry e = src.find(n);
+                Edit edit = edits.get(n);
+                if (edit == null) {
+                    w.putStreamed(n, e.dtype(), e.shape(), out -> copyBytes(e.data(), out));
+                    copied++;
+                } else {
+                    w.putStreamed(n, DType.F32, e.shape(), out -> writeEdited(e, edit, r, out));
+                }
+            }
+            if (tied) {
+                TensorEntry emb = src.find(embedName);
+                w.putStreamed("lm_head.weight", emb.dtype(), emb.shape(), out -> copyBytes(emb.data(), out));
+            }
+            w.write(outDir.resolve("model.safetensors"));
+            writeConfig(srcDir, outDir, tied);
+            copyTokenizerFiles(srcDir, outDir);
+            writeProvenance(outDir, provenance, edits.keySet(), tied);
+            return new Summary(outDir, List.copyOf(edits.keySet()), tied, copied);
+        }
+    }
+
+    private static double[] unit(float[] direction) {
+        double n = 0;
+        for (float v : direction) n += (double) v * v;
+        n = Math.sqrt(n);
+        if (!(n > 0) || !Double.isFinite(n)) throw new JlensException("the direction is a zero (or non-finite) vector");
+        double[] r = new double[direction.length];
+        for (int i = 0; i < r.length; i++) r[i] = direction[i] / n;
+        return r;
+    }
+
+    private static void copyBytes(MemorySegment data, OutputStream out) throws IOException {
+        long size = data.byteSize();
+        int chunk = 1 << 20;
+        for (long off = 0; off < size; off += chunk) {
+            out.write(data.asSlice(off, Math.min(chunk, size - off)).toArray(ValueLayout.JAVA_BYTE));
+        }
+    }
+
+    /** Streams the edited tensor as little-endian float32, one stored row at a time. */
+    static void writeEdited(TensorEntry e, Edit edit, double[] r, OutputStream out) throws IOException {
+        int d = r.length;
+        long rows = e.rank() == 1 ? 1 : e.shape()[0];
+        int cols = e.rank() == 1 ? (int) e.shape()[0] : (int) e.shape()[1];
+        double[] u = null;
+        if (edit == Edit.OUT_LINEAR) {
+            // u = r̂ᵀW, one pass over the rows; then row i of the result is W[i,:] − r_i·u.
+            u = new double[cols];
+            for (int i = 0; i < d; i++) {
+                for (int j = 0; j < cols; j++) u[j] += r[i] * e.getFloat((long) i * cols + j);
+            }
+        }
+        ByteBuffer buf = ByteBuffer.allocate(cols * 4).order(ByteOrder.LITTLE_ENDIAN);
+        double[] row = new double[cols];
+        for (long i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) row[j] = e.getFloat(i * cols + j);
+            if (edit == Edit.OUT_LINEAR) {
+                for (int j = 0; j < cols; j++) row[j] -= r[(int) i] * u[j];
+            } else {
+                double p = 0;
+                for (int j = 0; j < cols; j++) p += row[j] * r[j];
+                for (int j = 0; j < cols; j++) row[j] -= p * r[j];
+            }
+            buf.clear();
+            for (int j = 0; j < cols; j++) buf.putFloat((float) row[j]);
+            out.write(buf.array(), 0, cols * 4);
+        }
+    }
+
+    private static void writeConfig(Path srcDir, Path outDir, boolean untie) {
+        Path src = srcDir.resolve("config.json");
+        try {
+            if (!untie) {
+                AtomicFiles.writeString(outDir.resolve("config.json"), Files.readString(src));
+                return;
+            }
+            ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+            ObjectNode root = (ObjectNode) om.readTree(Files.readString(src));
+            root.put("tie_word_embeddings", false);
+            AtomicFiles.writeString(outDir.resolve("config.json"), om.writeValueAsString(root) + "\n");
+        } catch (IOException e) {
+            throw new JlensException(src + ": cannot copy: " + e.getMessage(), e);
+        }
+    }
+
+    /** The tokenizer and generation files HF loads next to the weights; weights and anything else stay behind. */
+    private static void copyTokenizerFiles(Path srcDir, Path outDir) {
+        try (var files = Files.list(srcDir)) {
+            for (Path f : files.toList()) {
+                String n = f.getFileName().toString();
+                boolean wanted = n.startsWith("tokenizer") || n.equals("special_tokens_map.json")
+                        || n.equals("generation_config.json") || n.equals("added_tokens.json") || n.startsWith("vocab.")
+                        || n.equals("merges.txt") || n.startsWith("chat_template");
+                if (wanted && Files.isRegularFile(f)) {
+                    Files.copy(f, outDir.resolve(n), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        } catch (IOException e) {
+            throw new JlensException(srcDir + ": cannot copy the tokenizer files: " + e.getMessage(), e);
+        }
+    }
+
+    private static void writeProvenance(Path outDir, Map<String, Object> provenance, java.util.Collection<String> changed,
+                                        boolean untied) {
+        ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode root = om.createObjectNode();
+        root.put("what", "jlens orthogonalize: r̂ projected out of every matrix and bias writing to the residual stream");
+        if (provenance != null) provenance.forEach((k, v) -> root.set(k, om.valueToTree(v)));
+        root.put("untied_lm_head", untied);
+        var arr = root.putArray("changed_tensors");
+        changed.forEach(arr::add);
+        try {
+            AtomicFiles.writeString(outDir.resolve("orthogonalization.json"), om.writeValueAsString(root) + "\n");
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+package dev.jlens.cli;
+
+import dev.jlens.generate.Generation;
+import dev.jlens.generate.GenerationConfig;
+import dev.jlens.generate.Generator;
+import dev.jlens.hooks.Hooks;
+import dev.jlens.model.HookedModel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = {"Continue one or more prompts with a causal language model. The generated text goes to stdout",
+                "as it is produced (several prompts are generated together and printed in order when done);",
+                "everything else goes to stderr. Temperature 0 (the default) is greedy decoding."},
+        footer = {"", "Examples:",
+                "  jlens generate --model ../shared/fixtures/stories260k \"Once upon a time\"",
+                "  jlens generate --model EleutherAI/pythia-160m --temperature 0.8 --top-p 0.95 --seed 1 \"The moon\"",
+                "  jlens generate --model M --stop \".\" --max-new-tokens 100 \"First prompt\" \"Second prompt\""})
+final class GenerateCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--max-new-tokens", defaultValue = "64", paramLabel = "N",
+            description = "Most tokens to generate per prompt (default: ${DEFAULT-VALUE}).")
+    int maxNewTokens;
+
+    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T",
+            description = "0 = greedy (default); above 0 the logits are divided by T and sampled.")
+    double temperature;
+
+    @Option(names = "--top-k", defaultValue = "0", paramLabel = "K",
+            description = "Sample only from the K most likely tokens (default: 0 = all).")
+    int topK;
+
+    @Option(names = "--top-p", defaultValue = "1.0", paramLabel = "P",
+            description = "Sample only from the smallest set of tokens whose probability reaches P (default: 1 = all).")
+    double topP;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S",
+            description = "Seed of the sampling draws (default: ${DEFAULT-VALUE}); the same seed gives the same text.")
+    long seed;
+
+    @Option(names = "--stop", paramLabel = "TEXT",
+            description = "End a continuation when TEXT appears (cut before it). Repeatable.")
+    List<String> stops = new ArrayList<>();
+
+    @Option(names = "--ignore-eos", description = "Keep generating after the end-of-sequence token.")
+    boolean ignoreEos;
+
+    @Option(names = "--no-kv-cache", description = "Re-run the whole sequence for every token (slow; for checking the cache).")
+    boolean noKvCache;
+
+    @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The text(s) to continue.")
+    List<String> prompts;
+
+    @Override
+    public Integer call() {
+        GenerationConfig config = new GenerationConfig(maxNewTokens, temperature, topK, topP, seed, stops, !ignoreEos, !noKvCache);
+        PrintStream out = System.out;
+        try (HookedModel m = modelOptions.load()) {
+            Generator generator = new Generator(m);
+            List<int[]> ids = encode(m);
+            long t0 = System.nanoTime();
+            boolean stream = ids.size() == 1;
+            List<Generation> done = generator.generate(ids, config, Hooks.none(), (s, token, text) -> {
+                if (stream && !text.isEmpty()) {
+                    out.print(text);
+                    out.flush();
+                }
+            });
+            double secs = (System.nanoTime() - t0) / 1e9;
+            int tokens = 0;
+            for (int s = 0; s < done.size(); s++) {
+                Generation g = done.get(s);
+                tokens += g.newIds().length;
+                if (!stream) {
+                    System.err.printf("--- prompt %d: %s%n", s + 1, prompts.get(s));
+                    out.print(g.text());
+                }
+                out.println();
+                out.flush();
+            }
+            System.err.printf(Locale.ROOT, "%d new tokens in %.2f s (%.1f tokens/s); stopped: %s%n", tokens, secs,
+                    tokens / Math.max(secs, 1e-9), stopReasons(done));
+        }
+        return 0;
+    }
+
+    /**
+     * Token ids of every prompt. A chat template (--chat, being built separately) belongs here: it formats the
+     * raw prompt into the model's conversation format before encoding.
+     */
+    private List<int[]> encode(HookedModel m) {
+        List<int[]> ids = new ArrayList<>();
+        for (String p : prompts) ids.add(m.encode(p, w -> System.err.println("warning: " + w)));
+        return ids;
+    }
+
+    private static String stopReasons(List<Generation> done) {
+        List<String> r = new ArrayList<>();
+        for (Generation g : done) r.add(g.stop().name().toLowerCase(Locale.ROOT).replace('_', ' '));
+        return String.join(", ", r);
+    }
+}

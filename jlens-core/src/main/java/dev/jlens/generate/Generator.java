@@ -1,0 +1,124 @@
+package dev.jlens.generate;
+
+import dev.jlens.JlensException;
+import dev.jlens.hooks.Hooks;
+import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.HookedModel;
+import dev.jlens.model.KvCache;
+import dev.jlens.model.ModelInfo;
+import dev.jlens.model.TransformerModel;
+import dev.jlens.tensor.FloatTensor;
+import dev.jlens.tensor.TokenBatch;
+import dev.jlens.tokenizer.TextTokenizer;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Autoregressive generation for causal models, several prompts at once. Every step is one forward pass over
+ * a packed batch in which sequence s is always prompt s (a finished sequence just brings no tokens), so a
+ * hook sees a stable sequence index and, through the batch's positions, whether a row is a prompt token
+ * (position &lt; prompt length) or a generated one. Hooks run on the prompt pass and on every generated
+ * token, which is how interventions steer generation.
+ */
+public final class Generator {
+
+    private final TransformerModel model;
+    private final TextTokenizer tokenizer;
+
+    public Generator(TransformerModel model, TextTokenizer tokenizer) {
+        ModelInfo info = model.info();
+        if (!info.causal()) {
+            throw new JlensException(info.architecture() + " is an encoder (" + info.family() + "): it embeds text but "
+                    + "cannot generate it; use a causal language model (GPT-NeoX/Pythia, GPT-2, Llama, Qwen2, Mistral)");
+        }
+        this.model = model;
+        this.tokenizer = tokenizer;
+    }
+
+    public Generator(HookedModel model) {
+        this(model.model(), model.tokenizer());
+    }
+
+    public Generation generate(int[] prompt, GenerationConfig config, Hooks hooks, TokenListener listener) {
+        return generate(List.of(prompt), config, hooks, listener).getFirst();
+    }
+
+    /** Continues every prompt (token ids, as encoded with the model's tokenizer) and returns them in order. */
+    public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener) {
+        int n = prompts.size();
+        if (n == 0) throw new JlensException("no prompts to generate from");
+        int maxPos = model.info().maxPositions();
+        int vocab = model.info().vocabSize();
+        for (int s = 0; s < n; s++) {
+            int[] p = prompts.get(s);
+            if (p.length == 0) throw new JlensException("prompt " + s + " has no tokens; generation needs at least one");
+            if (maxPos > 0 && p.length >= maxPos) {
+                throw new JlensException("prompt " + s + " has " + p.length + " tokens, which fills the model's context of "
+                        + maxPos + "; no room to generate");
+            }
+        }
+        Hooks h = hooks == null ? Hooks.none() : hooks;
+        TokenListener out = listener == null ? TokenListener.NONE : listener;
+        Sampler sampler = new Sampler(config);
+        SplittableRandom[] rng = new SplittableRandom[n];
+        TextStream[] text = new TextStream[n];
+        int[][] generated = new int[n][];
+        Generation.StopReason[] reason = new Generation.StopReason[n];
+        for (int s = 0; s < n; s++) {
+            rng[s] = sampler.random(s);
+            text[s] = new TextStream(tokenizer, prompts.get(s), config.stopStrings());
+            generated[s] = new int[0];
+        }
+        KvCache cache = config.kvCache() ? KvCache.create(n) : null;
+        List<int[]> feed = new ArrayList<>(prompts);
+        int eos = config.stopAtEos() ? tokenizer.eosId() : -1;
+        int active = n;
+        while (active > 0) {
+            TokenBatch batch = cache != null ? cache.batch(feed) : TokenBatch.of(feed);
+            FloatTensor logits = model.forward(batch, ForwardOptions.full(), h, cache);
+            List<int[]> next = new ArrayList<>(n);
+            for (int s = 0; s < n; s++) {
+                if (reason[s] != null) {
+                    next.add(new int[0]);
+                    continue;
+                }
+                int row = batch.offsets()[s] + batch.lengths()[s] - 1;
+                int token = sampler.next(logits.data(), row * vocab, vocab, rng[s]);
+                int[] g = Arrays.copyOf(generated[s], generated[s].length + 1);
+                g[g.length - 1] = token;
+                generated[s] = g;
+                int total = prompts.get(s).length + g.length;
+                Generation.StopReason r = null;
+                if (token == eos) r = Generation.StopReason.EOS;
+                else if (g.length >= config.maxNewTokens()) r = Generation.StopReason.MAX_TOKENS;
+                else if (maxPos > 0 && total >= maxPos) r = Generation.StopReason.CONTEXT;
+                String delta = text[s].push(token, r != null);
+                if (r == null && text[s].stopped()) r = Generation.StopReason.STOP_STRING;
+                if (r != null) {
+                    delta += text[s].finish();
+                    reason[s] = r;
+                    active--;
+                }
+                out.onToken(s, token, delta);
+                if (r != null) {
+                    next.add(new int[0]);
+                } else if (cache != null) {
+                    next.add(new int[]{token});
+                } else {
+                    int[] all = Arrays.copyOf(prompts.get(s), total);
+                    System.arraycopy(g, 0, all, prompts.get(s).length, g.length);
+                    next.add(all);
+                }
+            }
+            feed = next;
+        }
+        List<Generation> result = new ArrayList<>(n);
+        for (int s = 0; s < n; s++) {
+            result.add(new Generation(prompts.get(s).clone(), generated[s], text[s].text(), reason[s]));
+        }
+        return result;
+    }
+}

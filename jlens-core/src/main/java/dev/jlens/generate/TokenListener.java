@@ -1,0 +1,16 @@
+package dev.jlens.generate;
+
+/**
+ * Hears every token as it is generated. {@code text} is the part of the continuation that became final with
+ * this token: possibly empty (an incomplete UTF-8 character, or the start of what may be a stop string, is
+ * held back until it is settled), and the texts of one sequence's calls concatenate to its
+ * {@link Generation#text()}.
+ */
+@FunctionalInterface
+public interface TokenListener {
+
+    TokenListener NONE = (sequence, tokenId, text) -> {
+    };
+
+    void onToken(int sequence, int tokenId, String text);
+}

@@ -1,0 +1,135 @@
+package dev.jlens.generate;
+
+import dev.jlens.JlensException;
+import dev.jlens.hooks.Hooks;
+import dev.jlens.load.ModelLoader;
+import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.HookedModel;
+import dev.jlens.model.KvCache;
+import dev.jlens.tensor.FloatTensor;
+import dev.jlens.tensor.TokenBatch;
+import dev.jlens.testing.Fixtures;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The KV cache against the plain forward pass, on every causal fixture: each cached step's logits equal the
+ * full-sequence forward's row within 1e-4 (prefill, one token at a time, several sequences of different
+ * lengths at once), and greedy generation with the cache equals a no-cache re-run token for token, packed
+ * or one prompt at a time.
+ */
+class KvCacheParityTest {
+
+    static final double ATOL = 1e-4;
+    static final List<String> FIXTURES = List.of("gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt2_tiny", "llama_tiny",
+            "qwen2_tiny", "stories260k");
+
+    static HookedModel load(String fixture) {
+        return ModelLoader.loadFolder(new ModelLocation(fixture, null, Fixtures.dir(fixture), false));
+    }
+
+    static List<int[]> prompts(String fixture) {
+        List<int[]> ids = new ArrayList<>();
+        for (Fixtures.Prompt p : Fixtures.golden(fixture).prompts()) if (p.ids().length <= 25) ids.add(p.ids());
+        return ids;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
+    void cachedStepsEqualFullForward(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            int vocab = m.info().vocabSize();
+            List<int[]> ps = prompts(fixture);
+            int[] a = ps.get(ps.size() - 1), b = ps.get(1);
+            // Continue both prompts with arbitrary tokens; the cache must not care where tokens come from.
+            int steps = 6;
+            int[] fullA = extend(a, steps, 7, vocab), fullB = extend(b, steps, 11, vocab);
+            FloatTensor refA = m.model().forward(TokenBatch.single(fullA), ForwardOptions.full(), Hooks.none());
+            FloatTensor refB = m.model().forward(TokenBatch.single(fullB), ForwardOptions.full(), Hooks.none());
+
+            KvCache cache = KvCache.create(2);
+            FloatTensor pre = m.model().forward(cache.batch(List.of(a, b)), ForwardOptions.full(), Hooks.none(), cache);
+            assertArrayEquals(new int[]{a.length, b.length}, cache.lengths());
+            assertRows(refA, 0, pre, 0, a.length, vocab, fixture + " prefill A");
+            assertRows(refB, 0, pre, a.length, b.length, vocab, fixture + " prefill B");
+            for (int i = 0; i < steps; i++) {
+                // Step 2 feeds nothing for B, as batched generation does for a finished sequence.
+                int[] nextA = {fullA[a.length + i]};
+                int[] nextB = i == 2 ? new int[0] : new int[]{fullB[cache.length(1)]};
+                FloatTensor out = m.model().forward(cache.batch(List.of(nextA, nextB)), ForwardOptions.full(), Hooks.none(), cache);
+                assertRows(refA, a.length + i, out, 0, 1, vocab, fixture + " step " + i + " A");
+                if (nextB.length == 1) assertRows(refB, cache.length(1) - 1, out, 1, 1, vocab, fixture + " step " + i + " B");
+            }
+            assertEquals(a.length + steps, cache.length(0));
+            assertEquals(b.length + steps - 1, cache.length(1));
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
+    void greedyWithCacheEqualsNoCacheRerun(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            Generator g = new Generator(m);
+            List<int[]> ps = prompts(fixture);
+            GenerationConfig cached = GenerationConfig.greedy(10).withStopAtEos(false);
+            List<Generation> withCache = g.generate(ps, cached, Hooks.none(), null);
+            List<Generation> noCache = g.generate(ps, cached.withKvCache(false), Hooks.none(), null);
+            for (int s = 0; s < ps.size(); s++) {
+                assertArrayEquals(noCache.get(s).newIds(), withCache.get(s).newIds(), fixture + " prompt " + s);
+                assertEquals(10, withCache.get(s).newIds().length);
+                Generation alone = g.generate(ps.get(s), cached, Hooks.none(), null);
+                assertArrayEquals(alone.newIds(), withCache.get(s).newIds(), fixture + " prompt " + s + " packed vs alone");
+                assertEquals(alone.text(), withCache.get(s).text());
+            }
+            // Greedy means argmax of the full forward at every step.
+            int[] all = withCache.getFirst().allIds();
+            FloatTensor ref = m.model().forward(TokenBatch.single(Arrays.copyOf(all, all.length - 1)), ForwardOptions.full(), Hooks.none());
+            int p = ps.getFirst().length;
+            for (int i = 0; i < 10; i++) {
+                assertEquals(Sampler.argmax(ref.data(), (p - 1 + i) * m.info().vocabSize(), m.info().vocabSize()), all[p + i]);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama_tiny"})
+    void cacheRejectsABatchThatDoesNotContinueIt(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            KvCache cache = KvCache.create(1);
+            m.model().forward(cache.batch(List.of(new int[]{1, 5, 6})), ForwardOptions.full(), Hooks.none(), cache);
+            JlensException e = assertThrows(JlensException.class, () -> m.model().forward(TokenBatch.single(new int[]{7}),
+                    ForwardOptions.full(), Hooks.none(), cache));
+            assertTrue(e.getMessage().contains("KV cache holds 3"), e.getMessage());
+            e = assertThrows(JlensException.class, () -> m.model().forward(cache.batch(List.of(new int[]{7})),
+                    ForwardOptions.upTo(0), Hooks.none(), cache));
+            assertTrue(e.getMessage().contains("all 3 blocks"), e.getMessage());
+            assertEquals(3, cache.length(0), "a failed pass leaves the cache as it was");
+        }
+    }
+
+    private static int[] extend(int[] prompt, int n, int salt, int vocab) {
+        int[] out = Arrays.copyOf(prompt, prompt.length + n);
+        for (int i = 0; i < n; i++) out[prompt.length + i] = 3 + (salt * (i + 5) * 37) % (Math.min(vocab, 500) - 3);
+        return out;
+    }
+
+    private static void assertRows(FloatTensor want, int wantRow, FloatTensor got, int gotRow, int rows, int vocab, String what) {
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < vocab; j++) {
+                worst = Math.max(worst, Math.abs(want.data()[(wantRow + r) * vocab + j] - got.data()[(gotRow + r) * vocab + j]));
+            }
+        }
+        assertTrue(worst <= ATOL, what + ": cached logits differ from the full forward by " + worst);
+    }
+}
