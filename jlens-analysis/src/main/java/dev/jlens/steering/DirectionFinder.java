@@ -71,13 +71,25 @@ public final class DirectionFinder {
      */
     public static DirectionSet compute(HookedModel m, PromptSet a, PromptSet b, Options opts, ProgressListener progress,
                                        Consumer<String> warnings, String jlensVersion) {
+        return compute(m, a, b, opts, progress, warnings, jlensVersion, texts -> {
+            List<int[]> ids = new ArrayList<>();
+            for (String t : texts) ids.add(m.encode(t, warnings));
+            return ids;
+        });
+    }
+
+    /**
+     * As above with the prompts encoded by {@code encoder} (e.g. through a chat template), so the same fit serves
+     * plain and chat-formatted prompts.
+     */
+    public static DirectionSet compute(HookedModel m, PromptSet a, PromptSet b, Options opts, ProgressListener progress,
+                                       Consumer<String> warnings, String jlensVersion,
+                                       java.util.function.Function<List<String>, List<int[]>> encoder) {
         if (a.sha256().equals(b.sha256()) && a.texts().equals(b.texts())) {
             throw new JlensException("class A (" + a.name() + ") and class B (" + b.name() + ") are the same prompts; "
                     + "a direction needs two different classes");
         }
-        List<int[]> idsA = new ArrayList<>(), idsB = new ArrayList<>();
-        for (String t : a.texts()) idsA.add(m.encode(t, warnings));
-        for (String t : b.texts()) idsB.add(m.encode(t, warnings));
+        List<int[]> idsA = encoder.apply(a.texts()), idsB = encoder.apply(b.texts());
         List<Direction> ds = find(m.model(), idsA, idsB, opts, progress, warnings);
         List<String> hooks = new ArrayList<>();
         for (Direction d : ds) if (!hooks.contains(d.hook())) hooks.add(d.hook());

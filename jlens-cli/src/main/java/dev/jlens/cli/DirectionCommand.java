@@ -36,6 +36,9 @@ import java.util.concurrent.Callable;
 final class DirectionCommand implements Callable<Integer> {
 
     @Mixin
+    ChatOptions chatOptions;
+
+    @Mixin
     ModelOptions modelOptions;
 
     @Option(names = "--safe", paramLabel = "FILE",
@@ -93,7 +96,9 @@ final class DirectionCommand implements Callable<Integer> {
                 set = DirectionFinder.compute(model, a, b, new DirectionFinder.Options(pattern, pos, m, batchSize, 1.0), bar,
                         w -> {
                             if (warned[0]++ < 5) System.err.println("warning: " + w);
-                        }, JlensCli.VERSION);
+                        }, JlensCli.VERSION, texts -> chatOptions.encode(model, texts, w -> {
+                            if (warned[0]++ < 5) System.err.println("warning: " + w);
+                        }).ids());
             }
             set.save(out);
             DirectionReport.write(out.resolve("DIRECTIONS.html"), set);

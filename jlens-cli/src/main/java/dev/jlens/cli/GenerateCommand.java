@@ -27,6 +27,9 @@ import java.util.concurrent.Callable;
 final class GenerateCommand implements Callable<Integer> {
 
     @Mixin
+    ChatOptions chatOptions;
+
+    @Mixin
     ModelOptions modelOptions;
 
     @Option(names = "--max-new-tokens", defaultValue = "64", paramLabel = "N",
@@ -95,14 +98,10 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
-    /**
-     * Token ids of every prompt. A chat template (--chat, being built separately) belongs here: it formats the
-     * raw prompt into the model's conversation format before encoding.
-     */
+    /** Token ids of every prompt; with --chat each is the user message of the model's chat template. */
     private List<int[]> encode(HookedModel m) {
-        List<int[]> ids = new ArrayList<>();
-        for (String p : prompts) ids.add(m.encode(p, w -> System.err.println("warning: " + w)));
-        return ids;
+        chatOptions.validate(dev.jlens.hooks.Pooling.LAST);
+        return chatOptions.encode(m, prompts, w -> System.err.println("warning: " + w)).ids();
     }
 
     private static String stopReasons(List<Generation> done) {

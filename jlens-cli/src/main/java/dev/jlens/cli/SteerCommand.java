@@ -51,6 +51,9 @@ import java.util.concurrent.Callable;
 final class SteerCommand implements Callable<Integer> {
 
     @Mixin
+    ChatOptions chatOptions;
+
+    @Mixin
     ModelOptions modelOptions;
 
     @Option(names = "--direction", required = true, paramLabel = "DIR", description = "The --out folder of jlens direction.")
@@ -247,7 +250,8 @@ final class SteerCommand implements Callable<Integer> {
         return l.subList(0, Math.min(n, l.size()));
     }
 
-    private static List<int[]> encode(HookedModel m, List<String> texts) {
+    private List<int[]> encode(HookedModel m, List<String> texts) {
+        if (chatOptions.enabled()) return chatOptions.encode(m, texts, w -> System.err.println("warning: " + w)).ids();
         List<int[]> out = new ArrayList<>();
         for (String t : texts) out.add(m.encode(t, w -> System.err.println("warning: " + w)));
         return out;
