@@ -136,6 +136,15 @@ public final class WeightMatrix {
         };
     }
 
+    /** Rows ids[0..n) widened into out, one after another: an embedding lookup. */
+    public void gatherRows(int[] ids, float[] out) {
+        float[] row = new float[cols];
+        for (int t = 0; t < ids.length; t++) {
+            row(ids[t], row);
+            System.arraycopy(row, 0, out, t * cols, cols);
+        }
+    }
+
     /** Row r widened to float into dst[0..cols). */
     public void row(int r, float[] dst) {
         long base = (long) r * cols;

@@ -54,6 +54,25 @@ public record TokenBatch(int[] tokens, int[] offsets, int[] lengths, int[] pastL
         return lo;
     }
 
+    /**
+     * Checks every id against the vocabulary and every position against the context, then returns the
+     * positions: the one place each architecture's forward pass validates its input.
+     */
+    public int[] checkedPositions(int vocabSize, int maxPositions) {
+        for (int t : tokens) {
+            if (t < 0 || t >= vocabSize) {
+                throw new dev.jlens.JlensException("token id " + t + " is outside the vocabulary (0.." + (vocabSize - 1) + ")");
+            }
+        }
+        int[] pos = positions();
+        for (int p : pos) {
+            if (p >= maxPositions) {
+                throw new dev.jlens.JlensException("position " + p + " is beyond the model's context of " + maxPositions + " tokens");
+            }
+        }
+        return pos;
+    }
+
     /** Absolute position of every packed row (its index within its sequence plus the cached prefix). */
     public int[] positions() {
         int[] pos = new int[tokens.length];

@@ -396,18 +396,10 @@ public final class BertModel implements TransformerModel {
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks) {
         int T = batch.totalTokens();
-        for (int t : batch.tokens()) {
-            if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
-        }
         for (int past : batch.pastLengths()) {
             if (past != 0) throw new JlensException("BERT is a bidirectional encoder: it cannot continue a cached prefix");
         }
-        int[] positions = batch.positions();
-        for (int p : positions) {
-            if (p >= info.maxPositions()) {
-                throw new JlensException("position " + p + " is beyond the model's context of " + info.maxPositions() + " tokens");
-            }
-        }
+        int[] positions = batch.checkedPositions(vocab, info.maxPositions());
 
         // Embeddings: (word + token_type) + position, then LayerNorm, in HF's order of additions.
         float[] sum = new float[T * d];

@@ -193,24 +193,11 @@ public final class Gpt2Model implements TransformerModel {
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
         int T = batch.totalTokens();
-        for (int t : batch.tokens()) {
-            if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
-        }
-        int[] positions = batch.positions();
-        for (int p : positions) {
-            if (p >= info.maxPositions()) {
-                throw new JlensException("position " + p + " is beyond the model's context of " + info.maxPositions() + " tokens");
-            }
-        }
+        int[] positions = batch.checkedPositions(vocab, info.maxPositions());
         float[] tok = new float[T * d];
         float[] pos = new float[T * d];
-        float[] row = new float[d];
-        for (int t = 0; t < T; t++) {
-            wte.row(batch.tokens()[t], row);
-            System.arraycopy(row, 0, tok, t * d, d);
-            wpe.row(positions[t], row);
-            System.arraycopy(row, 0, pos, t * d, d);
-        }
+        wte.gatherRows(batch.tokens(), tok);
+        wpe.gatherRows(positions, pos);
         FloatTensor embed = fire(hooks, hookEmbed, new FloatTensor(tok, T, d), batch);
         FloatTensor posEmbed = fire(hooks, hookPosEmbed, new FloatTensor(pos, T, d), batch);
         float[] x = embed.data().clone();

@@ -188,21 +188,9 @@ public final class GptNeoXModel implements TransformerModel {
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
         int T = batch.totalTokens();
-        for (int t : batch.tokens()) {
-            if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
-        }
-        int[] positions = batch.positions();
-        for (int p : positions) {
-            if (p >= info.maxPositions()) {
-                throw new JlensException("position " + p + " is beyond the model's context of " + info.maxPositions() + " tokens");
-            }
-        }
+        int[] positions = batch.checkedPositions(vocab, info.maxPositions());
         float[] x = new float[T * d];
-        float[] row = new float[d];
-        for (int t = 0; t < T; t++) {
-            embedIn.row(batch.tokens()[t], row);
-            System.arraycopy(row, 0, x, t * d, d);
-        }
+        embedIn.gatherRows(batch.tokens(), x);
         FloatTensor resid = new FloatTensor(x, T, d);
         resid = fire(hooks, hookEmbed, resid, batch);
 

@@ -289,21 +289,9 @@ public final class LlamaModel implements TransformerModel {
     @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks, KvCache cache) {
         int T = batch.totalTokens();
-        for (int t : batch.tokens()) {
-            if (t < 0 || t >= vocab) throw new JlensException("token id " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
-        }
-        int[] positions = batch.positions();
-        for (int p : positions) {
-            if (p >= info.maxPositions()) {
-                throw new JlensException("position " + p + " is beyond the model's context of " + info.maxPositions() + " tokens");
-            }
-        }
+        int[] positions = batch.checkedPositions(vocab, info.maxPositions());
         float[] x = new float[T * d];
-        float[] row = new float[d];
-        for (int t = 0; t < T; t++) {
-            embed.row(batch.tokens()[t], row);
-            System.arraycopy(row, 0, x, t * d, d);
-        }
+        embed.gatherRows(batch.tokens(), x);
         FloatTensor resid = fire(hooks, hookEmbed, new FloatTensor(x, T, d), batch);
 
         int nBlocks = options.blocksToRun(blocks.length);
