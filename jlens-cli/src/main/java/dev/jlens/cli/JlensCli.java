@@ -21,6 +21,9 @@ import java.io.PrintWriter;
                 AnalyzeCommand.class,
                 SynthCommand.class,
                 BenchCommand.class,
+                ProbeCommand.class,
+                DetectCommand.class,
+                ServeCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
