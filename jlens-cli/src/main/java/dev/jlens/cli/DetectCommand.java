@@ -88,12 +88,12 @@ final class DetectCommand implements Callable<Integer> {
                     throw new JlensException("not valid JSON (" + reason + "); expected {\"id\": ..., \"text\": \"...\"}");
                 }
                 if (!node.isObject()) {
-                    throw new JlensException("expected a JSON object {\"id\": ..., \"text\": \"...\"}, found " + node.getNodeType().name().toLowerCase());
+                    throw new JlensException("expected a JSON object {\"id\": ..., \"text\": \"...\"}, found " + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
                 }
                 id = node.get("id");
                 JsonNode text = node.get("text");
                 if (text == null || text.isNull()) throw new JlensException("missing field \"text\"");
-                if (!text.isTextual()) throw new JlensException("field \"text\" is " + text.getNodeType().name().toLowerCase() + "; expected a string");
+                if (!text.isTextual()) throw new JlensException("field \"text\" is " + text.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + "; expected a string");
                 Detector.Score s = d.score(text.asText(), !noEarlyExit);
                 if (s.truncated()) System.err.println("warning: line " + lineNo + describeId(id) + ": " + truncationNote(d, s));
                 ObjectNode r = result(id, s, true);
