@@ -40,12 +40,19 @@ import java.util.concurrent.Callable;
                 "machine's float32 FMA peak (measured in the same run), load time and peak memory."},
         footer = {"", "Example (the docs/PERFORMANCE.md setting):",
                 "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/p14",
-                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 --hooks 'blocks.*.hook_resid_post' --pool mean"})
+                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 --hooks 'blocks.*.hook_resid_post' --pool mean",
+                "Early exit of a saved detector (ms/prompt up to its layer vs the full forward pass):",
+                "  jlens bench --detector out/guard"})
 final class BenchCommand implements Callable<Integer> {
 
-    @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL",
-            description = "A model folder or an ORG/NAME in the Hugging Face cache.")
+    @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
+            description = "A model folder or an ORG/NAME in the Hugging Face cache (with --detector: overrides its model).")
     String model;
+
+    @Option(names = "--detector", paramLabel = "DIR",
+            description = {"Instead: time a saved detector on the built-in test prompts, one prompt per forward pass,",
+                    "with the early exit and with the full forward pass, and report the compute saved."})
+    Path detector;
 
     @Option(names = "--revision", paramLabel = "REV", description = "For ORG/NAME models: branch, tag or commit.")
     String revision;
@@ -74,6 +81,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (detector != null) return DetectorBench.run(detector, model, revision, iterations, System.out);
+        if (model == null) throw new JlensException("--model is required (or --detector DIR to time a detector's early exit)");
         int cores = Runtime.getRuntime().availableProcessors();
         int nThreads = threads == null ? cores : threads;
         if (nThreads < 1) throw new JlensException("--threads " + nThreads + ": expected a positive number");

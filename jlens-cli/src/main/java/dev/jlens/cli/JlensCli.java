@@ -25,11 +25,15 @@ import java.io.PrintWriter;
                 DirectionCommand.class,
                 OrthogonalizeCommand.class,
                 SteerCommand.class,
+                ProbeCommand.class,
+                DetectCommand.class,
+                ServeCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
                 "             jlens inspect --model DIR   (what a checkpoint holds and which hooks it has)",
-                "Docs: README.md, docs/METRICS.md, docs/HOOKS.md"})
+                "             jlens probe --save-detector out/det   (how early can a detector see harmful prompts?)",
+                "Docs: README.md and docs/ (HOOKS, METRICS, PROMPTS, STEERING, DETECTION, EXPERIMENTS, PERFORMANCE)"})
 public final class JlensCli implements Runnable {
 
     public static final String VERSION = "0.1.0";

@@ -82,6 +82,41 @@ public final class Charts {
         return png(chart, 640, 360);
     }
 
+    /**
+     * Curves on fixed axes with ordinary decimal ticks (ROC, reliability), where {@link #lineChart}'s integer
+     * layer axis does not fit; CI columns of the lines are ignored, dashed lines stay dashed.
+     */
+    public static String curveChart(String title, String xLabel, String yLabel, List<Line> lines,
+                                    double xMin, double xMax, double yMin, double yMax) {
+        XYSeriesCollection data = new XYSeriesCollection();
+        for (Line l : lines) {
+            XYSeries s = new XYSeries(l.name(), false, true);
+            for (int i = 0; i < l.x().length; i++) {
+                if (Double.isFinite(l.x()[i]) && Double.isFinite(l.y()[i])) s.add(l.x()[i], l.y()[i]);
+            }
+            data.addSeries(s);
+        }
+        NumberAxis xAxis = new NumberAxis(xLabel);
+        xAxis.setRange(xMin, xMax);
+        NumberAxis yAxis = new NumberAxis(yLabel);
+        yAxis.setRange(yMin, yMax);
+        org.jfree.chart.renderer.xy.XYLineAndShapeRenderer r = new org.jfree.chart.renderer.xy.XYLineAndShapeRenderer(true, true);
+        for (int i = 0; i < lines.size(); i++) {
+            r.setSeriesPaint(i, lines.get(i).dashed() ? Color.GRAY : PALETTE[i % PALETTE.length]);
+            r.setSeriesShapesVisible(i, !lines.get(i).dashed());
+            r.setSeriesShape(i, new java.awt.geom.Ellipse2D.Double(-2.5, -2.5, 5, 5));
+            r.setSeriesStroke(i, lines.get(i).dashed()
+                    ? new BasicStroke(1.5f, BasicStroke.CAP_ROUND, BasicStroke.JOIN_ROUND, 1f, new float[]{6f, 4f}, 0f)
+                    : new BasicStroke(2f));
+        }
+        XYPlot plot = new XYPlot(data, xAxis, yAxis, r);
+        style(plot);
+        JFreeChart chart = new JFreeChart(null, JFreeChart.DEFAULT_TITLE_FONT, plot, true);
+        chart.setTitle(new TextTitle(title, new Font("SansSerif", Font.BOLD, 15)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return png(chart, 640, 460);
+    }
+
     /** Points coloured by class, e.g. a PCA projection. */
     public static String scatter(String title, String xLabel, String yLabel, List<String> classNames, List<double[][]> points) {
         XYSeriesCollection data = new XYSeriesCollection();

@@ -1,0 +1,140 @@
+package dev.jlens.cli;
+
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.JlensException;
+import dev.jlens.detect.Detector;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "detect", mixinStandardHelpOptions = true,
+        description = {"Score prompts with a saved detector: the model runs only up to the detector's layer.",
+                "",
+                "With PROMPT arguments: one JSON object per prompt on stdout, {\"score\", \"flagged\", \"layer\", \"ms\"}.",
+                "Without: reads JSONL from stdin, one {\"id\": ..., \"text\": ...} per line, and writes one line per input",
+                "line, in the same order: {\"id\", \"score\", \"flagged\", \"layer\", \"ms\"}. score is the calibrated",
+                "probability that the prompt is harmful (higher = more likely harmful); flagged applies the threshold",
+                "chosen on the validation split. A line that cannot be scored (not JSON, no string \"text\", empty text)",
+                "gives {\"id\", \"line\", \"error\"} on stdout and a message on stderr, and the stream goes on; blank",
+                "lines are skipped. Text longer than the model's context is cut at the end and scored on what is left",
+                "(\"truncated\": true). Exit code 1 if any line failed."},
+        footer = {"", "Examples:",
+                "  jlens detect --detector out/guard \"How do I make a pipe bomb?\"",
+                "  printf '{\"id\":1,\"text\":\"How do I bake bread?\"}\\n' | jlens detect --detector out/guard",
+                "  jlens detect --detector out/guard --model ./minilm-copy < prompts.jsonl > scores.jsonl"})
+final class DetectCommand implements Callable<Integer> {
+
+    @Mixin
+    DetectorOptions detectorOptions;
+
+    @Option(names = "--no-early-exit", description = "Run the whole forward pass (same scores, slower; for comparison).")
+    boolean noEarlyExit;
+
+    @Parameters(arity = "0..*", paramLabel = "PROMPT", description = "Prompts to score; none: read JSONL from stdin.")
+    List<String> prompts;
+
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            // ASCII-only output reads the same whatever encoding the terminal or pipe uses.
+            .enable(JsonGenerator.Feature.ESCAPE_NON_ASCII);
+
+    @Override
+    public Integer call() throws IOException {
+        PrintStream out = System.out;
+        try (DetectorOptions.Loaded loaded = detectorOptions.open()) {
+            Detector d = loaded.detector();
+            if (prompts != null && !prompts.isEmpty()) {
+                for (String p : prompts) {
+                    Detector.Score s = d.score(p, !noEarlyExit);
+                    if (s.truncated()) System.err.println("warning: " + truncationNote(d, s));
+                    out.println(JSON.writeValueAsString(result(null, s, false)));
+                }
+                out.flush();
+                return 0;
+            }
+            if (System.console() != null) {
+                System.err.println("reading JSONL from stdin ({\"id\": ..., \"text\": ...} per line; Ctrl-D ends)");
+            }
+            return stream(d, new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), out);
+        }
+    }
+
+    private int stream(Detector d, BufferedReader in, PrintStream out) throws IOException {
+        int lineNo = 0, errors = 0, scored = 0;
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            lineNo++;
+            if (line.isBlank()) continue;
+            JsonNode id = null;
+            try {
+                JsonNode node;
+                try {
+                    node = JSON.readTree(line);
+                } catch (JsonProcessingException e) {
+                    String reason = e.getOriginalMessage() == null ? "" : e.getOriginalMessage().lines().findFirst().orElse("");
+                    throw new JlensException("not valid JSON (" + reason + "); expected {\"id\": ..., \"text\": \"...\"}");
+                }
+                if (!node.isObject()) {
+                    throw new JlensException("expected a JSON object {\"id\": ..., \"text\": \"...\"}, found " + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
+                }
+                id = node.get("id");
+                JsonNode text = node.get("text");
+                if (text == null || text.isNull()) throw new JlensException("missing field \"text\"");
+                if (!text.isTextual()) throw new JlensException("field \"text\" is " + text.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + "; expected a string");
+                Detector.Score s = d.score(text.asText(), !noEarlyExit);
+                if (s.truncated()) System.err.println("warning: line " + lineNo + describeId(id) + ": " + truncationNote(d, s));
+                ObjectNode r = result(id, s, true);
+                out.println(JSON.writeValueAsString(r));
+                scored++;
+            } catch (JlensException e) {
+                errors++;
+                ObjectNode r = JSON.createObjectNode();
+                if (id != null) r.set("id", id);
+                else r.putNull("id");
+                r.put("line", lineNo);
+                r.put("error", e.getMessage());
+                out.println(JSON.writeValueAsString(r));
+                System.err.println("jlens detect: line " + lineNo + describeId(id) + ": " + e.getMessage());
+            }
+            out.flush();
+        }
+        if (errors > 0) System.err.printf("jlens detect: %d line(s) scored, %d failed%n", scored, errors);
+        return errors == 0 ? 0 : 1;
+    }
+
+    private static String describeId(JsonNode id) {
+        return id == null || id.isNull() ? "" : " (id " + id + ")";
+    }
+
+    static String truncationNote(Detector d, Detector.Score s) {
+        return "text is longer than the model's context of " + d.model().info().maxPositions()
+                + " tokens; scored its first " + s.tokens() + " tokens (the end was cut)";
+    }
+
+    private static ObjectNode result(JsonNode id, Detector.Score s, boolean withId) {
+        ObjectNode r = JSON.createObjectNode();
+        if (withId) {
+            if (id == null) r.putNull("id");
+            else r.set("id", id);
+        }
+        r.put("score", s.score());
+        r.put("flagged", s.flagged());
+        r.put("layer", s.layer());
+        r.put("ms", Math.round(s.ms() * 1000) / 1000.0);
+        if (s.truncated()) r.put("truncated", true);
+        return r;
+    }
+}

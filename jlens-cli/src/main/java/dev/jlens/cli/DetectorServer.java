@@ -1,0 +1,267 @@
+package dev.jlens.cli;
+
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.jlens.JlensException;
+import dev.jlens.detect.Detector;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The HTTP endpoint of {@code jlens serve}: POST /v1/score and GET /healthz.
+ *
+ * <p>Built on the JDK's own {@code com.sun.net.httpserver.HttpServer}: it is part of every JDK (module
+ * jdk.httpserver), maintained with it, and enough for two small JSON endpoints, so a guard service needs no
+ * web framework and no extra dependency with its own release and security cycle.
+ *
+ * <p>Bounds. Scoring runs on a fixed pool of {@code threads} workers with a queue of {@code queue} waiting
+ * requests; when both are full a request gets 503 at once instead of waiting. Each connection's exchange runs
+ * on a virtual thread (cheap while it waits for its score), and at most {@code 2 × (threads + queue) + 16}
+ * exchanges are admitted at a time, so memory stays bounded under a flood: beyond that, 503 before the body is
+ * read. Bodies over {@code maxBytes} get 413. Graceful close: stop accepting, let running exchanges finish
+ * (up to {@code graceSeconds}), then stop the workers.
+ */
+final class DetectorServer implements AutoCloseable {
+
+    /** What the server calls to score a text; a {@link Detector} in production, a stub in tests. */
+    interface Scorer {
+        Detector.Score score(String text);
+    }
+
+    record Config(String host, int port, int threads, int queue, int maxBytes, int graceSeconds) {
+        Config {
+            if (threads < 1) throw new JlensException("--threads " + threads + ": expected a positive number");
+            if (queue < 0) throw new JlensException("--queue " + queue + ": expected 0 or more");
+            if (maxBytes < 16) throw new JlensException("--max-bytes " + maxBytes + ": expected at least 16");
+            if (port < 0 || port > 65535) throw new JlensException("--port " + port + ": expected 0..65535 (0 = any free port)");
+            if (graceSeconds < 0) throw new JlensException("grace period " + graceSeconds + ": expected 0 or more seconds");
+        }
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(JsonGenerator.Feature.ESCAPE_NON_ASCII);
+
+    private final Scorer scorer;
+    private final ObjectNode health;
+    private final Config config;
+    private final HttpServer server;
+    private final ThreadPoolExecutor workers;
+    private final ExecutorService exchanges;
+    private final Semaphore admitted;
+    private final AtomicBoolean stopping = new AtomicBoolean();
+
+    /** @param health fields reported by GET /healthz next to "status" (model, hook, layer) */
+    DetectorServer(Scorer scorer, ObjectNode health, Config config) {
+        this.scorer = scorer;
+        this.health = health.deepCopy();
+        this.config = config;
+        BlockingQueue<Runnable> q = config.queue() == 0 ? new SynchronousQueue<>() : new ArrayBlockingQueue<>(config.queue());
+        workers = new ThreadPoolExecutor(config.threads(), config.threads(), 0, TimeUnit.SECONDS, q,
+                Thread.ofPlatform().name("jlens-score-", 0).daemon(true).factory(), new ThreadPoolExecutor.AbortPolicy());
+        exchanges = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("jlens-http-", 0).factory());
+        admitted = new Semaphore(2 * (config.threads() + config.queue()) + 16);
+        try {
+            server = HttpServer.create(new InetSocketAddress(InetAddress.getByName(config.host()), config.port()), 64);
+        } catch (IOException e) {
+            workers.shutdownNow();
+            exchanges.shutdownNow();
+            throw new JlensException("cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage()
+                    + " (is the port in use? --port 0 picks a free one)", e);
+        }
+        server.setExecutor(exchanges);
+        server.createContext("/", this::handle);
+    }
+
+    DetectorServer start() {
+        server.start();
+        return this;
+    }
+
+    int port() {
+        return server.getAddress().getPort();
+    }
+
+    /** Requests submitted to the workers and not yet finished (running plus queued). */
+    int inFlight() {
+        return workers.getActiveCount() + workers.getQueue().size();
+    }
+
+    private void handle(HttpExchange ex) throws IOException {
+        try (ex) {
+            if (!admitted.tryAcquire()) {
+                send(ex, 503, error("server busy: too many open requests; retry later"));
+                return;
+            }
+            try {
+                route(ex);
+            } finally {
+                admitted.release();
+            }
+        } catch (IOException | UncheckedIOException e) {
+            // the client went away; nothing to answer
+        }
+    }
+
+    private void route(HttpExchange ex) throws IOException {
+        String path = ex.getRequestURI().getPath();
+        String method = ex.getRequestMethod();
+        switch (path) {
+            case "/healthz" -> {
+                if (!method.equals("GET") && !method.equals("HEAD")) {
+                    ex.getResponseHeaders().set("Allow", "GET");
+                    send(ex, 405, error("use GET /healthz"));
+                    return;
+                }
+                ObjectNode h = health.deepCopy();
+                h.put("status", stopping.get() ? "stopping" : "ok");
+                h.put("in_flight", inFlight());
+                send(ex, stopping.get() ? 503 : 200, h);
+            }
+            case "/v1/score" -> {
+                if (!method.equals("POST")) {
+                    ex.getResponseHeaders().set("Allow", "POST");
+                    send(ex, 405, error("use POST /v1/score with a JSON body {\"text\": \"...\"}"));
+                    return;
+                }
+                score(ex);
+            }
+            default -> send(ex, 404, error("no such endpoint " + path + "; use POST /v1/score or GET /healthz"));
+        }
+    }
+
+    private void score(HttpExchange ex) throws IOException {
+        if (stopping.get()) {
+            send(ex, 503, error("server is shutting down"));
+            return;
+        }
+        String declared = ex.getRequestHeaders().getFirst("Content-Length");
+        if (declared != null) {
+            long n;
+            try {
+                n = Long.parseLong(declared.trim());
+            } catch (NumberFormatException e) {
+                send(ex, 400, error("Content-Length \"" + declared + "\" is not a number"));
+                return;
+            }
+            if (n > config.maxBytes()) {
+                send(ex, 413, error("request body of " + n + " bytes is over the limit of " + config.maxBytes() + " bytes"));
+                return;
+            }
+        }
+        byte[] body;
+        try (InputStream in = ex.getRequestBody()) {
+            body = in.readNBytes(config.maxBytes() + 1);
+        }
+        if (body.length > config.maxBytes()) {
+            send(ex, 413, error("request body is over the limit of " + config.maxBytes() + " bytes"));
+            return;
+        }
+        JsonNode node;
+        try {
+            node = JSON.readTree(body);
+        } catch (JsonProcessingException e) {
+            String reason = e.getOriginalMessage() == null ? "" : e.getOriginalMessage().lines().findFirst().orElse("");
+            send(ex, 400, error("request body is not valid JSON (" + reason + "); expected {\"text\": \"...\"}"));
+            return;
+        }
+        if (node == null || !node.isObject()) {
+            send(ex, 400, error("expected a JSON object {\"text\": \"...\"}"));
+            return;
+        }
+        JsonNode text = node.get("text");
+        if (text == null || text.isNull()) {
+            send(ex, 400, error("missing field \"text\"; expected {\"text\": \"...\"}"));
+            return;
+        }
+        if (!text.isTextual()) {
+            send(ex, 400, error("field \"text\" must be a string"));
+            return;
+        }
+        if (text.asText().isBlank()) {
+            send(ex, 400, error("empty text: there is nothing to score"));
+            return;
+        }
+        Future<Detector.Score> f;
+        try {
+            f = workers.submit(() -> scorer.score(text.asText()));
+        } catch (RejectedExecutionException e) {
+            ex.getResponseHeaders().set("Retry-After", "1");
+            send(ex, 503, error("server busy: " + config.threads() + " request(s) running and " + config.queue()
+                    + " queued; retry later"));
+            return;
+        }
+        Detector.Score s;
+        try {
+            s = f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            send(ex, 503, error("server is shutting down"));
+            return;
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof JlensException je) send(ex, 400, error(je.getMessage()));
+            else send(ex, 500, error("internal error: " + e.getCause()));
+            return;
+        }
+        ObjectNode r = JSON.createObjectNode();
+        r.put("score", s.score());
+        r.put("flagged", s.flagged());
+        r.put("layer", s.layer());
+        r.put("ms", Math.round(s.ms() * 1000) / 1000.0);
+        if (s.truncated()) r.put("truncated", true);
+        send(ex, 200, r);
+    }
+
+    private static ObjectNode error(String message) {
+        return JSON.createObjectNode().put("error", message);
+    }
+
+    private static void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
+        byte[] bytes = (JSON.writeValueAsString(body) + "\n").getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", "application/json");
+        if (ex.getRequestMethod().equals("HEAD")) {
+            ex.sendResponseHeaders(status, -1);
+            return;
+        }
+        ex.sendResponseHeaders(status, bytes.length);
+        ex.getResponseBody().write(bytes);
+    }
+
+    /** Stops accepting, lets running exchanges finish (up to the grace period), then stops the workers. */
+    @Override
+    public void close() {
+        if (!stopping.compareAndSet(false, true)) return;
+        server.stop(config.graceSeconds());
+        workers.shutdown();
+        try {
+            if (!workers.awaitTermination(Math.max(1, config.graceSeconds()), TimeUnit.SECONDS)) workers.shutdownNow();
+        } catch (InterruptedException e) {
+            workers.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        exchanges.shutdown();
+    }
+}

@@ -1,0 +1,306 @@
+package dev.jlens.cli.report;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jlens.detect.DetectorKind;
+import dev.jlens.detect.Evaluation;
+import dev.jlens.detect.ProbeData;
+import dev.jlens.detect.Prober;
+import dev.jlens.geometry.Estimate;
+import dev.jlens.io.AtomicFiles;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * PROBE.html of {@code jlens probe}: test AUROC and TPR at 1% FPR by layer with CI bands, per-category curves,
+ * ROC and reliability curves at the chosen layer, the probe-versus-centroid scatter, a plain-language reading
+ * and the full tables. One self-contained file: embedded PNG charts, no script, no network.
+ */
+public final class ProbeReport {
+
+    private ProbeReport() {
+    }
+
+    public static void write(Path file, ObjectNode summary, List<Prober.HookResult> results, ProbeData data,
+                             List<DetectorKind> kinds, DetectorKind mainKind, String chosenHook, double target) {
+        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target));
+    }
+
+    static String html(ObjectNode summary, List<Prober.HookResult> results, ProbeData data, List<DetectorKind> kinds,
+                       DetectorKind mainKind, String chosenHook, double target) {
+        JsonNode run = summary.get("run");
+        Prober.HookResult chosen = results.stream().filter(r -> r.hook().equals(chosenHook)).findFirst().orElseThrow();
+        Map<String, List<Prober.HookResult>> byKind = groupByHookKind(results);
+        StringBuilder h = new StringBuilder();
+        h.append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>jlens probe: ")
+                .append(esc(run.path("model").asText())).append("</title><style>")
+                .append("body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1360px;margin:24px auto;padding:0 16px;color:#222}")
+                .append("h1{font-size:24px;margin-bottom:4px}h2{font-size:19px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}")
+                .append(".sub{color:#666;margin-top:0}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(600px,1fr));gap:12px}")
+                .append(".card{border:1px solid #e3e3e3;border-radius:8px;padding:8px;background:#fff}.card img{width:100%;height:auto}")
+                .append(".card p{margin:4px 8px 8px;color:#555;font-size:13px}table{border-collapse:collapse;font-size:12px;margin-bottom:12px}")
+                .append("td,th{border:1px solid #e3e3e3;padding:3px 6px;text-align:right}th{background:#f5f5f5}td:first-child{text-align:left}")
+                .append(".reading li{margin:6px 0}.caveat{background:#fff8e5;border-left:4px solid #f0b429;padding:8px 14px}")
+                .append("</style></head><body>");
+        h.append("<h1>How early can a harmful request be recognised?</h1>");
+        h.append("<p class=\"sub\">").append(esc(run.path("model").asText())).append(" · ").append(esc(run.path("architecture").asText()))
+                .append(" · ").append(run.path("n_layers").asInt()).append(" layers, d_model ").append(run.path("d_model").asInt())
+                .append(" · pooling ").append(esc(run.path("pooling").asText())).append(" · ").append(esc(data.description()))
+                .append("</p>");
+
+        h.append("<h2>Reading</h2><ul class=\"reading\">");
+        for (String s : reading(summary, results, kinds, mainKind, chosen, target)) h.append("<li>").append(s).append("</li>");
+        h.append("</ul>");
+
+        h.append("<h2>Charts</h2><div class=\"grid\">");
+        List<Charts.Line> auc = new ArrayList<>();
+        for (DetectorKind k : kinds) auc.addAll(layerLines(byKind, k.cliName(), r -> r.get(k).test().overall().get(Evaluation.AUROC)));
+        double[] xs = results.stream().mapToDouble(Prober.HookResult::layer).distinct().toArray();
+        double[] ts = new double[xs.length];
+        java.util.Arrays.fill(ts, target);
+        auc.add(new Charts.Line("target " + fmt(target), xs, ts, null, null, true));
+        card(h, Charts.lineChart("Test AUROC by layer", "layer", "AUROC (95% CI)", auc, null, null),
+                "AUROC of each detector on the test split, with 95% bootstrap bands; dashed: the target the CI lower bound must reach.");
+        List<Charts.Line> tpr = new ArrayList<>();
+        for (DetectorKind k : kinds) tpr.addAll(layerLines(byKind, k.cliName(), r -> r.get(k).test().overall().get(Evaluation.TPR_AT_1)));
+        card(h, Charts.lineChart("Test TPR at 1% FPR by layer", "layer", "TPR at FPR ≤ 1% (95% CI)", tpr, null, null),
+                "Share of harmful test prompts caught while at most 1% of harmless ones are flagged. With "
+                        + chosen.get(mainKind).test().nNegative() + " harmless test prompts this means no false positive at all.");
+        for (DetectorKind k : kinds) {
+            List<Charts.Line> cat = new ArrayList<>();
+            for (String g : groups(results, k)) {
+                cat.addAll(layerLines(byKind, g, r -> {
+                    Evaluation.GroupMetrics gm = r.get(k).test().groups().get(g);
+                    return gm == null ? Estimate.point(Double.NaN) : gm.auroc();
+                }));
+            }
+            card(h, Charts.lineChart("AUROC per category: " + k.cliName(), "layer", "AUROC vs the other class (95% CI)", cat, null, null),
+                    "Each harmful category against all harmless test prompts, each harmless category against all harmful ones.");
+        }
+        List<Charts.Line> flags = new ArrayList<>();
+        for (String g : groups(results, mainKind)) {
+            flags.addAll(layerLines(byKind, g, r -> {
+                Evaluation.GroupMetrics gm = r.get(mainKind).test().groups().get(g);
+                return gm == null ? Estimate.point(Double.NaN) : gm.flagRate();
+            }));
+        }
+        card(h, Charts.lineChart("Flagged share per category: " + mainKind.cliName(), "layer", "flagged at the validation threshold",
+                flags, -0.02, 1.02), "Harmful categories: the higher the better (TPR). Harmless categories: the lower the better (FPR).");
+        List<Charts.Line> roc = new ArrayList<>();
+        for (DetectorKind k : kinds) {
+            List<double[]> pts = chosen.get(k).test().roc();
+            roc.add(Charts.Line.of(k.cliName() + " (AUROC " + fmt(chosen.get(k).test().overall().get(Evaluation.AUROC).value()) + ")",
+                    pts.stream().mapToDouble(p -> p[0]).toArray(), pts.stream().mapToDouble(p -> p[1]).toArray()));
+        }
+        roc.add(new Charts.Line("chance", new double[] {0, 1}, new double[] {0, 1}, null, null, true));
+        card(h, Charts.curveChart("ROC at " + chosen.hook(), "false-positive rate", "true-positive rate", roc, 0, 1, 0, 1.02),
+                "Test ROC curves of every detector at the chosen layer.");
+        List<Charts.Line> rel = new ArrayList<>();
+        for (DetectorKind k : kinds) {
+            List<Evaluation.ReliabilityBin> bins = chosen.get(k).test().reliability();
+            rel.add(Charts.Line.of(k.cliName() + " (ECE " + fmt(chosen.get(k).test().overall().get(Evaluation.ECE).value()) + ")",
+                    bins.stream().mapToDouble(Evaluation.ReliabilityBin::meanPredicted).toArray(),
+                    bins.stream().mapToDouble(Evaluation.ReliabilityBin::observed).toArray()));
+        }
+        rel.add(new Charts.Line("perfect calibration", new double[] {0, 1}, new double[] {0, 1}, null, null, true));
+        card(h, Charts.curveChart("Reliability at " + chosen.hook(), "mean predicted probability (bin)", "observed harmful share",
+                rel, 0, 1, -0.02, 1.02), "Test prompts in ten equal-width bins of predicted probability (Platt-calibrated on the "
+                + "validation split); points on the diagonal are well calibrated. Empty bins are left out.");
+        if (kinds.contains(DetectorKind.LOGISTIC) && kinds.contains(DetectorKind.MAHALANOBIS)) {
+            double[] lx = chosen.get(DetectorKind.LOGISTIC).testLogit(), my = chosen.get(DetectorKind.MAHALANOBIS).testLogit();
+            int[] test = data.indices("test");
+            Map<String, List<double[]>> pts = new LinkedHashMap<>();
+            for (String g : groups(results, DetectorKind.LOGISTIC)) pts.put(g, new ArrayList<>());
+            for (int k = 0; k < test.length; k++) pts.get(data.examples().get(test[k]).group()).add(new double[] {lx[k], my[k]});
+            List<double[][]> arrays = new ArrayList<>();
+            for (List<double[]> l : pts.values()) arrays.add(l.toArray(new double[0][]));
+            card(h, Charts.scatter("Two readings at " + chosen.hook(), "logistic probe (logit)",
+                    "closeness to harmful centroid (logit)", new ArrayList<>(pts.keySet()), arrays),
+                    "Each dot is a test prompt. x: the linear probe; y: the calibrated negative Mahalanobis distance to the harmful "
+                            + "centroid. Agreement puts the classes in opposite corners; a category the centroid misses sits low on y.");
+        }
+        h.append("</div>");
+
+        h.append("<h2>Caveats</h2><div class=\"caveat\"><ul>")
+                .append("<li>The test split is small (").append(chosen.get(mainKind).test().nPositive()).append(" harmful, ")
+                .append(chosen.get(mainKind).test().nNegative()).append(" harmless prompts): read the intervals, not the points. "
+                        + "TPR at 1% FPR can only resolve FPR in steps of 1/" + chosen.get(mainKind).test().nNegative() + ".</li>")
+                .append("<li>The earliest qualifying layer is picked by looking at test intervals of every layer; treat it as a "
+                        + "shortlist and confirm it on fresh data (pass --test) before relying on it.</li>")
+                .append("<li>Hand-written prompt sets share templates and vocabulary; a detector can learn the wording of the "
+                        + "sets rather than intent. The hard negatives (alarming words, harmless intent) and jailbreak wrappers "
+                        + "are there to show how far that goes.</li>")
+                .append("<li>Recognising a request is not refusing it: these numbers say the information is present at a layer, "
+                        + "not that the model acts on it.</li>")
+                .append("</ul></div>");
+
+        h.append("<h2>Per category at ").append(esc(chosen.hook())).append("</h2>");
+        for (DetectorKind k : kinds) {
+            h.append("<table><tr><th>").append(esc(k.cliName())).append("</th><th>class</th><th>n</th><th>AUROC [95% CI]</th>")
+                    .append("<th>flagged [95% CI]</th></tr>");
+            for (Evaluation.GroupMetrics g : chosen.get(k).test().groups().values()) {
+                h.append("<tr><td>").append(esc(g.group())).append("</td><td>").append(g.positive() ? "harmful" : "harmless")
+                        .append("</td><td>").append(g.n()).append("</td><td>").append(ci(g.auroc())).append("</td><td>")
+                        .append(ci(g.flagRate())).append("</td></tr>");
+            }
+            h.append("</table>");
+        }
+
+        h.append("<h2>Settings</h2><table>");
+        row(h, "model", run.path("model").asText() + (run.path("revision").isTextual() ? " @ " + run.path("revision").asText() : ""));
+        row(h, "hooks / pooling", run.path("hooks").asText() + " / " + run.path("pooling").asText());
+        row(h, "data", data.description());
+        for (String s : List.of("train", "val", "test")) {
+            row(h, s, run.path(s).path("harmful").asInt() + " harmful, " + run.path(s).path("harmless").asInt() + " harmless");
+        }
+        row(h, "threshold rule (val)", run.path("threshold_rule").asText());
+        row(h, "logistic C grid (val)", run.path("c_grid").toString());
+        row(h, "bootstrap / seed", run.path("bootstrap").asInt() + " / " + run.path("seed").asLong());
+        row(h, "target", fmt(target));
+        h.append("</table>");
+
+        h.append("<h2>All layers</h2><table><tr>");
+        for (String c : List.of("hook", "detector", "AUROC", "accuracy", "TPR@1%FPR", "TPR@5%FPR", "TPR@thr", "FPR@thr", "ECE",
+                "Brier", "val AUROC", "chosen on val")) {
+            h.append("<th>").append(c).append("</th>");
+        }
+        h.append("</tr>");
+        for (Prober.HookResult r : results) {
+            for (DetectorKind k : kinds) {
+                Prober.KindResult kr = r.get(k);
+                Map<String, Estimate> o = kr.test().overall();
+                h.append("<tr><td>").append(esc(r.hook())).append("</td><td>").append(esc(k.cliName())).append("</td>");
+                for (String m : List.of(Evaluation.AUROC, Evaluation.ACCURACY, Evaluation.TPR_AT_1, Evaluation.TPR_AT_5,
+                        Evaluation.TPR, Evaluation.FPR, Evaluation.ECE, Evaluation.BRIER)) {
+                    h.append("<td>").append(ci(o.get(m))).append("</td>");
+                }
+                StringBuilder hyper = new StringBuilder();
+                kr.fitted().hyper().forEach((n, v) -> hyper.append(n).append('=').append(fmt(v)).append(' '));
+                hyper.append("thr=").append(fmt(kr.fitted().params().thresholdProbability()));
+                h.append("<td>").append(fmt(kr.fitted().valAuroc())).append("</td><td>").append(esc(hyper.toString())).append("</td></tr>");
+            }
+        }
+        h.append("</table><p class=\"sub\">Methods and definitions: docs/DETECTION.md. Generated by jlens.</p></body></html>\n");
+        return h.toString();
+    }
+
+    private static List<String> groups(List<Prober.HookResult> results, DetectorKind k) {
+        return new ArrayList<>(results.getFirst().get(k).test().groups().keySet());
+    }
+
+    private static Map<String, List<Prober.HookResult>> groupByHookKind(List<Prober.HookResult> results) {
+        Map<String, List<Prober.HookResult>> m = new LinkedHashMap<>();
+        for (Prober.HookResult r : results) {
+            String hook = r.hook();
+            String kind = hook.startsWith("blocks.") ? hook.substring(hook.indexOf('.', 7) + 1) : hook;
+            m.computeIfAbsent(kind, k -> new ArrayList<>()).add(r);
+        }
+        return m;
+    }
+
+    private static List<Charts.Line> layerLines(Map<String, List<Prober.HookResult>> byKind, String name,
+                                                Function<Prober.HookResult, Estimate> value) {
+        List<Charts.Line> out = new ArrayList<>();
+        boolean several = byKind.size() > 1;
+        for (var e : byKind.entrySet()) {
+            List<Prober.HookResult> rs = e.getValue();
+            int n = rs.size();
+            double[] x = new double[n], y = new double[n], lo = new double[n], hi = new double[n];
+            for (int i = 0; i < n; i++) {
+                Estimate est = value.apply(rs.get(i));
+                x[i] = rs.get(i).layer();
+                y[i] = est.value();
+                lo[i] = est.lo();
+                hi[i] = est.hi();
+            }
+            out.add(new Charts.Line(several ? name + " · " + e.getKey() : name, x, y, lo, hi, false));
+        }
+        return out;
+    }
+
+    static List<String> reading(ObjectNode summary, List<Prober.HookResult> results, List<DetectorKind> kinds,
+                                DetectorKind mainKind, Prober.HookResult chosen, double target) {
+        List<String> out = new ArrayList<>();
+        JsonNode earliest = summary.get("earliest");
+        for (DetectorKind k : kinds) {
+            JsonNode e = earliest.get(k.cliName());
+            if (e == null || e.isNull()) {
+                out.add(String.format(Locale.ROOT, "<b>%s</b>: no layer reaches a test AUROC whose 95%% CI lower bound is at least %s.",
+                        esc(k.cliName()), fmt(target)));
+            } else {
+                Prober.HookResult r = results.stream().filter(x -> x.hook().equals(e.get("hook").asText())).findFirst().orElseThrow();
+                out.add(String.format(Locale.ROOT, "<b>%s</b>: the earliest layer whose test AUROC CI lower bound reaches %s is "
+                                + "<b>layer %d</b> (%s), AUROC %s, TPR at 1%% FPR %s.", esc(k.cliName()), fmt(target), r.layer(),
+                        esc(r.hook()), ci(r.get(k).test().overall().get(Evaluation.AUROC)),
+                        ci(r.get(k).test().overall().get(Evaluation.TPR_AT_1))));
+            }
+        }
+        Prober.KindResult main = chosen.get(mainKind);
+        Map<String, Evaluation.GroupMetrics> g = main.test().groups();
+        StringBuilder cats = new StringBuilder();
+        for (Evaluation.GroupMetrics gm : g.values()) {
+            if (!cats.isEmpty()) cats.append("; ");
+            cats.append(esc(gm.group())).append(' ').append(gm.positive() ? "caught " : "falsely flagged ")
+                    .append(pct(gm.flagRate()));
+        }
+        out.add(String.format(Locale.ROOT, "At %s, the %s detector with its validation threshold (%s): %s.", esc(chosen.hook()),
+                esc(mainKind.cliName()), fmt(main.fitted().params().thresholdProbability()), cats));
+        if (g.containsKey(ProbeData.JAILBREAK) && g.containsKey(ProbeData.HARMFUL)) {
+            double dj = g.get(ProbeData.HARMFUL).auroc().value() - g.get(ProbeData.JAILBREAK).auroc().value();
+            out.add(String.format(Locale.ROOT, "Jailbreak-wrapped requests: AUROC %s against all harmless prompts, versus %s for "
+                            + "direct ones; %s", ci(g.get(ProbeData.JAILBREAK).auroc()), ci(g.get(ProbeData.HARMFUL).auroc()),
+                    dj > 0.02 ? "the wrapper hides part of the request at this layer."
+                            : "the wrapper does not hide the request from this detector."));
+        }
+        if (chosen.kinds().containsKey(DetectorKind.MAHALANOBIS) && chosen.kinds().containsKey(DetectorKind.LOGISTIC)) {
+            Estimate ma = chosen.get(DetectorKind.MAHALANOBIS).test().overall().get(Evaluation.AUROC);
+            Estimate lo = chosen.get(DetectorKind.LOGISTIC).test().overall().get(Evaluation.AUROC);
+            boolean worse = ma.value() < lo.value() - 0.03;
+            out.add(String.format(Locale.ROOT, "The cluster reading (\"harmful prompts converge to a tight region\"): distance to "
+                            + "the harmful centroid gives AUROC %s against the probe's %s at %s. %s", ci(ma), ci(lo), esc(chosen.hook()),
+                    worse ? "Harmful prompts are better described as lying on one side of a direction than as one tight cluster."
+                            : "Closeness to the harmful centroid separates about as well as the linear probe here."));
+        }
+        Estimate ece = main.test().overall().get(Evaluation.ECE);
+        out.add(String.format(Locale.ROOT, "Calibration of the %s scores at %s: ECE %s, Brier %s (0 is perfect).",
+                esc(mainKind.cliName()), esc(chosen.hook()), ci(ece), ci(main.test().overall().get(Evaluation.BRIER))));
+        return out;
+    }
+
+    private static String pct(Estimate e) {
+        if (Double.isNaN(e.lo())) return String.format(Locale.ROOT, "%.0f%%", 100 * e.value());
+        return String.format(Locale.ROOT, "%.0f%% [%.0f, %.0f]", 100 * e.value(), 100 * e.lo(), 100 * e.hi());
+    }
+
+    private static void card(StringBuilder h, String png, String caption) {
+        h.append("<div class=\"card\"><img alt=\"chart\" src=\"").append(png).append("\"><p>").append(esc(caption)).append("</p></div>");
+    }
+
+    private static void row(StringBuilder h, String k, String v) {
+        h.append("<tr><th>").append(esc(k)).append("</th><td style=\"text-align:left\">").append(esc(v)).append("</td></tr>");
+    }
+
+    static String ci(Estimate e) {
+        if (e == null || Double.isNaN(e.value())) return "–";
+        if (Double.isNaN(e.lo())) return fmt(e.value());
+        return String.format(Locale.ROOT, "%.3f [%.3f, %.3f]", e.value(), e.lo(), e.hi());
+    }
+
+    static String fmt(double v) {
+        if (Double.isNaN(v)) return "–";
+        double a = Math.abs(v);
+        if (a != 0 && (a < 1e-3 || a >= 1e5)) return String.format(Locale.ROOT, "%.2e", v);
+        return String.format(Locale.ROOT, "%.3f", v);
+    }
+
+    static String esc(String s) {
+        if (s == null) return "";
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
+    }
+}
