@@ -35,7 +35,8 @@ import java.util.Random;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Time the cached forward pass on synthetic token ids and report tokens/s, GFLOP/s",
+        description = {"Measure forward-pass speed, GFLOP/s against the FMA peak, and memory.",
+                "Time the cached forward pass on synthetic token ids and report tokens/s, GFLOP/s",
                 "(2 x weights x tokens for every matrix product, plus attention), that as a fraction of this",
                 "machine's float32 FMA peak (measured in the same run), load time and peak memory."},
         footer = {"", "Example (the docs/PERFORMANCE.md setting):",

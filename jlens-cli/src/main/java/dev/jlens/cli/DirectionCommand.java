@@ -24,7 +24,8 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "direction", mixinStandardHelpOptions = true,
-        description = {"Find the direction from harmless (A) to harmful (B) prompts in every layer: the difference of the",
+        description = {"Find the harmless-to-harmful direction in every layer and save it.",
+                "Find the direction from harmless (A) to harmful (B) prompts in every layer: the difference of the",
                 "class means (default), the first principal axis of paired differences, or a logistic probe's weights;",
                 "one direction per hook and token position, unit-normalised, with its raw norm kept.",
                 "",

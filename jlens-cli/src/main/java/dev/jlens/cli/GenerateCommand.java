@@ -17,7 +17,8 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = {"Continue one or more prompts with a causal language model. The generated text goes to stdout",
+        description = {"Generate text from a causal language model (streams to stdout).",
+                "Continue one or more prompts with a causal language model. The generated text goes to stdout",
                 "as it is produced (several prompts are generated together and printed in order when done);",
                 "everything else goes to stderr. Temperature 0 (the default) is greedy decoding."},
         footer = {"", "Examples:",

@@ -18,7 +18,8 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "orthogonalize", mixinStandardHelpOptions = true,
-        description = {"Write a copy of a model whose weights cannot write along a direction: r̂ is projected out of the",
+        description = {"Write a copy of a model with a direction projected out of its weights.",
+                "Write a copy of a model whose weights cannot write along a direction: r̂ is projected out of the",
                 "embedding and of every matrix (and bias) that writes to the residual stream. The copy's plain",
                 "forward pass equals ablating r̂ at every layer's resid_pre, attn_out and mlp_out (Arditi et al. 2024).",
                 "The folder holds config.json, model.safetensors, the tokenizer files and orthogonalization.json."},

@@ -12,7 +12,8 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "synth", mixinStandardHelpOptions = true,
-        description = {"Write a GPT-NeoX checkpoint with random weights (config.json, model.safetensors,",
+        description = {"Write a random-weight checkpoint with a real model's shapes (for benchmarks).",
+                "Write a GPT-NeoX checkpoint with random weights (config.json, model.safetensors,",
                 "tokenizer.json) for a real model's shapes, without downloading it: for benchmarks and",
                 "memory tests. Presets: pythia-160m, pythia-410m, pythia-1.4b, pythia-2.8b (their real",
                 "Hugging Face configs); or give the path of any GPT-NeoX config.json."},
