@@ -85,6 +85,9 @@ public final class Detector implements AutoCloseable {
     private final DetectorParams params;
     private final ForwardOptions early;
     private final ObjectNode description;
+    /** With a chat model: prompts are scored as the user message of its template, with this system prompt. */
+    private final boolean chat;
+    private final String chatSystem;
 
     private Detector(HookedModel model, boolean ownsModel, ModelIdentity fittedOn, String hook, Pooling pooling,
                      DetectorParams params, ObjectNode description) {
@@ -95,6 +98,9 @@ public final class Detector implements AutoCloseable {
         this.pooling = pooling;
         this.params = params;
         this.description = description;
+        JsonNode chatNode = this.description.path("chat");
+        this.chat = chatNode.isObject();
+        this.chatSystem = chatNode.path("system").isTextual() ? chatNode.path("system").asText() : null;
         HookPoint p = null;
         for (HookPoint h : model.hookPoints()) if (h.name().equals(hook)) p = h;
         if (p == null) {
@@ -290,7 +296,7 @@ public final class Detector implements AutoCloseable {
         }
         for (int i = 0; i < texts.size(); i++) {
             double expected = raw.get(i).asDouble(Double.NaN);
-            double actual = params.raw(pooled(model.encode(texts.get(i).asText(), null), true));
+            double actual = params.raw(pooled(encode(texts.get(i).asText(), null), true));
             if (!(Math.abs(actual - expected) <= FINGERPRINT_TOLERANCE * Math.max(1, Math.abs(expected)))) {
                 throw new JlensException(String.format(Locale.ROOT, "detector %s was fitted on model %s, but model %s gives "
                                 + "different activations at %s (fingerprint prompt %d: raw score %.6g, expected %.6g): it is "
@@ -343,7 +349,7 @@ public final class Detector implements AutoCloseable {
         ArrayNode texts = fp.putArray("texts"), raws = fp.putArray("raw");
         for (String t : FINGERPRINT) {
             texts.add(t);
-            raws.add(params.raw(pooled(model.encode(t, null), true)));
+            raws.add(params.raw(pooled(encode(t, null), true)));
         }
         for (var it = description.properties().iterator(); it.hasNext(); ) {
             var e = it.next();
@@ -377,12 +383,17 @@ public final class Detector implements AutoCloseable {
         long t0 = System.nanoTime();
         if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
         boolean[] truncated = {false};
-        int[] ids = model.encode(text, w -> truncated[0] = true);
+        int[] ids = encode(text, w -> truncated[0] = true);
         double raw = params.raw(pooled(ids, earlyExit));
         double logit = params.logit(raw);
         double ms = (System.nanoTime() - t0) / 1e6;
         return new Score(DetectorParams.probabilityOfLogit(logit), logit, params.flagged(logit), point.layer(), hook,
                 ids.length, truncated[0], ms);
+    }
+
+    /** The prompt's ids as the detector was fitted on them: plain, or through the model's chat template. */
+    private int[] encode(String text, java.util.function.Consumer<String> warnings) {
+        return chat ? model.encodeChat(text, chatSystem, warnings).ids() : model.encode(text, warnings);
     }
 
     private float[] pooled(int[] ids, boolean earlyExit) {

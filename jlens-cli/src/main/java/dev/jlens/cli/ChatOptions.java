@@ -37,6 +37,11 @@ public final class ChatOptions {
         return chat;
     }
 
+    /** The --system text, or null. */
+    public String system() {
+        return system;
+    }
+
     /** Checks the combination of options before any model is loaded. */
     public void validate(Pooling pooling) {
         if (system != null && !chat) throw new JlensException("--system needs --chat (a system prompt is part of a chat template)");

@@ -62,6 +62,9 @@ import java.util.concurrent.Callable;
 final class ProbeCommand implements Callable<Integer> {
 
     @Mixin
+    ChatOptions chatOptions;
+
+    @Mixin
     ModelOptions modelOptions;
 
     @Option(names = "--train", arity = "1..*", paramLabel = "FILE",
@@ -138,6 +141,11 @@ final class ProbeCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         Pooling pooling = Pooling.parse(pool);
         if (pooling == Pooling.ALL) throw new JlensException("--pool all: a detector needs one vector per prompt; use mean, last or mean-skip-first");
+        chatOptions.validate(pooling);
+        if (pooling.needsPostInstruction()) {
+            throw new JlensException("--pool post-instruction is not available for detectors yet; with --chat use --pool last "
+                    + "(the last post-instruction token, where Arditi et al. read refusal)");
+        }
         if (!(target > 0.5 && target <= 1)) throw new JlensException("--target " + target + ": expected an AUROC in (0.5, 1]");
         if (bootstrap < 0) throw new JlensException("--bootstrap " + bootstrap + ": expected 0 or more");
         if (batchSize < 1) throw new JlensException("--batch-size " + batchSize + ": expected a positive number");
@@ -170,13 +178,10 @@ final class ProbeCommand implements Callable<Integer> {
             if (saveHook != null && points.stream().noneMatch(p -> p.name().equals(saveHook))) {
                 throw new JlensException("--save-hook " + saveHook + " is not among the probed hooks (--hooks \"" + hooks + "\")");
             }
-            List<int[]> ids = new ArrayList<>();
             int[] warned = {0};
-            for (String t : data.texts()) {
-                ids.add(m.encode(t, w -> {
-                    if (warned[0]++ < 5) System.err.println("warning: " + w);
-                }));
-            }
+            List<int[]> ids = chatOptions.encode(m, data.texts(), w -> {
+                if (warned[0]++ < 5) System.err.println("warning: " + w);
+            }).ids();
             if (warned[0] > 5) System.err.println("warning: " + (warned[0] - 5) + " more prompts truncated");
             System.err.printf("model %s: %d layers, d_model %d; %s; train %d, val %d, test %d prompts%n", m.location().id(),
                     m.info().nLayers(), m.info().dModel(), data.description(), data.indices("train").length,
@@ -186,7 +191,7 @@ final class ProbeCommand implements Callable<Integer> {
             List<String> hookNames = points.stream().map(HookPoint::name).toList();
             String promptsSha = ActivationsOutput.fingerprint(data.texts().toArray());
             String fp = ActivationsOutput.fingerprint("probe", m.location().id(), m.location().revision(), promptsSha,
-                    hookNames, pooling, batchSize);
+                    hookNames, pooling, batchSize, chatOptions.fingerprint());
             Path actFile;
             try (Progress bar = new Progress("forward", ids.size())) {
                 actFile = ResumableCache.run(out, fp, m, ids, pattern, () -> new ActivationCache(pooling), hookNames,
@@ -238,6 +243,10 @@ final class ProbeCommand implements Callable<Integer> {
                         ? "earliest layer whose test AUROC CI lower bound reaches the target"
                         : "no layer reached the target; the hook with the highest test AUROC CI lower bound");
                 training.put("probe_output", out.toAbsolutePath().toString());
+                if (chatOptions.enabled()) {
+                    var chat = desc.putObject("chat");
+                    if (chatOptions.system() != null) chat.put("system", chatOptions.system());
+                }
                 Detector.of(m, chosen.hook(), pooling, kr.fitted().params(), desc).save(saveDetector);
                 o.printf(Locale.ROOT, "saved detector %s: %s at %s (layer %d), threshold %.4f, test AUROC %s%n", saveDetector,
                         mainKind.cliName(), chosen.hook(), chosen.layer(), kr.fitted().params().thresholdProbability(),
