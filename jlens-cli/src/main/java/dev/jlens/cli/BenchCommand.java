@@ -137,6 +137,12 @@ final class BenchCommand implements Callable<Integer> {
                 median, best, batch * tokens / median);
         out.printf(Locale.ROOT, "work         %.1f GFLOP per batch (matrix products %.1f, attention %.2f)%n", flops / 1e9,
                 kernels.matmulFlops / (double) iterations / 1e9, kernels.attentionFlops / (double) iterations / 1e9);
+        double total = Arrays.stream(secs).sum() / iterations;
+        double mm = kernels.matmulNanos / 1e9 / iterations, at = kernels.attentionNanos / 1e9 / iterations;
+        double other = kernels.otherNanos / 1e9 / iterations;
+        out.printf(Locale.ROOT, "time         per batch: matrix products %.3f s (%.1f GFLOP/s), attention %.3f s, norms/"
+                        + "activations/adds %.3f s, outside kernels %.3f s%n",
+                mm, kernels.matmulFlops / (double) iterations / mm / 1e9, at, other, total - mm - at - other);
         out.printf(Locale.ROOT, "achieved     %.1f GFLOP/s (median) = %.1f%% of the measured peak; best %.1f GFLOP/s = %.1f%%%n",
                 gflops, 100 * gflops / peak, flops / best / 1e9, 100 * flops / best / 1e9 / peak);
         long hwm = peakRssKb();
@@ -166,11 +172,17 @@ final class BenchCommand implements Callable<Integer> {
         return -1;
     }
 
-    /** Counts the floating-point work the model asks for, so GFLOP/s reflects what really ran. */
+    /**
+     * Counts the floating-point work the model asks for, so GFLOP/s reflects what really ran, and the time
+     * spent in each kind of kernel, so the time outside the matrix products is visible.
+     */
     static final class Counting implements Kernels {
         private final Kernels k;
         long matmulFlops;
         long attentionFlops;
+        long matmulNanos;
+        long attentionNanos;
+        long otherNanos;
 
         Counting(Kernels k) {
             this.k = k;
@@ -179,12 +191,17 @@ final class BenchCommand implements Callable<Integer> {
         void reset() {
             matmulFlops = 0;
             attentionFlops = 0;
+            matmulNanos = 0;
+            attentionNanos = 0;
+            otherNanos = 0;
         }
 
         @Override
         public void matmul(float[] x, int m, WeightMatrix w, float[] bias, float[] out) {
             matmulFlops += 2L * m * w.rows() * w.cols();
+            long t0 = System.nanoTime();
             k.matmul(x, m, w, bias, out);
+            matmulNanos += System.nanoTime() - t0;
         }
 
         @Override
@@ -199,17 +216,23 @@ final class BenchCommand implements Callable<Integer> {
 
         @Override
         public void layerNorm(float[] x, float[] out, int rows, int d, float[] gamma, float[] beta, float eps) {
+            long t0 = System.nanoTime();
             k.layerNorm(x, out, rows, d, gamma, beta, eps);
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
         public void rmsNorm(float[] x, float[] out, int rows, int d, float[] gamma, float eps) {
+            long t0 = System.nanoTime();
             k.rmsNorm(x, out, rows, d, gamma, eps);
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
         public void activate(float[] x, int n, Activation act) {
+            long t0 = System.nanoTime();
             k.activate(x, n, act);
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
@@ -230,12 +253,16 @@ final class BenchCommand implements Callable<Integer> {
             }
             // q·k and p·v: two multiply-adds per head dimension per visible (query, key) pair
             attentionFlops += 4L * pairs * nHeads * headDim;
+            long t0 = System.nanoTime();
             k.attention(q, kk, v, out, layout, nHeads, nKvHeads, headDim, scale, mask, patternOut);
+            attentionNanos += System.nanoTime() - t0;
         }
 
         @Override
         public void addInPlace(float[] out, float[] a, int n) {
+            long t0 = System.nanoTime();
             k.addInPlace(out, a, n);
+            otherNanos += System.nanoTime() - t0;
         }
     }
 }
