@@ -35,12 +35,14 @@ import java.util.Random;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Time the cached forward pass on synthetic token ids and report tokens/s, GFLOP/s",
-                "(2 x weights x tokens for every matrix product, plus attention), that as a fraction of this",
-                "machine's float32 FMA peak (measured in the same run), load time and peak memory."},
+        description = {"Time the cached forward pass on synthetic token ids. Reports tokens/s,",
+                "GFLOP/s (2 x weights x tokens for every matrix product, plus attention),",
+                "that as a fraction of this machine's float32 FMA peak (measured first, in",
+                "the same run), the load time and the peak memory (VmHWM)."},
         footer = {"", "Example (the docs/PERFORMANCE.md setting):",
                 "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/p14",
-                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 --hooks 'blocks.*.hook_resid_post' --pool mean"})
+                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 \\",
+                "      --hooks 'blocks.*.hook_resid_post' --pool mean"})
 final class BenchCommand implements Callable<Integer> {
 
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL",
@@ -84,14 +86,16 @@ final class BenchCommand implements Callable<Integer> {
         HookPattern pattern = HookPattern.parse(hooks);
         PrintStream out = System.out;
 
+        ModelLocation loc = ModelResolver.fromSystem().resolve(model, revision);
+        Path dir = loc.dir();
+        if (dir == null || !Files.isDirectory(dir)) {
+            throw new JlensException("--model " + model + ": bench needs a model folder or an ORG/NAME in the Hugging Face cache");
+        }
+
         out.printf("machine      %s, %d cores, Java %s, %d float lanes%n", cpuModel(), cores, Runtime.version(),
                 FloatVector.SPECIES_PREFERRED.length());
         double peak = FmaPeak.measureGflops(cores, 400);
         out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
-
-        ModelLocation loc = ModelResolver.fromSystem().resolve(model, revision);
-        Path dir = loc.dir();
-        if (dir == null || !Files.isDirectory(dir)) throw new JlensException("--model " + model + ": not a model folder");
         Counting kernels = new Counting(Kernels.cpu(nThreads));
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
