@@ -36,13 +36,15 @@ import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Measure forward-pass speed, GFLOP/s against the FMA peak, and memory.",
-                "Time the cached forward pass on synthetic token ids and report tokens/s, GFLOP/s",
-                "(2 x weights x tokens for every matrix product, plus attention), that as a fraction of this",
-                "machine's float32 FMA peak (measured in the same run), load time and peak memory."},
+                "Time the cached forward pass on synthetic token ids. Reports tokens/s,",
+                "GFLOP/s (2 x weights x tokens for every matrix product, plus attention),",
+                "that as a fraction of this machine's float32 FMA peak (measured first, in",
+                "the same run), the load time and the peak memory (VmHWM)."},
         footer = {"", "Example (the docs/PERFORMANCE.md setting):",
                 "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/p14",
-                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 --hooks 'blocks.*.hook_resid_post' --pool mean",
-                "Early exit of a saved detector (ms/prompt up to its layer vs the full forward pass):",
+                "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 \\",
+                "      --hooks 'blocks.*.hook_resid_post' --pool mean",
+                "Early exit of a saved detector (ms/prompt up to its layer vs the full pass):",
                 "  jlens bench --detector out/guard"})
 final class BenchCommand implements Callable<Integer> {
 
@@ -94,14 +96,16 @@ final class BenchCommand implements Callable<Integer> {
         HookPattern pattern = HookPattern.parse(hooks);
         PrintStream out = System.out;
 
+        ModelLocation loc = ModelResolver.fromSystem().resolve(model, revision);
+        Path dir = loc.dir();
+        if (dir == null || !Files.isDirectory(dir)) {
+            throw new JlensException("--model " + model + ": bench needs a model folder or an ORG/NAME in the Hugging Face cache");
+        }
+
         out.printf("machine      %s, %d cores, Java %s, %d float lanes%n", cpuModel(), cores, Runtime.version(),
                 FloatVector.SPECIES_PREFERRED.length());
         double peak = FmaPeak.measureGflops(cores, 400);
         out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
-
-        ModelLocation loc = ModelResolver.fromSystem().resolve(model, revision);
-        Path dir = loc.dir();
-        if (dir == null || !Files.isDirectory(dir)) throw new JlensException("--model " + model + ": not a model folder");
         Counting kernels = new Counting(Kernels.cpu(nThreads));
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
@@ -147,6 +151,12 @@ final class BenchCommand implements Callable<Integer> {
                 median, best, batch * tokens / median);
         out.printf(Locale.ROOT, "work         %.1f GFLOP per batch (matrix products %.1f, attention %.2f)%n", flops / 1e9,
                 kernels.matmulFlops / (double) iterations / 1e9, kernels.attentionFlops / (double) iterations / 1e9);
+        double total = Arrays.stream(secs).sum() / iterations;
+        double mm = kernels.matmulNanos / 1e9 / iterations, at = kernels.attentionNanos / 1e9 / iterations;
+        double other = kernels.otherNanos / 1e9 / iterations;
+        out.printf(Locale.ROOT, "time         per batch: matrix products %.3f s (%.1f GFLOP/s), attention %.3f s, norms/"
+                        + "activations/adds %.3f s, outside kernels %.3f s%n",
+                mm, kernels.matmulFlops / (double) iterations / mm / 1e9, at, other, total - mm - at - other);
         out.printf(Locale.ROOT, "achieved     %.1f GFLOP/s (median) = %.1f%% of the measured peak; best %.1f GFLOP/s = %.1f%%%n",
                 gflops, 100 * gflops / peak, flops / best / 1e9, 100 * flops / best / 1e9 / peak);
         long hwm = peakRssKb();
@@ -176,11 +186,17 @@ final class BenchCommand implements Callable<Integer> {
         return -1;
     }
 
-    /** Counts the floating-point work the model asks for, so GFLOP/s reflects what really ran. */
+    /**
+     * Counts the floating-point work the model asks for, so GFLOP/s reflects what really ran, and the time
+     * spent in each kind of kernel, so the time outside the matrix products is visible.
+     */
     static final class Counting implements Kernels {
         private final Kernels k;
         long matmulFlops;
         long attentionFlops;
+        long matmulNanos;
+        long attentionNanos;
+        long otherNanos;
 
         Counting(Kernels k) {
             this.k = k;
@@ -189,12 +205,17 @@ final class BenchCommand implements Callable<Integer> {
         void reset() {
             matmulFlops = 0;
             attentionFlops = 0;
+            matmulNanos = 0;
+            attentionNanos = 0;
+            otherNanos = 0;
         }
 
         @Override
         public void matmul(float[] x, int m, WeightMatrix w, float[] bias, float[] out) {
             matmulFlops += 2L * m * w.rows() * w.cols();
+            long t0 = System.nanoTime();
             k.matmul(x, m, w, bias, out);
+            matmulNanos += System.nanoTime() - t0;
         }
 
         @Override
@@ -209,17 +230,23 @@ final class BenchCommand implements Callable<Integer> {
 
         @Override
         public void layerNorm(float[] x, float[] out, int rows, int d, float[] gamma, float[] beta, float eps) {
+            long t0 = System.nanoTime();
             k.layerNorm(x, out, rows, d, gamma, beta, eps);
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
         public void rmsNorm(float[] x, float[] out, int rows, int d, float[] gamma, float eps) {
+            long t0 = System.nanoTime();
             k.rmsNorm(x, out, rows, d, gamma, eps);
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
         public void activate(float[] x, int n, Activation act) {
+            long t0 = System.nanoTime();
             k.activate(x, n, act);
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
@@ -240,12 +267,16 @@ final class BenchCommand implements Callable<Integer> {
             }
             // q·k and p·v: two multiply-adds per head dimension per visible (query, key) pair
             attentionFlops += 4L * pairs * nHeads * headDim;
+            long t0 = System.nanoTime();
             k.attention(q, kk, v, out, layout, nHeads, nKvHeads, headDim, scale, mask, patternOut);
+            attentionNanos += System.nanoTime() - t0;
         }
 
         @Override
         public void addInPlace(float[] out, float[] a, int n) {
+            long t0 = System.nanoTime();
             k.addInPlace(out, a, n);
+            otherNanos += System.nanoTime() - t0;
         }
     }
 }

@@ -1,7 +1,6 @@
 package dev.jlens.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.ref.Cleaner;
@@ -174,15 +173,7 @@ final class VectorKernels implements Kernels {
 
     @Override
     public void activate(float[] x, int n, Activation act) {
-        forRange(n, (i0, i1) -> {
-            int i = i0;
-            for (; i + L <= i1; i += L) VectorMath.apply(act, FloatVector.fromArray(S, x, i)).intoArray(x, i);
-            if (i < i1) {
-                // The tail goes through the same vector code under a mask, so its bits match the body's.
-                VectorMask<Float> m = S.indexInRange(i, i1);
-                VectorMath.apply(act, FloatVector.fromArray(S, x, i, m)).intoArray(x, i, m);
-            }
-        });
+        forRange(n, (i0, i1) -> VectorMath.activate(act, x, i0, i1));
     }
 
     @Override

@@ -11,14 +11,16 @@ import jdk.incubator.vector.VectorSpecies;
  * blend. The Vector API's own EXP/TANH are not used on purpose: they are intrinsified to a vendor math
  * library in compiled code but fall back to {@code Math} lane by lane in the interpreter, so the same
  * input could give different bits before and after JIT compilation; these give the same bits always.
+ *
+ * <p>Written for the JIT as much as for the reader: every constant is a ready vector (a broadcast per use
+ * adds nodes until C2 stops inlining, and a vector that crosses a call it does not inline is boxed on the
+ * heap, ten times slower), and each activation has its own loop with the arithmetic in its body.
  */
 final class VectorMath {
 
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     private static final float LOG2E = 1.44269504088896341f;
-    private static final float LN2_HI = 0.693359375f;
-    private static final float LN2_LO = -2.12194440e-4f;
     /** 1.5 * 2^23: adding it rounds a float of magnitude below 2^22 to an integer (its low mantissa bits). */
     private static final float ROUND_MAGIC = 12582912f;
     private static final int ROUND_MAGIC_BITS = 0x4B400000;
@@ -27,11 +29,37 @@ final class VectorMath {
     /** -126 ln 2: below it the result is flushed to zero instead of being computed as a subnormal. */
     private static final float EXP_LO = -87.3365447505531f;
 
+    private static final FloatVector ONE = v(1f), TWO = v(2f), HALF = v(0.5f);
+    // ln 2 split so that n·LN2_HI is exact for the n that occur (Cody–Waite)
+    private static final FloatVector MINUS_LN2_HI = v(-0.693359375f), MINUS_LN2_LO = v(2.12194440e-4f);
+    // Cephes expf: e^r ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2
+    private static final FloatVector P0 = v(1.9875691500e-4f), P1 = v(1.3981999507e-3f), P2 = v(8.3334519073e-3f),
+            P3 = v(4.1665795894e-2f), P4 = v(1.6666665459e-1f), P5 = v(5.0000001201e-1f);
+    // erf(x)/x = sum_k (-1)^k 2/sqrt(pi) x^{2k} / (k! (2k+1)), k = 0..10
+    private static final FloatVector T0 = v(taylor(0)), T1 = v(taylor(1)), T2 = v(taylor(2)), T3 = v(taylor(3)),
+            T4 = v(taylor(4)), T5 = v(taylor(5)), T6 = v(taylor(6)), T7 = v(taylor(7)), T8 = v(taylor(8)),
+            T9 = v(taylor(9)), T10 = v(taylor(10));
+    // Numerical Recipes erfcc: erfc(a) = t·exp(-a² + Q(t)), t = 1/(1 + a/2)
+    private static final FloatVector Q0 = v(-1.26551223f), Q1 = v(1.00002368f), Q2 = v(0.37409196f),
+            Q3 = v(0.09678418f), Q4 = v(-0.18628806f), Q5 = v(0.27886807f), Q6 = v(-1.13520398f),
+            Q7 = v(1.48851587f), Q8 = v(-0.82215223f), Q9 = v(0.17087277f);
+    private static final FloatVector GELU_CUBIC = v(0.044715f);
+
+    private static final float SQRT1_2 = 0.70710678118654752f;
+    private static final float SQRT_2_OVER_PI = 0.7978845608028654f;
+
     private VectorMath() {
     }
 
-    private static FloatVector bc(float v) {
-        return FloatVector.broadcast(S, v);
+    private static FloatVector v(float x) {
+        return FloatVector.broadcast(S, x);
+    }
+
+    private static float taylor(int k) {
+        double fact = 1;
+        for (int i = 2; i <= k; i++) fact *= i;
+        double c = 2.0 / Math.sqrt(Math.PI) / (fact * (2 * k + 1));
+        return (float) (k % 2 == 0 ? c : -c);
     }
 
     /**
@@ -43,92 +71,91 @@ final class VectorMath {
         FloatVector xc = x.min(EXP_HI).max(EXP_LO);
         FloatVector t = xc.fma(LOG2E, ROUND_MAGIC);
         FloatVector n = t.sub(ROUND_MAGIC);
-        FloatVector r = n.fma(bc(-LN2_HI), xc);
-        r = n.fma(bc(-LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(S, 1.9875691500e-4f);
-        p = p.fma(r, bc(1.3981999507e-3f));
-        p = p.fma(r, bc(8.3334519073e-3f));
-        p = p.fma(r, bc(4.1665795894e-2f));
-        p = p.fma(r, bc(1.6666665459e-1f));
-        p = p.fma(r, bc(5.0000001201e-1f));
-        FloatVector y = p.fma(r.mul(r), r).add(1f);
+        FloatVector r = n.fma(MINUS_LN2_HI, xc);
+        r = n.fma(MINUS_LN2_LO, r);
+        FloatVector p = P0.fma(r, P1).fma(r, P2).fma(r, P3).fma(r, P4).fma(r, P5);
+        FloatVector y = p.fma(r.mul(r), r).add(ONE);
         IntVector ni = t.reinterpretAsInts().sub(ROUND_MAGIC_BITS);
         FloatVector scale = ni.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return y.mul(scale).blend(0f, under);
     }
 
-    /** Coefficients of erf(x)/x = sum_k (-1)^k 2/sqrt(pi) x^{2k} / (k! (2k+1)), highest first. */
-    private static final float[] ERF_TAYLOR = taylor();
-
-    private static float[] taylor() {
-        int terms = 11;
-        float[] c = new float[terms];
-        double fact = 1;
-        for (int k = 0; k < terms; k++) {
-            if (k > 0) fact *= k;
-            double v = 2.0 / Math.sqrt(Math.PI) / (fact * (2 * k + 1));
-            c[terms - 1 - k] = (float) (k % 2 == 0 ? v : -v);
+    /**
+     * Applies act to x[from, to) in place. A partial last vector goes through the same loop on a
+     * zero-padded copy, so its bits match the body's.
+     */
+    static void activate(Activation act, float[] x, int from, int to) {
+        int bound = from + (to - from) / S.length() * S.length();
+        loop(act, x, from, bound);
+        if (bound < to) {
+            float[] tail = new float[S.length()];
+            System.arraycopy(x, bound, tail, 0, to - bound);
+            loop(act, tail, 0, tail.length);
+            System.arraycopy(tail, 0, x, bound, to - bound);
         }
-        return c;
+    }
+
+    private static void loop(Activation act, float[] x, int from, int to) {
+        switch (act) {
+            case GELU -> gelu(x, from, to);
+            case GELU_TANH -> geluTanh(x, from, to, false);
+            case GELU_FAST -> geluTanh(x, from, to, true);
+            case RELU -> relu(x, from, to);
+            case SILU -> silu(x, from, to);
+        }
     }
 
     /**
-     * erf(x) to about 2e-7 absolute. |x| &lt; 1: the Taylor series to x^21 (truncation below 2e-9);
-     * 1 ≤ |x| &lt; 4: 1 − erfc with the Chebyshev fit of Numerical Recipes' erfcc (fractional error
-     * below 1.2e-7, and erfc ≤ 0.16 there); beyond 4, ±1, as float rounds erf(4) to 1.
+     * x·Φ(x) = x/2 · (1 + erf(x/√2)), erf to about 2e-7 absolute: for |y| &lt; 1 the Taylor series to
+     * y^21 (truncation below 2e-9); for 1 ≤ |y| &lt; 4, 1 − erfc with the Chebyshev fit of Numerical
+     * Recipes' erfcc (fractional error below 1.2e-7, and erfc ≤ 0.16 there); beyond 4, ±1, as float
+     * rounds erf(4) to 1. Both branches are computed and blended, so there is no per-lane branching.
      */
-    static FloatVector erf(FloatVector x) {
-        FloatVector a = x.abs().min(4f);
-        FloatVector z = a.mul(a);
-        FloatVector p = FloatVector.broadcast(S, ERF_TAYLOR[0]);
-        for (int i = 1; i < ERF_TAYLOR.length; i++) p = p.fma(z, bc(ERF_TAYLOR[i]));
-        FloatVector small = p.mul(a);
-
-        FloatVector t = FloatVector.broadcast(S, 1f).div(a.fma(0.5f, 1f));
-        FloatVector q = FloatVector.broadcast(S, 0.17087277f);
-        q = q.fma(t, bc(-0.82215223f));
-        q = q.fma(t, bc(1.48851587f));
-        q = q.fma(t, bc(-1.13520398f));
-        q = q.fma(t, bc(0.27886807f));
-        q = q.fma(t, bc(-0.18628806f));
-        q = q.fma(t, bc(0.09678418f));
-        q = q.fma(t, bc(0.37409196f));
-        q = q.fma(t, bc(1.00002368f));
-        q = q.fma(t, bc(-1.26551223f));
-        FloatVector erfc = t.mul(exp(q.sub(z)));
-        FloatVector large = FloatVector.broadcast(S, 1f).sub(erfc);
-
-        FloatVector r = small.blend(large, a.compare(VectorOperators.GE, 1f));
-        // copy the sign of x (erf is odd)
-        IntVector sign = x.reinterpretAsInts().and(0x80000000);
-        return r.reinterpretAsInts().or(sign).reinterpretAsFloats();
+    private static void gelu(float[] x, int from, int to) {
+        for (int i = from; i < to; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            FloatVector y = v.mul(SQRT1_2);
+            FloatVector a = y.abs().min(4f);
+            FloatVector z = a.mul(a);
+            FloatVector small = T10.fma(z, T9).fma(z, T8).fma(z, T7).fma(z, T6).fma(z, T5).fma(z, T4).fma(z, T3)
+                    .fma(z, T2).fma(z, T1).fma(z, T0).mul(a);
+            FloatVector t = ONE.div(a.fma(HALF, ONE));
+            FloatVector q = Q9.fma(t, Q8).fma(t, Q7).fma(t, Q6).fma(t, Q5).fma(t, Q4).fma(t, Q3).fma(t, Q2)
+                    .fma(t, Q1).fma(t, Q0);
+            FloatVector large = ONE.sub(t.mul(exp(q.sub(z))));
+            FloatVector erfAbs = small.blend(large, a.compare(VectorOperators.GE, 1f));
+            // erf is odd: copy the sign of y
+            FloatVector erf = erfAbs.reinterpretAsInts().or(y.reinterpretAsInts().and(0x80000000)).reinterpretAsFloats();
+            v.mul(HALF).mul(erf.add(ONE)).intoArray(x, i);
+        }
     }
 
-    /** tanh through e^{2|y|}: absolute error about 1e-7, which the GELU forms multiply by x/2. */
-    static FloatVector tanh(FloatVector y) {
-        FloatVector a = y.abs().min(9f);
-        FloatVector e = exp(a.add(a));
-        FloatVector r = FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(e.add(1f)));
-        IntVector sign = y.reinterpretAsInts().and(0x80000000);
-        return r.reinterpretAsInts().or(sign).reinterpretAsFloats();
+    /**
+     * The tanh forms: "fast" is HF's 0.5x(1+tanh(0.79788456x(1+0.044715x²))), the other
+     * 0.5x(1+tanh(√(2/π)(x+0.044715x³))). tanh(u) = sign(u)(1 − 2/(e^{2|u|} + 1)), absolute error about
+     * 1e-7, which GELU multiplies by x/2.
+     */
+    private static void geluTanh(float[] x, int from, int to, boolean fast) {
+        for (int i = from; i < to; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            FloatVector u = fast
+                    ? v.mul(0.7978845608f).mul(v.mul(v).fma(GELU_CUBIC, ONE))
+                    : v.mul(v).mul(v).fma(GELU_CUBIC, v).mul(SQRT_2_OVER_PI);
+            FloatVector au = u.abs().min(9f);
+            FloatVector th = ONE.sub(TWO.div(exp(au.add(au)).add(ONE)));
+            th = th.reinterpretAsInts().or(u.reinterpretAsInts().and(0x80000000)).reinterpretAsFloats();
+            v.mul(HALF).mul(th.add(ONE)).intoArray(x, i);
+        }
     }
 
-    private static final float SQRT1_2 = 0.70710678118654752f;
-    private static final float SQRT_2_OVER_PI = 0.7978845608028654f;
+    private static void relu(float[] x, int from, int to) {
+        for (int i = from; i < to; i += S.length()) FloatVector.fromArray(S, x, i).max(0f).intoArray(x, i);
+    }
 
-    static FloatVector apply(Activation act, FloatVector x) {
-        return switch (act) {
-            case GELU -> x.mul(0.5f).mul(erf(x.mul(SQRT1_2)).add(1f));
-            case GELU_TANH -> {
-                FloatVector inner = x.mul(x).mul(x).fma(bc(0.044715f), x).mul(SQRT_2_OVER_PI);
-                yield x.mul(0.5f).mul(tanh(inner).add(1f));
-            }
-            case GELU_FAST -> {
-                FloatVector inner = x.mul(0.7978845608f).mul(x.mul(x).fma(0.044715f, 1f));
-                yield x.mul(0.5f).mul(tanh(inner).add(1f));
-            }
-            case RELU -> x.max(0f);
-            case SILU -> x.div(exp(x.neg()).add(1f));
-        };
+    private static void silu(float[] x, int from, int to) {
+        for (int i = from; i < to; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            v.div(exp(v.neg()).add(ONE)).intoArray(x, i);
+        }
     }
 }

@@ -82,7 +82,7 @@ class GemmTest {
     void everyOutputIsTheScalarFmaChain(DType dt) {
         Random r = new Random(42 + dt.ordinal());
         int[] ms = {1, 2, 3, 4, 5, 7, 8, 12, 13, 25, 40};
-        int[][] nk = {{1, 1}, {31, 7}, {32, 256}, {33, 257}, {100, 40}, {130, 600}, {64, 513}, {200, 3}};
+        int[][] nk = {{1, 1}, {31, 7}, {32, 256}, {33, 257}, {100, 40}, {130, 600}, {64, 513}, {200, 3}, {40, 2100}};
         for (int[] shape : nk) {
             int n = shape[0], k = shape[1];
             WeightMatrix w = randomWeights(r, dt, n, k);
@@ -100,6 +100,29 @@ class GemmTest {
                     assertBitsEqual(want, three, what + " (3 threads)");
                 }
             }
+        }
+    }
+
+    @Test
+    void theKBlockSizeDoesNotChangeTheBits() {
+        Random r = new Random(9);
+        int n = 70, k = 333;
+        WeightMatrix w = randomWeights(r, DType.BF16, n, k);
+        float[] bias = randomArray(r, n);
+        WorkerPool pool = new WorkerPool(2);
+        try {
+            PackedWeights pw = PackedWeights.pack(w, pool);
+            for (int m : new int[]{1, 3, 6, 17}) {
+                float[] x = randomArray(r, m * k);
+                float[] want = reference(x, m, w, bias);
+                for (int kBlock : new int[]{1, 16, 100, 333, 1024}) {
+                    float[] out = new float[m * n];
+                    new Gemm(pool, kBlock).multiply(x, m, pw, bias, out);
+                    assertBitsEqual(want, out, "m=" + m + " K block " + kBlock);
+                }
+            }
+        } finally {
+            pool.shutdown();
         }
     }
 
