@@ -5,6 +5,7 @@ import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
+import dev.jlens.load.MemoryEstimate;
 import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
@@ -76,13 +77,16 @@ final class CacheCommand implements Callable<Integer> {
             }
             List<int[]> ids = new ArrayList<>();
             for (String text : set.texts()) ids.add(m.encode(text, w -> System.err.println("warning: " + w)));
+            // A batch never holds more than every prompt; clamping also keeps batch arithmetic from overflowing.
+            int batch = Math.min(batchSize, ids.size());
+            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, names.size(), logits, MemoryEstimate.Limits.ofThisJvm());
             ActivationsOutput.guardFinished(out, "activations.json", force);
             String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
-                    names, pooling, batchSize, logits);
+                    names, pooling, batch, logits);
             Path file;
             try (Progress bar = new Progress("cache", ids.size())) {
                 file = ResumableCache.run(out, fp, m, ids, pattern, () -> new ActivationCache(pooling), names,
-                        batchSize, logits, bar);
+                        batch, logits, bar);
             }
             ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, logits, names, prompts.toString(), set.sha256());
             ResumableCache.discard(out);
