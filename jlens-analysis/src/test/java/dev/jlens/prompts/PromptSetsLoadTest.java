@@ -249,4 +249,14 @@ class PromptSetsLoadTest {
         JlensException s = assertThrows(JlensException.class, () -> PromptSets.builtin("harmful").filterSplit("dev"));
         assertMentions(s, "\"dev\"", "train, val, test");
     }
+
+    /** A prompt file beyond 256 MB is refused from its size alone (the file here is sparse: no disk, no reading). */
+    @Test
+    void hugeFileIsRefusedBeforeReading() throws IOException {
+        Path file = dir.resolve("huge.txt");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+            f.setLength(PromptSets.MAX_FILE_BYTES + 1);
+        }
+        assertMentions(fails(file, null, "x"), file.toString(), "too large for a prompt file");
+    }
 }

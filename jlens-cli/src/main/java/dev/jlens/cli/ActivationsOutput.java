@@ -27,22 +27,38 @@ final class ActivationsOutput {
     private ActivationsOutput() {
     }
 
-    /** Refuses to overwrite a finished run unless forced; a forced run starts from scratch. */
+    /**
+     * Refuses to overwrite a finished run unless forced; a forced run starts from scratch and first withdraws
+     * the finished run's completion markers, so that a redo interrupted half-way never looks finished (the old
+     * result files stay until the new ones replace them).
+     */
     static void guardFinished(Path out, String marker, boolean force) {
         Path f = out.resolve(marker);
-        if (!Files.isRegularFile(f)) return;
-        boolean complete;
-        try {
-            JsonNode n = new ObjectMapper().readTree(f.toFile());
-            complete = n != null && n.path("complete").asBoolean(false);
-        } catch (IOException e) {
-            complete = false;
+        boolean complete = false;
+        if (Files.isRegularFile(f)) {
+            try {
+                JsonNode n = new ObjectMapper().readTree(f.toFile());
+                complete = n != null && n.path("complete").asBoolean(false);
+            } catch (IOException e) {
+                complete = false;
+            }
         }
         if (complete && !force) {
             throw new JlensException(out + " already holds a finished run (" + f + "); pass --force to redo it, "
                     + "or choose another --out");
         }
-        if (force) ResumableCache.discard(out);
+        if (force) {
+            ResumableCache.discard(out);
+            // analyze's activations carry their own marker; a redo replaces them too
+            for (Path m : List.of(f, out.resolve("activations.json"))) {
+                try {
+                    Files.deleteIfExists(m);
+                } catch (IOException e) {
+                    throw new JlensException("cannot redo the run in " + out + ": its completion marker " + m
+                            + " cannot be removed (" + e.getMessage() + "); is the folder writable?", e);
+                }
+            }
+        }
     }
 
     static void writeMetadata(Path dir, HookedModel model, int prompts, Pooling pooling, boolean logits,

@@ -12,6 +12,7 @@ import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.io.AtomicFiles;
+import dev.jlens.load.MemoryEstimate;
 import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
@@ -155,15 +156,18 @@ final class AnalyzeCommand implements Callable<Integer> {
             System.err.printf("model %s: %d layers, d_model %d; %d harmless, %d harmful, %d reference prompts%n",
                     m.location().id(), m.info().nLayers(), m.info().dModel(), nA, nB, nR);
 
-            ActivationsOutput.guardFinished(out, "metrics.json", force);
             List<String> hookNames = points.stream().map(HookPoint::name).toList();
+            // A batch never holds more than every prompt; clamping also keeps batch arithmetic from overflowing.
+            int batch = Math.min(batchSize, ids.size());
+            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, hookNames.size(), false, MemoryEstimate.Limits.ofThisJvm());
+            ActivationsOutput.guardFinished(out, "metrics.json", force);
             String fp = ActivationsOutput.fingerprint("analyze", m.location().id(), m.location().revision(),
-                    combinedSha(setA, setB, setR), hookNames, pooling, batchSize, seedCompat, chatOptions.fingerprint());
+                    combinedSha(setA, setB, setR), hookNames, pooling, batch, seedCompat, chatOptions.fingerprint());
             Path actFile;
             try (Progress bar = new Progress("forward", ids.size())) {
                 actFile = ResumableCache.run(out, fp, m, ids, pattern, ChatOptions.caches(pooling, seedCompat
                         ? AnalyzeCommand::subtractTokenMean : java.util.function.UnaryOperator.identity(), encoded),
-                        hookNames, batchSize, false, bar);
+                        hookNames, batch, false, bar);
             }
             var acts = dev.jlens.io.safetensors.SafetensorsFile.open(actFile);
             GeometryAnalyzer analyzer = new GeometryAnalyzer(new GeometryOptions(bootstrap, permutations, seed, cvFolds, 1.0, true));

@@ -4,6 +4,7 @@ import dev.jlens.JlensException;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
+import dev.jlens.load.MemoryEstimate;
 import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
@@ -83,14 +84,17 @@ final class CacheCommand implements Callable<Integer> {
             }
             ChatOptions.Encoded encoded = chatOptions.encode(m, set.texts(), w -> System.err.println("warning: " + w));
             List<int[]> ids = encoded.ids();
+            // A batch never holds more than every prompt; clamping also keeps batch arithmetic from overflowing.
+            int batch = Math.min(batchSize, ids.size());
+            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, names.size(), logits, MemoryEstimate.Limits.ofThisJvm());
             ActivationsOutput.guardFinished(out, "activations.json", force);
             String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
-                    names, pooling, batchSize, logits, chatOptions.fingerprint());
+                    names, pooling, batch, logits, chatOptions.fingerprint());
             Path file;
             try (Progress bar = new Progress("cache", ids.size())) {
                 file = ResumableCache.run(out, fp, m, ids, pattern,
                         ChatOptions.caches(pooling, java.util.function.UnaryOperator.identity(), encoded), names,
-                        batchSize, logits, bar);
+                        batch, logits, bar);
             }
             ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, logits, names, prompts.toString(), set.sha256(),
                     chatOptions.metadata(m, encoded));

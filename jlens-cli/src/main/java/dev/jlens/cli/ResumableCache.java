@@ -68,7 +68,8 @@ final class ResumableCache {
                         .put("prompts", ids.size()).put("batch_size", batchSize).toString());
             }
         } catch (IOException e) {
-            throw new JlensException("cannot use " + partial + ": " + e.getMessage(), e);
+            throw new JlensException("cannot use " + partial + ": " + e.getMessage()
+                    + " (is the folder writable and is there space left on the disk?)", e);
         }
         int nBatches = (ids.size() + batchSize - 1) / batchSize;
         int resumed = 0;

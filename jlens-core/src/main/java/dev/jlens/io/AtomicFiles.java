@@ -24,13 +24,24 @@ public final class AtomicFiles {
     private AtomicFiles() {
     }
 
+    /** Opens the stream the temporary file is written through. */
+    @FunctionalInterface
+    interface Opener {
+        OutputStream open(Path tmp) throws IOException;
+    }
+
     public static void write(Path target, Writer writer) {
+        write(target, writer, Files::newOutputStream);
+    }
+
+    /** Seam for tests: {@code opener} may return a stream that fails like a full disk. */
+    static void write(Path target, Writer writer, Opener opener) {
         Path dir = target.toAbsolutePath().getParent();
         Path tmp = null;
         try {
             Files.createDirectories(dir);
             tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
-            try (OutputStream out = new java.io.BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16)) {
+            try (OutputStream out = new java.io.BufferedOutputStream(opener.open(tmp), 1 << 16)) {
                 writer.write(out);
             }
             try {

@@ -47,6 +47,7 @@ public final class ModelLoader {
                     + "fast-tokenizer file that Hugging Face models ship next to config.json");
         }
         TensorSource weights = Checkpoints.open(dir);
+        MemoryEstimate.of(family, weights).check("--model " + location.id(), MemoryEstimate.Limits.ofThisJvm());
         TransformerModel m = family.load(config, weights, Kernels.defaults());
         return new HookedModel(location, m, HfTokenizer.fromDirectory(dir));
     }

@@ -33,6 +33,19 @@ public final class Weights {
         return parameterCount;
     }
 
+    /**
+     * Checks a layer count from config.json against the checkpoint before anything is sized by it: every
+     * layer has at least one tensor, so a count beyond the checkpoint's tensor count means the config does not
+     * belong to these weights (and a huge one would otherwise allocate per claimed layer).
+     */
+    public void requireLayers(String field, int nLayers) {
+        int have = source.names().size();
+        if (nLayers > have) {
+            throw new JlensException(config.file() + ": field \"" + field + "\" is " + nLayers + ", but "
+                    + source.describe() + " holds only " + have + " tensors; the config does not belong to these weights");
+        }
+    }
+
     public TensorEntry entry(String name, long... expectedShape) {
         TensorEntry e = source.find(name);
         if (e == null) throw missing(List.of(name));

@@ -68,6 +68,31 @@ class ModelLoaderBadInputTest {
         w.write(file);
     }
 
+    /**
+     * Found by fuzzing config.json (ModelConfigFuzzTest): a layer count far beyond the checkpoint made the
+     * loaders list or allocate something per claimed layer (OutOfMemoryError); a huge head_dim sized the RoPE
+     * tables before any tensor was checked. Both are now refused against the weights first.
+     */
+    @Test
+    void claimedSizesBeyondTheCheckpointAreRefusedBeforeAllocating() throws IOException {
+        for (String[] c : new String[][]{{"gpt2_tiny", "n_layer"}, {"gpt_neox_tiny", "num_hidden_layers"},
+                {"llama_tiny", "num_hidden_layers"}}) {
+            Path dir = copyFixture(c[0]);
+            ObjectNode cfg = (ObjectNode) new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+            cfg.put(c[1], Integer.MAX_VALUE);
+            Files.writeString(dir.resolve("config.json"), cfg.toString());
+            assertMentions(loadFails(dir), "config.json", "\"" + c[1] + "\" is 2147483647", "holds only");
+        }
+        Path dir = copyFixture("qwen2_tiny");
+        ObjectNode cfg = (ObjectNode) new ObjectMapper().readTree(dir.resolve("config.json").toFile());
+        cfg.put("head_dim", 1 << 26);
+        Files.writeString(dir.resolve("config.json"), cfg.toString());
+        assertMentions(loadFails(dir), "q_proj.weight", "has shape");
+        cfg.put("head_dim", Integer.MAX_VALUE - 1);
+        Files.writeString(dir.resolve("config.json"), cfg.toString());
+        assertMentions(loadFails(dir), "\"head_dim\"", "attention heads");
+    }
+
     @Test
     void copiedFixtureLoads() throws IOException {
         Path dir = copyFixture("gpt_neox_tiny");

@@ -168,6 +168,7 @@ public final class BertModel implements TransformerModel {
         // Task heads (BertForMaskedLM, ...) keep the encoder under "bert."; a bare BertModel has no prefix.
         String prefix = source.contains("bert.embeddings.word_embeddings.weight") ? "bert." : "";
         Weights w = new Weights(source, cfg);
+        w.requireLayers("num_hidden_layers", dims.nLayers);
         Params params = new Params() {
             @Override
             public float[] vector(String name, int n) {

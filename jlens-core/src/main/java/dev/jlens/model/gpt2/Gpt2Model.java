@@ -129,6 +129,7 @@ public final class Gpt2Model implements TransformerModel {
         boolean byInverseLayer = cfg.getBool("scale_attn_by_inverse_layer_idx", false);
 
         Weights w = new Weights(source, cfg);
+        w.requireLayers("n_layer", nLayers);
         // GPT2LMHeadModel checkpoints name the trunk "transformer."; GPT2Model ones (and the original OpenAI
         // uploads) have no prefix.
         String pre = !source.contains("transformer.wte.weight") && source.contains("wte.weight") ? "" : "transformer.";

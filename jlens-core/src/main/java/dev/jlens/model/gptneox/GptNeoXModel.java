@@ -140,6 +140,7 @@ public final class GptNeoXModel implements TransformerModel {
             throw new JlensException(cfg.file() + ": rope_scaling is set; GPT-NeoX rope scaling is not supported yet");
         }
         Weights w = new Weights(source, cfg);
+        w.requireLayers("num_hidden_layers", nLayers);
         WeightMatrix embedIn = w.matrix("gpt_neox.embed_in.weight", vocab, d);
         Block[] blocks = new Block[nLayers];
         for (int l = 0; l < nLayers; l++) {

@@ -140,10 +140,13 @@ public final class LlamaModel implements TransformerModel {
         boolean qkvBias = qwen2 || (!mistral && cfg.getBool("attention_bias", false));
         boolean oBias = !qwen2 && !mistral && cfg.getBool("attention_bias", false);
         boolean mlpBias = !qwen2 && !mistral && cfg.getBool("mlp_bias", false);
-        RotaryEmbedding rope = new RotaryEmbedding(headDim, ropeInvFreq(cfg, headDim));
         int window = slidingWindow(cfg, qwen2, mistral);
+        if ((long) nHeads * headDim > Integer.MAX_VALUE) {
+            throw cfg.invalid("head_dim", "at most " + Integer.MAX_VALUE / nHeads + " for " + nHeads + " attention heads");
+        }
 
         Weights w = new Weights(source, cfg);
+        w.requireLayers("num_hidden_layers", nLayers);
         w.requirePresent(tensorNames(nLayers, qkvBias, oBias, mlpBias, tied));
         int qDim = nHeads * headDim, kvDim = nKvHeads * headDim;
         WeightMatrix embed = w.matrix("model.embed_tokens.weight", vocab, d);
@@ -165,6 +168,8 @@ public final class LlamaModel implements TransformerModel {
                     slides ? new AttentionMask(true, window) : AttentionMask.CAUSAL);
         }
         float[] normW = w.vector("model.norm.weight", d);
+        // Made once the q_proj shapes have confirmed head_dim, since its tables are sized by it.
+        RotaryEmbedding rope = new RotaryEmbedding(headDim, ropeInvFreq(cfg, headDim));
         // Tied checkpoints usually store no lm_head.weight (save_pretrained drops the alias); HF uses
         // embed_tokens even when a stale copy is present.
         WeightMatrix lmHead = tied ? embed : w.matrix("lm_head.weight", vocab, d);
