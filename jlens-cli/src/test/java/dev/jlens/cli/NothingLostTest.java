@@ -1,5 +1,6 @@
 package dev.jlens.cli;
 
+import dev.jlens.testing.ScratchMounts;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;

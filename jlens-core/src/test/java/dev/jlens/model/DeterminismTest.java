@@ -80,4 +80,40 @@ class DeterminismTest {
             assertSameBits(Map.of(e.getKey(), rows), Map.of(e.getKey(), e.getValue()), fixture + " prompt alone");
         }
     }
+
+    /**
+     * The forward pass reuses scratch buffers for activations no hook asked for. A hook that keeps the very
+     * tensor it was given (no copy), on any one point or on every other point, still sees the values of a run
+     * with every hook on, and the logits do not depend on which hooks are on.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq"})
+    void keptHookTensorsAreNotOverwrittenByScratchReuse(String fixture) {
+        Path dir = Fixtures.dir(fixture);
+        TransformerModel model = GptNeoXModel.load(ModelConfig.read(dir.resolve("config.json")), Checkpoints.open(dir),
+                Kernels.cpu(2));
+        TokenBatch batch = TokenBatch.of(List.of(new int[]{5, 17, 300, 42, 9}, new int[]{7, 7, 1000}));
+        Map<String, float[]> all = run(model, batch);
+        List<String> names = model.hookPoints().stream().map(dev.jlens.hooks.HookPoint::name).toList();
+        List<List<String>> selections = new ArrayList<>();
+        for (String n : names) selections.add(List.of(n));
+        List<String> everyOther = new ArrayList<>();
+        for (int i = 0; i < names.size(); i += 2) everyOther.add(names.get(i));
+        selections.add(everyOther);
+        selections.add(List.of());
+        for (List<String> chosen : selections) {
+            Map<String, FloatTensor> kept = new LinkedHashMap<>();
+            Hooks hooks = Hooks.none().with(chosen::contains, (point, value, b) -> {
+                kept.put(point.name(), value);
+                return value;
+            });
+            FloatTensor logits = model.forward(batch, ForwardOptions.full(), hooks);
+            Map<String, float[]> got = new LinkedHashMap<>();
+            kept.forEach((n, t) -> got.put(n, t.data()));
+            got.put("logits", logits.data());
+            Map<String, float[]> want = new LinkedHashMap<>();
+            for (String n : got.keySet()) want.put(n, all.get(n));
+            assertSameBits(want, got, fixture + " hooks on " + chosen);
+        }
+    }
 }

@@ -12,7 +12,7 @@ import java.util.concurrent.TimeUnit;
  * Folders that refuse writes, for the "nothing lost" tests. A read-only folder is made with chmod; root
  * ignores permissions, so as root the folder is bind-mounted onto itself read-only instead. A full disk is a
  * tmpfs of a few KB. Where neither works (root without mount rights) the test is skipped with the reason.
- * Kept in jlens-cli's tests too (as a copy: test classes are not shared between modules).
+ * Shared with the other modules' tests through jlens-core's test jar.
  */
 public final class ScratchMounts {
 
