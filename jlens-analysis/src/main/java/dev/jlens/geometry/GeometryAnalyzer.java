@@ -119,7 +119,7 @@ public final class GeometryAnalyzer {
                 sb[j] = cb[j] / sd;
             }
         }
-        return new double[][] {{PointMetrics.cosine(ca, cb)}, {PointMetrics.cosine(sa, sb)}};
+        return new double[][] {{LinAlg.cosine(ca, cb)}, {LinAlg.cosine(sa, sb)}};
     }
 
     private static double silhouette(Resampling rs, int nA, int nB, SplittableRandom rng) {

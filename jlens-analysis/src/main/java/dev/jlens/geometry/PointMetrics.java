@@ -30,7 +30,7 @@ record PointMetrics(double[] meanA, double[] meanB, double cosRaw, double l2Raw,
             double spread = projectedVariance(a, w) + projectedVariance(b, w);
             fisher = l2 * l2 / spread;
         }
-        return new PointMetrics(muA, muB, cosine(muA, muB), l2, l2 / meanNorm, normA, normB,
+        return new PointMetrics(muA, muB, LinAlg.cosine(muA, muB), l2, l2 / meanNorm, normA, normB,
                 dispersion(a, muA), dispersion(b, muB), fisher);
     }
 
@@ -65,13 +65,5 @@ record PointMetrics(double[] meanA, double[] meanB, double cosRaw, double l2Raw,
         double ss = 0;
         for (double v : t) ss += (v - mean) * (v - mean);
         return ss / (x.length - 1);
-    }
-
-    /** Cosine similarity; NaN when either vector is zero. */
-    static double cosine(double[] u, double[] v) {
-        double nu = LinAlg.dot(u, u), nv = LinAlg.dot(v, v);
-        if (nu == 0 || nv == 0) return Double.NaN;
-        double c = LinAlg.dot(u, v) / Math.sqrt(nu * nv);
-        return Math.max(-1, Math.min(1, c));
     }
 }

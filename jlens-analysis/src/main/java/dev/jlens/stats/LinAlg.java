@@ -57,6 +57,13 @@ public final class LinAlg {
         axpy(alpha, x, 0, y, 0, x.length);
     }
 
+    /** Cosine similarity, clamped to [-1, 1] against rounding; NaN when either vector is zero. */
+    public static double cosine(double[] u, double[] v) {
+        double nu = dot(u, u), nv = dot(v, v);
+        if (nu == 0 || nv == 0) return Double.NaN;
+        return Math.max(-1, Math.min(1, dot(u, v) / Math.sqrt(nu * nv)));
+    }
+
     public static double norm(double[] a) {
         return Math.sqrt(dot(a, a));
     }

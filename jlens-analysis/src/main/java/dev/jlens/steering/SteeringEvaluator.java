@@ -5,6 +5,7 @@ import dev.jlens.hooks.Hooks;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.HookedModel;
 import dev.jlens.tensor.FloatTensor;
+import dev.jlens.stats.LinAlg;
 import dev.jlens.tensor.TokenBatch;
 
 import java.util.ArrayList;
@@ -115,7 +116,7 @@ public final class SteeringEvaluator {
         } else {
             double[][] e = readouts(in.costPrompts(), interventions);
             double sum = 0;
-            for (int i = 0; i < e.length; i++) sum += 1 - cos(e[i], baseEmbeddings[i]);
+            for (int i = 0; i < e.length; i++) sum += 1 - LinAlg.cosine(e[i], baseEmbeddings[i]);
             emb = sum / e.length;
         }
         return new Metrics(eval[2], eval[0], eval[1], ce, kl, emb);
@@ -160,7 +161,7 @@ public final class SteeringEvaluator {
                 });
             }
             FloatTensor out = m.model().forward(batch, wantRefusal ? ForwardOptions.full() : new ForwardOptions(false, -1), hooks);
-            for (double[] x : h) score += cos(x, muB) - cos(x, muA);
+            for (double[] x : h) score += LinAlg.cosine(x, muB) - LinAlg.cosine(x, muA);
             if (wantRefusal) {
                 for (int s = 0; s < batch.size(); s++) {
                     int row = batch.offsets()[s] + batch.lengths()[s] - 1;
@@ -254,16 +255,6 @@ public final class SteeringEvaluator {
         double[] out = new double[n];
         for (int i = 0; i < n; i++) out[i] = z[off + i] - lse;
         return out;
-    }
-
-    static double cos(double[] a, double[] b) {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.length; i++) {
-            dot += a[i] * b[i];
-            na += a[i] * a[i];
-            nb += b[i] * b[i];
-        }
-        return dot / Math.sqrt(na * nb);
     }
 
     private static double[] mean(double[][] rows) {
