@@ -87,12 +87,16 @@ class DeterminismTest {
      * with every hook on, and the logits do not depend on which hooks are on.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq"})
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt2_tiny", "llama_tiny", "qwen2_tiny"})
     void keptHookTensorsAreNotOverwrittenByScratchReuse(String fixture) {
-        Path dir = Fixtures.dir(fixture);
-        TransformerModel model = GptNeoXModel.load(ModelConfig.read(dir.resolve("config.json")), Checkpoints.open(dir),
-                Kernels.cpu(2));
-        TokenBatch batch = TokenBatch.of(List.of(new int[]{5, 17, 300, 42, 9}, new int[]{7, 7, 1000}));
+        try (HookedModel hooked = dev.jlens.load.ModelLoader.loadFolder(
+                new dev.jlens.load.ModelLocation(fixture, null, Fixtures.dir(fixture), false))) {
+            keptHookTensors(hooked.model(), fixture);
+        }
+    }
+
+    private static void keptHookTensors(TransformerModel model, String fixture) {
+        TokenBatch batch = TokenBatch.of(List.of(new int[]{5, 17, 300, 42, 9}, new int[]{7, 7, 400}));
         Map<String, float[]> all = run(model, batch);
         List<String> names = model.hookPoints().stream().map(dev.jlens.hooks.HookPoint::name).toList();
         List<List<String>> selections = new ArrayList<>();

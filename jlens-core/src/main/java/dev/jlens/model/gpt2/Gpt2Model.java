@@ -12,6 +12,7 @@ import dev.jlens.kernels.AttentionMask;
 import dev.jlens.kernels.Kernels;
 import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.WeightMatrix;
+import dev.jlens.model.BlockOutputs;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.KvCache;
 import dev.jlens.model.ModelConfig;
@@ -213,6 +214,7 @@ public final class Gpt2Model implements TransformerModel {
         float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
         float[] ctx = new float[T * d];
         float[] hidden = new float[T * dMlp];
+        BlockOutputs outs = new BlockOutputs(T * d);
         for (int l = 0; l < nBlocks; l++) {
             Block b = blocks[l];
             HookPoint[] hp = blockHooks[l];
@@ -235,22 +237,24 @@ public final class Gpt2Model implements TransformerModel {
             float[] pattern = hooks.wants(hp[1]) ? new float[KvCache.patternSize(layout, nHeads)] : null;
             k.attention(q, keys, values, ctx, layout, nHeads, nHeads, headDim, b.attnScale, AttentionMask.CAUSAL, pattern);
             if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
-            float[] attnOut = new float[T * d];
+            float[] attnOut = outs.attnOut(hooks.wants(hp[2]));
             k.matmul(ctx, T, b.proj, b.projB, attnOut);
             FloatTensor attn = fire(hooks, hp[2], new FloatTensor(attnOut, T, d), batch);
 
-            float[] mid = x.clone();
+            float[] mid = outs.residMid(hooks.wants(hp[3]));
+            System.arraycopy(x, 0, mid, 0, T * d);
             k.addInPlace(mid, attn.data(), T * d);
             FloatTensor residMid = fire(hooks, hp[3], new FloatTensor(mid, T, d), batch);
 
             k.layerNorm(residMid.data(), ln, T, d, b.ln2W, b.ln2B, eps);
             k.matmul(ln, T, b.fc, b.fcB, hidden);
             k.activate(hidden, T * dMlp, act);
-            float[] mlpOut = new float[T * d];
+            float[] mlpOut = outs.mlpOut(hooks.wants(hp[4]));
             k.matmul(hidden, T, b.fcProj, b.fcProjB, mlpOut);
             FloatTensor mlp = fire(hooks, hp[4], new FloatTensor(mlpOut, T, d), batch);
 
-            float[] next = residMid.data().clone();
+            float[] next = outs.nextResid(hooks.wants(hp[5]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0])), x);
+            System.arraycopy(residMid.data(), 0, next, 0, T * d);
             k.addInPlace(next, mlp.data(), T * d);
             resid = fire(hooks, hp[5], new FloatTensor(next, T, d), batch);
         }

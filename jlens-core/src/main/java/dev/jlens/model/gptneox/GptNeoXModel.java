@@ -13,6 +13,7 @@ import dev.jlens.kernels.Kernels;
 import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
+import dev.jlens.model.BlockOutputs;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.KvCache;
 import dev.jlens.model.ModelConfig;
@@ -203,11 +204,7 @@ public final class GptNeoXModel implements TransformerModel {
         float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
         float[] ctx = new float[T * d];
         float[] hidden = new float[T * dMlp];
-        // Per-layer outputs go to scratch buffers unless a hook is on them: a hook may keep the tensor it is
-        // given, so those get fresh arrays. Reusing the rest keeps a 512-token Pythia-1.4B forward from
-        // allocating ~300 MB of short-lived arrays, which the JVM would otherwise answer by growing its heap.
-        float[] attnBuf = new float[T * d], mlpBuf = new float[T * d], midBuf = parallel ? null : new float[T * d];
-        float[][] residBufs = {new float[T * d], new float[T * d]};
+        BlockOutputs outs = new BlockOutputs(T * d);
         for (int l = 0; l < nBlocks; l++) {
             Block b = blocks[l];
             HookPoint[] hp = blockHooks[l];
@@ -231,7 +228,7 @@ public final class GptNeoXModel implements TransformerModel {
             k.attention(q, keys, values, ctx, layout, nHeads, nHeads, headSize, (float) (1.0 / Math.sqrt(headSize)),
                     AttentionMask.CAUSAL, pattern);
             if (pattern != null) hooks.fire(patternPoint, new FloatTensor(pattern, pattern.length), batch);
-            float[] attnOut = hooks.wants(hp[hi]) ? new float[T * d] : attnBuf;
+            float[] attnOut = outs.attnOut(hooks.wants(hp[hi]));
             k.matmul(ctx, T, b.dense, b.denseB, attnOut);
             FloatTensor attn = fire(hooks, hp[hi++], new FloatTensor(attnOut, T, d), batch);
 
@@ -240,7 +237,7 @@ public final class GptNeoXModel implements TransformerModel {
             if (parallel) {
                 k.layerNorm(x, ln, T, d, b.ln2W, b.ln2B, eps);
             } else {
-                float[] mid = hooks.wants(hp[hi]) ? new float[T * d] : midBuf;
+                float[] mid = outs.residMid(hooks.wants(hp[hi]));
                 System.arraycopy(x, 0, mid, 0, T * d);
                 k.addInPlace(mid, attn.data(), T * d);
                 residMid = fire(hooks, hp[hi++], new FloatTensor(mid, T, d), batch);
@@ -249,14 +246,11 @@ public final class GptNeoXModel implements TransformerModel {
             mlpIn = ln;
             k.matmul(mlpIn, T, b.up, b.upB, hidden);
             k.activate(hidden, T * dMlp, act);
-            float[] mlpOut = hooks.wants(hp[hi]) ? new float[T * d] : mlpBuf;
+            float[] mlpOut = outs.mlpOut(hooks.wants(hp[hi]));
             k.matmul(hidden, T, b.down, b.downB, mlpOut);
             FloatTensor mlp = fire(hooks, hp[hi++], new FloatTensor(mlpOut, T, d), batch);
 
-            // The next residual is seen by this block's resid_post and the next block's resid_pre hooks;
-            // otherwise it alternates between two scratch buffers, never the one it is computed from.
-            boolean keep = hooks.wants(hp[hi]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0]));
-            float[] next = keep ? new float[T * d] : (x == residBufs[0] ? residBufs[1] : residBufs[0]);
+            float[] next = outs.nextResid(hooks.wants(hp[hi]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0])), x);
             System.arraycopy(mlp.data(), 0, next, 0, T * d);
             if (parallel) {
                 // HF: mlp_output + attn_output + residual, in that order.

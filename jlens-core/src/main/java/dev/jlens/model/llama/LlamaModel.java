@@ -14,6 +14,7 @@ import dev.jlens.kernels.Kernels;
 import dev.jlens.kernels.NormStats;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
+import dev.jlens.model.BlockOutputs;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.KvCache;
 import dev.jlens.model.ModelConfig;
@@ -307,6 +308,7 @@ public final class LlamaModel implements TransformerModel {
         float[] q = new float[T * qDim], kk = new float[T * kvDim], v = new float[T * kvDim];
         float[] ctx = new float[T * qDim];
         float[] gate = new float[T * dMlp], up = new float[T * dMlp];
+        BlockOutputs outs = new BlockOutputs(T * d);
         for (int l = 0; l < nBlocks; l++) {
             Block b = blocks[l];
             HookPoint[] hp = blockHooks[l];
@@ -329,11 +331,12 @@ public final class LlamaModel implements TransformerModel {
             k.attention(q, keys, values, ctx, layout, nHeads, nKvHeads, headDim, (float) (1.0 / Math.sqrt(headDim)),
                     b.mask, pattern);
             if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
-            float[] attnOut = new float[T * d];
+            float[] attnOut = outs.attnOut(hooks.wants(hp[2]));
             k.matmul(ctx, T, b.o, b.oB, attnOut);
             FloatTensor attn = fire(hooks, hp[2], new FloatTensor(attnOut, T, d), batch);
 
-            float[] mid = x.clone();
+            float[] mid = outs.residMid(hooks.wants(hp[3]));
+            System.arraycopy(x, 0, mid, 0, T * d);
             k.addInPlace(mid, attn.data(), T * d);
             FloatTensor residMid = fire(hooks, hp[3], new FloatTensor(mid, T, d), batch);
 
@@ -342,11 +345,12 @@ public final class LlamaModel implements TransformerModel {
             k.matmul(ln, T, b.up, b.upB, up);
             k.activate(gate, T * dMlp, act);
             for (int i = 0; i < T * dMlp; i++) gate[i] *= up[i];
-            float[] mlpOut = new float[T * d];
+            float[] mlpOut = outs.mlpOut(hooks.wants(hp[4]));
             k.matmul(gate, T, b.down, b.downB, mlpOut);
             FloatTensor mlp = fire(hooks, hp[4], new FloatTensor(mlpOut, T, d), batch);
 
-            float[] next = residMid.data().clone();
+            float[] next = outs.nextResid(hooks.wants(hp[5]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0])), x);
+            System.arraycopy(residMid.data(), 0, next, 0, T * d);
             k.addInPlace(next, mlp.data(), T * d);
             resid = fire(hooks, hp[5], new FloatTensor(next, T, d), batch);
         }
