@@ -1,11 +1,8 @@
 package dev.jlens.prompts;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.jlens.JlensException;
+import dev.jlens.testing.FuzzInput;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -21,24 +18,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class PromptFileFuzzTest {
 
-    private static final Path DIR;
-
-    static {
-        try {
-            DIR = Files.createTempDirectory("jlens-prompt-fuzz");
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-        DIR.toFile().deleteOnExit();
-    }
-
-    private static void load(String ext, byte[] input) throws IOException {
+    private static void load(String ext, byte[] input) throws Exception {
         if (input.length == 0) return;
-        Path file = DIR.resolve(Thread.currentThread().threadId() + "-prompts." + ext);
-        Files.write(file, java.util.Arrays.copyOfRange(input, 1, input.length));
-        file.toFile().deleteOnExit();
+        Path file = FuzzInput.write("prompts." + ext, java.util.Arrays.copyOfRange(input, 1, input.length));
         String label = (input[0] & 1) == 1 ? "harmless" : null;
-        try {
+        FuzzInput.parsesOrFailsCleanly(() -> {
             PromptSet set = PromptSets.load(file, "text", label);
             assertTrue(set.size() > 0);
             for (Prompt p : set.prompts()) {
@@ -46,24 +30,21 @@ class PromptFileFuzzTest {
                 assertNotNull(p.label());
                 assertTrue(PromptSets.SPLITS.contains(p.split()), p.split());
             }
-        } catch (JlensException e) {
-            assertNotNull(e.getMessage());
-            assertFalse(e.getMessage().isBlank());
-        }
+        });
     }
 
     @FuzzTest(maxDuration = "3m")
-    void jsonl(byte[] input) throws IOException {
+    void jsonl(byte[] input) throws Exception {
         load("jsonl", input);
     }
 
     @FuzzTest(maxDuration = "3m")
-    void csv(byte[] input) throws IOException {
+    void csv(byte[] input) throws Exception {
         load("csv", input);
     }
 
     @FuzzTest(maxDuration = "3m")
-    void txt(byte[] input) throws IOException {
+    void txt(byte[] input) throws Exception {
         load("txt", input);
     }
 }
