@@ -1,5 +1,8 @@
 package dev.jlens.model;
 
+import dev.jlens.hooks.HookPoint;
+import dev.jlens.hooks.Hooks;
+
 /**
  * Where one forward pass writes each block's attention output, MLP output, mid-block and post-block residual.
  * An output a hook is on gets a fresh array, since the hook may keep the tensor it is given; every other one
@@ -34,12 +37,12 @@ public final class BlockOutputs {
     }
 
     /**
-     * The array for the residual stream after a block, computed from {@code current}: it alternates between
-     * two buffers and is never {@code current} itself. {@code hooked} must say whether this block's
-     * resid_post or the next block's resid_pre hook sees it.
+     * The array for the residual stream after a block, computed from {@code current}: fresh when a hook sees
+     * it (this block's {@code residPost}, or {@code nextResidPre}, the next block's resid_pre, null after the
+     * last block run); otherwise it alternates between two buffers and is never {@code current} itself.
      */
-    public float[] nextResid(boolean hooked, float[] current) {
-        if (hooked) return new float[size];
+    public float[] nextResid(Hooks hooks, HookPoint residPost, HookPoint nextResidPre, float[] current) {
+        if (hooks.wants(residPost) || (nextResidPre != null && hooks.wants(nextResidPre))) return new float[size];
         int i = current == resid[0] ? 1 : 0;
         return resid[i] == null ? resid[i] = new float[size] : resid[i];
     }

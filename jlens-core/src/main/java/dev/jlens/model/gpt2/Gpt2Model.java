@@ -253,7 +253,7 @@ public final class Gpt2Model implements TransformerModel {
             k.matmul(hidden, T, b.fcProj, b.fcProjB, mlpOut);
             FloatTensor mlp = fire(hooks, hp[4], new FloatTensor(mlpOut, T, d), batch);
 
-            float[] next = outs.nextResid(hooks.wants(hp[5]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0])), x);
+            float[] next = outs.nextResid(hooks, hp[5], l + 1 < nBlocks ? blockHooks[l + 1][0] : null, x);
             System.arraycopy(residMid.data(), 0, next, 0, T * d);
             k.addInPlace(next, mlp.data(), T * d);
             resid = fire(hooks, hp[5], new FloatTensor(next, T, d), batch);

@@ -250,7 +250,7 @@ public final class GptNeoXModel implements TransformerModel {
             k.matmul(hidden, T, b.down, b.downB, mlpOut);
             FloatTensor mlp = fire(hooks, hp[hi++], new FloatTensor(mlpOut, T, d), batch);
 
-            float[] next = outs.nextResid(hooks.wants(hp[hi]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0])), x);
+            float[] next = outs.nextResid(hooks, hp[hi], l + 1 < nBlocks ? blockHooks[l + 1][0] : null, x);
             System.arraycopy(mlp.data(), 0, next, 0, T * d);
             if (parallel) {
                 // HF: mlp_output + attn_output + residual, in that order.

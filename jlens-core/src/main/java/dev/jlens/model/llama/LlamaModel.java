@@ -349,7 +349,7 @@ public final class LlamaModel implements TransformerModel {
             k.matmul(gate, T, b.down, b.downB, mlpOut);
             FloatTensor mlp = fire(hooks, hp[4], new FloatTensor(mlpOut, T, d), batch);
 
-            float[] next = outs.nextResid(hooks.wants(hp[5]) || (l + 1 < nBlocks && hooks.wants(blockHooks[l + 1][0])), x);
+            float[] next = outs.nextResid(hooks, hp[5], l + 1 < nBlocks ? blockHooks[l + 1][0] : null, x);
             System.arraycopy(residMid.data(), 0, next, 0, T * d);
             k.addInPlace(next, mlp.data(), T * d);
             resid = fire(hooks, hp[5], new FloatTensor(next, T, d), batch);
