@@ -180,6 +180,16 @@ public final class KvCache {
     }
 
     /** Values in the attention-pattern hook of a pass: per sequence [heads, new tokens, all tokens]. */
+    /** The attention layout of one forward pass: its step's with a cache ({@code step} not null), else self-attention. */
+    public static AttentionLayout layout(Step step, TokenBatch batch) {
+        return step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
+    }
+
+    /** One layer's keys and values for attention: the batch's own without a cache, else all the step holds. */
+    public static Keys keys(Step step, int layer, float[] newKeys, float[] newValues, int width) {
+        return step == null ? new Keys(newKeys, newValues) : step.append(layer, newKeys, newValues, width);
+    }
+
     public static int patternSize(AttentionLayout layout, int heads) {
         int n = 0;
         for (int s = 0; s < layout.sequences(); s++) n += heads * layout.qLen()[s] * layout.kLen()[s];

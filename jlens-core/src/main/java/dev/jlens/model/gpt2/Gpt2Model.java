@@ -208,7 +208,7 @@ public final class Gpt2Model implements TransformerModel {
 
         int nBlocks = options.blocksToRun(blocks.length);
         KvCache.Step step = cache == null ? null : cache.begin(batch, nBlocks, blocks.length);
-        AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
+        AttentionLayout layout = KvCache.layout(step, batch);
         float[] ln = new float[T * d];
         float[] qkv = new float[T * 3 * d];
         float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
@@ -228,14 +228,9 @@ public final class Gpt2Model implements TransformerModel {
                 System.arraycopy(qkv, t * 3 * d + d, kk, t * d, d);
                 System.arraycopy(qkv, t * 3 * d + 2 * d, v, t * d, d);
             }
-            float[] keys = kk, values = v;
-            if (step != null) {
-                KvCache.Keys cached = step.append(l, kk, v, d);
-                keys = cached.keys();
-                values = cached.values();
-            }
+            KvCache.Keys kv = KvCache.keys(step, l, kk, v, d);
             float[] pattern = hooks.wants(hp[1]) ? new float[KvCache.patternSize(layout, nHeads)] : null;
-            k.attention(q, keys, values, ctx, layout, nHeads, nHeads, headDim, b.attnScale, AttentionMask.CAUSAL, pattern);
+            k.attention(q, kv.keys(), kv.values(), ctx, layout, nHeads, nHeads, headDim, b.attnScale, AttentionMask.CAUSAL, pattern);
             if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
             float[] attnOut = outs.attnOut(hooks.wants(hp[2]));
             k.matmul(ctx, T, b.proj, b.projB, attnOut);

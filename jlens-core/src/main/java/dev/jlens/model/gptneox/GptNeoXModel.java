@@ -198,7 +198,7 @@ public final class GptNeoXModel implements TransformerModel {
 
         int nBlocks = options.blocksToRun(blocks.length);
         KvCache.Step step = cache == null ? null : cache.begin(batch, nBlocks, blocks.length);
-        AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
+        AttentionLayout layout = KvCache.layout(step, batch);
         float[] ln = new float[T * d];
         float[] qkv = new float[T * 3 * d];
         float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
@@ -217,15 +217,10 @@ public final class GptNeoXModel implements TransformerModel {
             splitHeads(qkv, q, kk, v, T);
             rope.apply(q, T, nHeads, headSize, positions);
             rope.apply(kk, T, nHeads, headSize, positions);
-            float[] keys = kk, values = v;
-            if (step != null) {
-                KvCache.Keys cached = step.append(l, kk, v, d);
-                keys = cached.keys();
-                values = cached.values();
-            }
+            KvCache.Keys kv = KvCache.keys(step, l, kk, v, d);
             HookPoint patternPoint = hp[hi++];
             float[] pattern = hooks.wants(patternPoint) ? new float[KvCache.patternSize(layout, nHeads)] : null;
-            k.attention(q, keys, values, ctx, layout, nHeads, nHeads, headSize, (float) (1.0 / Math.sqrt(headSize)),
+            k.attention(q, kv.keys(), kv.values(), ctx, layout, nHeads, nHeads, headSize, (float) (1.0 / Math.sqrt(headSize)),
                     AttentionMask.CAUSAL, pattern);
             if (pattern != null) hooks.fire(patternPoint, new FloatTensor(pattern, pattern.length), batch);
             float[] attnOut = outs.attnOut(hooks.wants(hp[hi]));

@@ -302,7 +302,7 @@ public final class LlamaModel implements TransformerModel {
 
         int nBlocks = options.blocksToRun(blocks.length);
         KvCache.Step step = cache == null ? null : cache.begin(batch, nBlocks, blocks.length);
-        AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
+        AttentionLayout layout = KvCache.layout(step, batch);
         int qDim = nHeads * headDim, kvDim = nKvHeads * headDim;
         float[] ln = new float[T * d];
         float[] q = new float[T * qDim], kk = new float[T * kvDim], v = new float[T * kvDim];
@@ -321,14 +321,9 @@ public final class LlamaModel implements TransformerModel {
             k.matmul(ln, T, b.v, b.vB, v);
             rope.apply(q, T, nHeads, headDim, positions);
             rope.apply(kk, T, nKvHeads, headDim, positions);
-            float[] keys = kk, values = v;
-            if (step != null) {
-                KvCache.Keys cached = step.append(l, kk, v, kvDim);
-                keys = cached.keys();
-                values = cached.values();
-            }
+            KvCache.Keys kv = KvCache.keys(step, l, kk, v, kvDim);
             float[] pattern = hooks.wants(hp[1]) ? new float[KvCache.patternSize(layout, nHeads)] : null;
-            k.attention(q, keys, values, ctx, layout, nHeads, nKvHeads, headDim, (float) (1.0 / Math.sqrt(headDim)),
+            k.attention(q, kv.keys(), kv.values(), ctx, layout, nHeads, nKvHeads, headDim, (float) (1.0 / Math.sqrt(headDim)),
                     b.mask, pattern);
             if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
             float[] attnOut = outs.attnOut(hooks.wants(hp[2]));
