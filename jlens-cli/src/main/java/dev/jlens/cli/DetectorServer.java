@@ -41,8 +41,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * requests; when both are full a request gets 503 at once instead of waiting. Each connection's exchange runs
  * on a virtual thread (cheap while it waits for its score), and at most {@code 2 × (threads + queue) + 16}
  * exchanges are admitted at a time, so memory stays bounded under a flood: beyond that, 503 before the body is
- * read. Bodies over {@code maxBytes} get 413. Graceful close: stop accepting, let running exchanges finish
- * (up to {@code graceSeconds}), then stop the workers.
+ * read. Bodies over {@code maxBytes} get 413. Graceful close: answer 503 to new work, let running and queued
+ * scores finish (up to {@code graceSeconds}), then stop listening (see {@link #close()}).
  */
 final class DetectorServer implements AutoCloseable {
 
@@ -239,9 +239,10 @@ final class DetectorServer implements AutoCloseable {
         return JSON.createObjectNode().put("error", message);
     }
 
-    private static void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
+    private void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
         byte[] bytes = (JSON.writeValueAsString(body) + "\n").getBytes(StandardCharsets.UTF_8);
         ex.getResponseHeaders().set("Content-Type", "application/json");
+        if (stopping.get()) ex.getResponseHeaders().set("Connection", "close");
         if (ex.getRequestMethod().equals("HEAD")) {
             ex.sendResponseHeaders(status, -1);
             return;
@@ -250,18 +251,26 @@ final class DetectorServer implements AutoCloseable {
         ex.getResponseBody().write(bytes);
     }
 
-    /** Stops accepting, lets running exchanges finish (up to the grace period), then stops the workers. */
+    /**
+     * Drains, then stops. While draining the listener stays open and answers: /healthz says 503 "stopping" (so a
+     * load balancer takes this instance out of rotation) and new scores get 503 with {@code Connection: close}.
+     * Closing the listener first, as {@code HttpServer.stop} does, leaves a client that reuses a keep-alive
+     * connection waiting without an answer until the grace period ends; answering 503 tells it at once. Once the
+     * running and queued scores are done (or the grace period is over) the server stops and connections are refused.
+     */
     @Override
     public void close() {
         if (!stopping.compareAndSet(false, true)) return;
-        server.stop(config.graceSeconds());
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(config.graceSeconds());
         workers.shutdown();
         try {
-            if (!workers.awaitTermination(Math.max(1, config.graceSeconds()), TimeUnit.SECONDS)) workers.shutdownNow();
+            if (!workers.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) workers.shutdownNow();
         } catch (InterruptedException e) {
             workers.shutdownNow();
             Thread.currentThread().interrupt();
         }
+        // a finished score still has its response to write: give the exchanges the rest of the grace (at least 1 s)
+        server.stop((int) Math.max(1, TimeUnit.NANOSECONDS.toSeconds(deadline - System.nanoTime())));
         exchanges.shutdown();
     }
 }

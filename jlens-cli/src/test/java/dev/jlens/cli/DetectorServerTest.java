@@ -27,6 +27,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -196,26 +197,33 @@ class DetectorServerTest {
     void closeLetsARunningRequestFinishAndRefusesNewOnes() throws Exception {
         Gate gate = new Gate();
         DetectorServer server = new DetectorServer(gate, health(), config(1, 2, 1024)).start();
+        // a keep-alive connection opened before the close: reusing it while draining must get an answer, not hang
+        assertEquals(200, CLIENT.send(request(server, "/healthz").GET().build(), HttpResponse.BodyHandlers.ofString()).statusCode());
         CompletableFuture<HttpResponse<String>> running = CLIENT.sendAsync(
                 request(server, "/v1/score").POST(HttpRequest.BodyPublishers.ofString(body("slow"))).build(),
                 HttpResponse.BodyHandlers.ofString());
         await(() -> server.inFlight() == 1, "the request to start");
         CompletableFuture<Void> closing = CompletableFuture.runAsync(server::close);
-        // once the listener is closed, new connections are refused
+        // while draining, health says "stopping" and new work is refused at once
         await(() -> {
             try {
-                CLIENT.send(request(server, "/healthz").GET().build(), HttpResponse.BodyHandlers.ofString());
-                return false;
-            } catch (ConnectException e) {
-                return true;
+                HttpResponse<String> h = CLIENT.send(request(server, "/healthz").GET().build(), HttpResponse.BodyHandlers.ofString());
+                return h.statusCode() == 503 && h.body().contains("\"stopping\"");
             } catch (Exception e) {
                 return false;
             }
-        }, "the listener to close");
+        }, "health to say stopping");
+        HttpResponse<String> refused = post(server, body("new"));
+        assertEquals(503, refused.statusCode(), refused.body());
+        assertTrue(refused.body().contains("shutting down"), refused.body());
+        assertFalse(running.isDone(), "the running request is still waiting for its score");
         gate.release.countDown();
         HttpResponse<String> r = running.get(60, TimeUnit.SECONDS);
         assertEquals(200, r.statusCode(), r.body());
         closing.get(60, TimeUnit.SECONDS);
-        assertThrows(Exception.class, () -> CLIENT.send(request(server, "/healthz").GET().build(), HttpResponse.BodyHandlers.ofString()));
+        // stopped: nothing listens any more
+        try (HttpClient fresh = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build()) {
+            assertThrows(ConnectException.class, () -> fresh.send(request(server, "/healthz").GET().build(), HttpResponse.BodyHandlers.ofString()));
+        }
     }
 }
