@@ -205,7 +205,7 @@ final class BlobDownload {
             }
             return size < 0 || pos == size;
         } catch (IOException e) {
-            if (stalled.get()) throw new IOException("no data for " + options.stallTimeout().toSeconds() + " s", e);
+            if (stalled.get()) throw new IOException("no data for " + options.stallTimeout().toMillis() / 1000.0 + " s", e);
             throw e;
         } catch (JlensException e) {
             delete(incomplete);

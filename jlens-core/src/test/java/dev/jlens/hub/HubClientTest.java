@@ -41,7 +41,7 @@ class HubClientTest {
     static final String WEIGHTS = "model.safetensors";
     /** Fast retries so the fault tests stay quick; the behaviour is the same as with the defaults. */
     static final HubClient.Options FAST = new HubClient.Options(4, Duration.ofMillis(20), Duration.ofSeconds(5),
-            Duration.ofSeconds(10), Duration.ofMillis(400));
+            Duration.ofSeconds(10), Duration.ofSeconds(2));
 
     static Map<String, byte[]> files;
     static Path fixture;
