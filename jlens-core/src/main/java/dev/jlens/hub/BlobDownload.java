@@ -1,6 +1,7 @@
 package dev.jlens.hub;
 
 import dev.jlens.JlensException;
+import dev.jlens.io.AtomicFiles;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -12,10 +13,8 @@ import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -100,11 +99,7 @@ final class BlobDownload {
         }
         verify();
         try {
-            try {
-                Files.move(incomplete, blob, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(incomplete, blob, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.commit(incomplete, blob);
         } catch (IOException e) {
             throw new JlensException("cannot move " + incomplete + " to " + blob + ": " + e.getMessage(), e);
         }

@@ -6,7 +6,6 @@ import dev.jlens.JlensException;
 import dev.jlens.io.AtomicFiles;
 
 import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -104,11 +103,7 @@ public record HubCache(Path cache, String repoId) {
             } catch (UnsupportedOperationException | FileSystemException e) {
                 Files.copy(blob, tmp, StandardCopyOption.REPLACE_EXISTING);
             }
-            try {
-                Files.move(tmp, pointer, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, pointer, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.commit(tmp, pointer);
         } catch (IOException e) {
             try {
                 Files.deleteIfExists(tmp);

@@ -53,6 +53,25 @@ class AtomicFilesTest {
     }
 
     @Test
+    void commitPutsAFinishedFileOrLinkInPlaceOfTheOldOne() throws IOException {
+        // the hub's downloads and snapshot links use commit directly: a file is flushed then renamed, a
+        // symbolic link (which cannot be opened for writing without touching its blob) is renamed as it is
+        Path target = dir.resolve("config.json");
+        Files.writeString(target, "old");
+        Path tmp = Files.writeString(dir.resolve(".config.json.1.tmp"), "new");
+        AtomicFiles.commit(tmp, target);
+        assertEquals("new", Files.readString(target));
+        assertTrue(Files.notExists(tmp));
+
+        Path blob = Files.writeString(dir.resolve("blob"), "from the blob");
+        Path link = Files.createSymbolicLink(dir.resolve(".config.json.2.tmp"), blob.getFileName());
+        AtomicFiles.commit(link, target);
+        assertTrue(Files.isSymbolicLink(target));
+        assertEquals("from the blob", Files.readString(target));
+        assertEquals(List.of("blob", "config.json"), ScratchMounts.list(dir));
+    }
+
+    @Test
     void aWriterThatFailsLeavesThePreviousFile() throws IOException {
         Path target = dir.resolve("metrics.json");
         Files.writeString(target, "previous");
