@@ -12,6 +12,9 @@ import dev.jlens.io.TensorSource;
 import dev.jlens.io.safetensors.SafetensorsWriter;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamilies;
+import dev.jlens.model.ModelFamily;
+import dev.jlens.model.TensorRole;
+import dev.jlens.model.TensorSpec;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -25,7 +28,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Pattern;
 
 /**
  * Directional ablation baked into the weights (Arditi et al. 2024, "weight orthogonalization"): every matrix
@@ -34,11 +36,10 @@ import java.util.regex.Pattern;
  * component along r̂, which is exactly what ablating r̂ at every resid_pre, attn_out and mlp_out does, so the
  * new checkpoint's plain forward pass equals the ablated forward pass of the original.
  *
- * <p>Per family: GPT-NeoX embed_in, attention.dense and mlp.dense_4h_to_h (weights and biases); GPT-2 wte, wpe,
- * attn.c_proj and mlp.c_proj (Conv1D, stored [in, out], so each stored row is an output vector); Llama, Qwen2
- * and Mistral embed_tokens, self_attn.o_proj and mlp.down_proj (and their biases when present). A tied
- * unembedding must not change, so the original embedding is written as lm_head.weight and the config is
- * untied. Changed tensors are written as float32 (computed in double), the others byte for byte.
+ * <p>Which tensors those are is the family's knowledge ({@link TensorRole#writesResidual()}): the token (and
+ * learned position) embeddings, the attention output and MLP down projections, and their biases; a Conv1D
+ * weight (GPT-2, stored [in, out]) has one output vector per stored row. A tied unembedding must not change,
+ * so the original embedding is written as the family's unembedding and the config is untied. Changed tensors are written as float32 (computed in double), the others byte for byte.
  */
 public final class WeightOrthogonalizer {
 
@@ -61,51 +62,34 @@ public final class WeightOrthogonalizer {
 
     public static Summary orthogonalize(Path srcDir, float[] direction, Path outDir, Map<String, Object> provenance) {
         ModelConfig cfg = ModelConfig.read(srcDir.resolve("config.json"));
-        String family = ModelFamilies.forConfig(cfg).name();
+        ModelFamily family = ModelFamilies.forConfig(cfg);
         if (srcDir.toAbsolutePath().normalize().equals(outDir.toAbsolutePath().normalize())) {
             throw new JlensException("--out " + outDir + " is the model's own folder; write the orthogonalised copy elsewhere");
         }
         double[] r = unit(direction);
         try (TensorSource src = Checkpoints.open(srcDir)) {
+            // The family says which tensors write to the residual stream; nothing here knows their names.
+            List<TensorSpec> tensors = family.tensors(cfg, src);
+            if (tensors.stream().noneMatch(t -> t.role() == TensorRole.UNEMBED || t.role() == TensorRole.FINAL_NORM)
+                    || tensors.stream().anyMatch(t -> t.role() == TensorRole.POST_ATTN_NORM || t.role() == TensorRole.POST_MLP_NORM)) {
+                throw new JlensException(cfg.file() + ": weight orthogonalisation needs a pre-norm causal language model, "
+                        + "where every block writes its output straight into the residual stream; family "
+                        + family.name() + " normalises each branch after it (or is an encoder), so no weight edit removes "
+                        + "the direction. Ablate at run time instead (jlens steer --mode ablate)");
+            }
+            boolean tied = tensors.stream().noneMatch(t -> t.role() == TensorRole.UNEMBED);
+            String embedName = null;
             Map<String, Edit> edits = new LinkedHashMap<>();
-            String embedName;
-            boolean tied;
-            switch (family) {
-                case "gpt_neox" -> {
-                    embedName = "gpt_neox.embed_in.weight";
-                    tied = false;
-                    for (String n : src.names()) {
-                        if (n.matches("gpt_neox\\.layers\\.\\d+\\.(attention\\.dense|mlp\\.dense_4h_to_h)\\.weight")) edits.put(n, Edit.OUT_LINEAR);
-                        if (n.matches("gpt_neox\\.layers\\.\\d+\\.(attention\\.dense|mlp\\.dense_4h_to_h)\\.bias")) edits.put(n, Edit.VECTOR);
-                    }
-                    edits.put(embedName, Edit.ROWS);
-                }
-                case "gpt2" -> {
-                    String pre = !src.contains("transformer.wte.weight") && src.contains("wte.weight") ? "" : "transformer.";
-                    embedName = pre + "wte.weight";
-                    tied = cfg.getBool("tie_word_embeddings", true);
-                    Pattern w = Pattern.compile(Pattern.quote(pre) + "h\\.\\d+\\.(attn|mlp)\\.c_proj\\.(weight|bias)");
-                    for (String n : src.names()) {
-                        if (w.matcher(n).matches()) edits.put(n, n.endsWith("weight") ? Edit.ROWS : Edit.VECTOR);
-                    }
-                    edits.put(embedName, Edit.ROWS);
-                    edits.put(pre + "wpe.weight", Edit.ROWS);
-                }
-                case "llama" -> {
-                    embedName = "model.embed_tokens.weight";
-                    tied = cfg.getBool("tie_word_embeddings", false);
-                    for (String n : src.names()) {
-                        if (n.matches("model\\.layers\\.\\d+\\.(self_attn\\.o_proj|mlp\\.down_proj)\\.weight")) edits.put(n, Edit.OUT_LINEAR);
-                        if (n.matches("model\\.layers\\.\\d+\\.(self_attn\\.o_proj|mlp\\.down_proj)\\.bias")) edits.put(n, Edit.VECTOR);
-                    }
-                    edits.put(embedName, Edit.ROWS);
-                }
-                default -> throw new JlensException(cfg.file() + ": weight orthogonalisation is implemented for causal "
-                        + "language models (GPT-NeoX, GPT-2, Llama/Qwen2/Mistral), not for family " + family);
+            for (TensorSpec t : tensors) {
+                if (!t.role().writesResidual()) continue;
+                if (t.role() == TensorRole.EMBED) embedName = t.name();
+                // Embedding rows and Conv1D rows ([in, out]) are vectors in residual space; nn.Linear [d, in] writes columns.
+                Edit edit = t.bias() ? Edit.VECTOR : t.role().isEmbedding() || t.transposed() ? Edit.ROWS : Edit.OUT_LINEAR;
+                edits.put(t.name(), edit);
             }
             for (String n : edits.keySet()) {
                 TensorEntry e = src.find(n);
-                if (e == null) throw new JlensException(src.describe() + ": missing tensor \"" + n + "\" (" + family + " layout)");
+                if (e == null) throw new JlensException(src.describe() + ": missing tensor \"" + n + "\" (" + family.name() + " layout)");
                 long width = edits.get(n) == Edit.OUT_LINEAR ? e.shape()[0] : e.shape()[e.rank() - 1];
                 if (width != r.length || !e.dtype().isFloat()) {
                     throw new JlensException(src.describe() + ": tensor \"" + n + "\" has shape " + e.shapeString() + " "
@@ -121,7 +105,8 @@ public final class WeightOrthogonalizer {
             List<String> names = new ArrayList<>(src.names());
             names.sort(null);
             int copied = 0;
-            if (tied) names.remove("lm_head.weight");   // a stale copy; HF uses the embedding when tied
+            String unembedName = unembedName(family, cfg, embedName);
+            if (tied) names.remove(unembedName);   // a stale copy; HF uses the embedding when tied
             for (String n : names) {
                 TensorEntry e = src.find(n);
                 Edit edit = edits.get(n);
@@ -134,7 +119,7 @@ public final class WeightOrthogonalizer {
             }
             if (tied) {
                 TensorEntry emb = src.find(embedName);
-                w.putStreamed("lm_head.weight", emb.dtype(), emb.shape(), out -> copyBytes(emb.data(), out));
+                w.putStreamed(unembedName, emb.dtype(), emb.shape(), out -> copyBytes(emb.data(), out));
             }
             w.write(outDir.resolve("model.safetensors"));
             writeConfig(srcDir, outDir, tied);
@@ -142,6 +127,16 @@ public final class WeightOrthogonalizer {
             writeProvenance(outDir, provenance, edits.keySet(), tied);
             return new Summary(outDir, List.copyOf(edits.keySet()), tied, copied);
         }
+    }
+
+    /** The name an untied unembedding has in this family: what its tensor list says once tie_word_embeddings is false. */
+    private static String unembedName(ModelFamily family, ModelConfig cfg, String embedName) {
+        com.fasterxml.jackson.databind.node.ObjectNode untied = cfg.json().deepCopy();
+        untied.put("tie_word_embeddings", false);
+        for (TensorSpec t : family.tensors(new ModelConfig(cfg.file(), untied), null)) {
+            if (t.role() == TensorRole.UNEMBED) return t.name();
+        }
+        throw new JlensException(cfg.file() + ": family " + family.name() + " has no unembedding to untie " + embedName + " into");
     }
 
     private static double[] unit(float[] direction) {

@@ -1,5 +1,7 @@
 package dev.jlens.detect;
 
+import dev.jlens.model.CacheRequest;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
@@ -60,7 +62,7 @@ class DetectorTest {
         model = load("gpt_neox_tiny");
         data = ProbeData.builtin();
         List<int[]> ids = data.texts().stream().map(t -> model.encode(t, null)).toList();
-        ActivationCache cache = model.runWithCache(ids, HookPattern.parse(HOOK), Pooling.MEAN, 32, false, ProgressListener.NONE);
+        ActivationCache cache = model.runWithCache(ids, CacheRequest.of(HookPattern.parse(HOOK)).batchSize(32));
         Prober.Options o = new Prober.Options(DetectorFitter.Options.defaults(),
                 List.of(DetectorKind.LOGISTIC, DetectorKind.MAHALANOBIS), 0, 1, 0.95);
         result = Prober.probe(HOOK, 1, cache.pooledAsDouble(HOOK), data, o);

@@ -1,5 +1,7 @@
 package dev.jlens.steering;
 
+import dev.jlens.model.CacheRequest;
+
 import dev.jlens.JlensException;
 import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookKind;
@@ -54,8 +56,8 @@ class DirectionFinderTest {
             for (Pooling pool : List.of(Pooling.LAST, Pooling.MEAN)) {
                 List<int[]> a = HAPPY.texts().stream().map(t -> m.encode(t, null)).toList();
                 List<int[]> b = SAD.texts().stream().map(t -> m.encode(t, null)).toList();
-                ActivationCache ca = m.runWithCache(a, hooks, pool, 1, false, ProgressListener.NONE);
-                ActivationCache cb = m.runWithCache(b, hooks, pool, 1, false, ProgressListener.NONE);
+                ActivationCache ca = m.runWithCache(a, CacheRequest.of(hooks).pooling(pool).batchSize(1));
+                ActivationCache cb = m.runWithCache(b, CacheRequest.of(hooks).pooling(pool).batchSize(1));
                 for (String hook : ca.names()) {
                     double[] diff = meanDiff(ca.pooledAsDouble(hook), cb.pooledAsDouble(hook));
                     double norm = Math.sqrt(dot(diff, diff));

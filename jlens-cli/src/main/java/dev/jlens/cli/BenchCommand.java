@@ -7,18 +7,21 @@ import dev.jlens.hooks.Pooling;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.kernels.Activation;
 import dev.jlens.kernels.AttentionLayout;
-import dev.jlens.kernels.AttentionMask;
+import dev.jlens.kernels.AttentionSpec;
+import dev.jlens.kernels.Backend;
+import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.kernels.FmaPeak;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.load.ModelLocation;
 import dev.jlens.load.ModelResolver;
+import dev.jlens.model.CacheRequest;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamilies;
 import dev.jlens.model.ModelInfo;
-import dev.jlens.model.ProgressListener;
 import dev.jlens.model.TransformerModel;
+import dev.jlens.tensor.FloatTensor;
 import jdk.incubator.vector.FloatVector;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -106,7 +109,7 @@ final class BenchCommand implements Callable<Integer> {
                 FloatVector.SPECIES_PREFERRED.length());
         double peak = FmaPeak.measureGflops(cores, 400);
         out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
-        Counting kernels = new Counting(Kernels.cpu(nThreads));
+        Counting kernels = new Counting(Backend.cpu(nThreads));
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
         TransformerModel m = ModelFamilies.forConfig(config).load(config, Checkpoints.open(dir), kernels);
@@ -133,12 +136,13 @@ final class BenchCommand implements Callable<Integer> {
                 batch, tokens, batch * tokens, hooks, selected.size(), pooling.cliName(), nThreads);
 
         HookedModel hm = new HookedModel(loc, m, null);
-        hm.runWithCache(prompts, pattern, pooling, batch, false, ProgressListener.NONE);
+        CacheRequest request = CacheRequest.of(pattern).pooling(pooling).batchSize(batch);
+        hm.runWithCache(prompts, request);
         double[] secs = new double[iterations];
         kernels.reset();
         for (int it = 0; it < iterations; it++) {
             long s0 = System.nanoTime();
-            hm.runWithCache(prompts, pattern, pooling, batch, false, ProgressListener.NONE);
+            hm.runWithCache(prompts, request);
             secs[it] = (System.nanoTime() - s0) / 1e9;
             out.printf(Locale.ROOT, "iteration %d  %.3f s%n", it + 1, secs[it]);
         }
@@ -188,17 +192,18 @@ final class BenchCommand implements Callable<Integer> {
 
     /**
      * Counts the floating-point work the model asks for, so GFLOP/s reflects what really ran, and the time
-     * spent in each kind of kernel, so the time outside the matrix products is visible.
+     * spent in each kind of operation, so the time outside the matrix products is visible. A decorator of the
+     * backend: every operation is passed on unchanged.
      */
-    static final class Counting implements Kernels {
-        private final Kernels k;
+    static final class Counting implements Backend {
+        private final Backend k;
         long matmulFlops;
         long attentionFlops;
         long matmulNanos;
         long attentionNanos;
         long otherNanos;
 
-        Counting(Kernels k) {
+        Counting(Backend k) {
             this.k = k;
         }
 
@@ -210,17 +215,15 @@ final class BenchCommand implements Callable<Integer> {
             otherNanos = 0;
         }
 
-        @Override
-        public void matmul(float[] x, int m, WeightMatrix w, float[] bias, float[] out) {
-            matmulFlops += 2L * m * w.rows() * w.cols();
+        private void other(Runnable op) {
             long t0 = System.nanoTime();
-            k.matmul(x, m, w, bias, out);
-            matmulNanos += System.nanoTime() - t0;
+            op.run();
+            otherNanos += System.nanoTime() - t0;
         }
 
         @Override
-        public void prepare(WeightMatrix w) {
-            k.prepare(w);
+        public String name() {
+            return k.name();
         }
 
         @Override
@@ -229,54 +232,109 @@ final class BenchCommand implements Callable<Integer> {
         }
 
         @Override
-        public void layerNorm(float[] x, float[] out, int rows, int d, float[] gamma, float[] beta, float eps) {
-            long t0 = System.nanoTime();
-            k.layerNorm(x, out, rows, d, gamma, beta, eps);
-            otherNanos += System.nanoTime() - t0;
+        public DeviceTensor allocate(int rows, int cols) {
+            return k.allocate(rows, cols);
         }
 
         @Override
-        public void rmsNorm(float[] x, float[] out, int rows, int d, float[] gamma, float eps) {
-            long t0 = System.nanoTime();
-            k.rmsNorm(x, out, rows, d, gamma, eps);
-            otherNanos += System.nanoTime() - t0;
+        public DeviceTensor upload(float[] host, int rows, int cols) {
+            return k.upload(host, rows, cols);
         }
 
         @Override
-        public void activate(float[] x, int n, Activation act) {
-            long t0 = System.nanoTime();
-            k.activate(x, n, act);
-            otherNanos += System.nanoTime() - t0;
+        public FloatTensor toHost(DeviceTensor t, int... shape) {
+            return k.toHost(t, shape);
         }
 
         @Override
-        public void attention(float[] q, float[] kk, float[] v, float[] out, AttentionLayout layout, int nHeads,
-                              int nKvHeads, int headDim, float scale, AttentionMask mask, float[] patternOut) {
+        public void fromHost(FloatTensor host, DeviceTensor t) {
+            k.fromHost(host, t);
+        }
+
+        @Override
+        public void copyRows(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
+            other(() -> k.copyRows(src, srcRow, dst, dstRow, rows));
+        }
+
+        @Override
+        public void copyColumns(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
+            other(() -> k.copyColumns(src, srcCol, dst, dstCol, width));
+        }
+
+        @Override
+        public void prepare(WeightMatrix w) {
+            k.prepare(w);
+        }
+
+        @Override
+        public void matmul(DeviceTensor x, WeightMatrix w, float[] bias, DeviceTensor out) {
+            matmulFlops += 2L * x.rows() * w.rows() * w.cols();
+            long t0 = System.nanoTime();
+            k.matmul(x, w, bias, out);
+            matmulNanos += System.nanoTime() - t0;
+        }
+
+        @Override
+        public void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
+            other(() -> k.gather(table, ids, scale, out));
+        }
+
+        @Override
+        public void layerNorm(DeviceTensor x, DeviceTensor out, float[] gamma, float[] beta, float eps) {
+            other(() -> k.layerNorm(x, out, gamma, beta, eps));
+        }
+
+        @Override
+        public void rmsNorm(DeviceTensor x, DeviceTensor out, float[] gamma, float eps, boolean onePlus) {
+            other(() -> k.rmsNorm(x, out, gamma, eps, onePlus));
+        }
+
+        @Override
+        public void normStats(boolean layerNorm, DeviceTensor x, float eps, DeviceTensor scale, DeviceTensor normalized) {
+            other(() -> k.normStats(layerNorm, x, eps, scale, normalized));
+        }
+
+        @Override
+        public void rotary(DeviceTensor x, int nHeads, int headDim, int[] positions, RotaryEmbedding rope) {
+            other(() -> k.rotary(x, nHeads, headDim, positions, rope));
+        }
+
+        @Override
+        public void activate(DeviceTensor x, Activation act) {
+            other(() -> k.activate(x, act));
+        }
+
+        @Override
+        public void gatedActivate(DeviceTensor gate, DeviceTensor up, Activation act) {
+            other(() -> k.gatedActivate(gate, up, act));
+        }
+
+        @Override
+        public void add(DeviceTensor out, DeviceTensor a) {
+            other(() -> k.add(out, a));
+        }
+
+        @Override
+        public void softcap(DeviceTensor x, float cap) {
+            other(() -> k.softcap(x, cap));
+        }
+
+        @Override
+        public void attention(DeviceTensor q, DeviceTensor kk, DeviceTensor v, DeviceTensor out, AttentionLayout layout,
+                              AttentionSpec spec, DeviceTensor pattern) {
             long pairs = 0;
             for (int s = 0; s < layout.sequences(); s++) {
                 int qLen = layout.qLen()[s], kLen = layout.kLen()[s];
                 for (int i = 0; i < qLen; i++) {
                     int qPos = kLen - qLen + i;
-                    int lo = 0, hi = kLen;
-                    if (mask.causal()) {
-                        hi = Math.min(kLen, qPos + 1);
-                        if (mask.window() > 0) lo = Math.max(0, qPos - mask.window() + 1);
-                    }
-                    pairs += hi - lo;
+                    pairs += spec.endVisible(qPos, kLen) - spec.firstVisible(qPos);
                 }
             }
             // q·k and p·v: two multiply-adds per head dimension per visible (query, key) pair
-            attentionFlops += 4L * pairs * nHeads * headDim;
+            attentionFlops += 4L * pairs * spec.nHeads() * spec.headDim();
             long t0 = System.nanoTime();
-            k.attention(q, kk, v, out, layout, nHeads, nKvHeads, headDim, scale, mask, patternOut);
+            k.attention(q, kk, v, out, layout, spec, pattern);
             attentionNanos += System.nanoTime() - t0;
-        }
-
-        @Override
-        public void addInPlace(float[] out, float[] a, int n) {
-            long t0 = System.nanoTime();
-            k.addInPlace(out, a, n);
-            otherNanos += System.nanoTime() - t0;
         }
     }
 }

@@ -9,6 +9,7 @@ import dev.jlens.io.AtomicFiles;
 import dev.jlens.io.TensorEntry;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.io.safetensors.SafetensorsWriter;
+import dev.jlens.model.CacheRequest;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ProgressListener;
 import dev.jlens.tensor.FloatTensor;
@@ -80,7 +81,7 @@ final class ResumableCache {
                 resumed++;
             } else {
                 ActivationCache cache = newCacheAt.apply(from);
-                m.runWithCache(ids.subList(from, to), pattern, cache, batchSize, logits, ProgressListener.NONE);
+                m.runWithCache(ids.subList(from, to), CacheRequest.of(pattern).into(cache).batchSize(batchSize).logits(logits));
                 writeBatch(file, cache, hooks, ids, from, to);
             }
             progress.progress(to, ids.size());

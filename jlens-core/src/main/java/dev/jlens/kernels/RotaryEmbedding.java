@@ -1,31 +1,35 @@
 package dev.jlens.kernels;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
-
 /**
- * Rotary position embedding in Hugging Face's rotate-half layout: within each head, the first
- * {@code rotaryDims} values are split in halves (x1, x2) and rotated as (x1·cos − x2·sin, x2·cos + x1·sin).
- * Frequencies and angles are computed in float32 exactly as HF does ({@code inv_freq = 1/base^(2i/d)},
- * angle = position × inv_freq), because the reference's rounding is what parity is measured against.
+ * Rotary position embedding: the first {@code rotaryDims} values of every head are rotated in pairs by
+ * angle position × invFreq[i]. {@link Layout#HALF_SPLIT} is Hugging Face's rotate-half layout (pair i is
+ * (x[i], x[i + rotaryDims/2]); GPT-NeoX, Llama, Qwen, Gemma, Phi-3, OLMo-2), {@link Layout#INTERLEAVED} the
+ * GPT-J / Meta layout (pair i is (x[2i], x[2i+1])). Values past rotaryDims are left alone (partial rotary).
+ * Each rotated value is x1·cos − x2·sin (two rounded products, then the difference) with cos and sin of the
+ * float32 angle, as Hugging Face computes them, because the reference's rounding is what parity is measured
+ * against. The rotation itself is a {@link Backend} operation.
  */
-public final class RotaryEmbedding {
+public record RotaryEmbedding(int rotaryDims, float[] invFreq, Layout layout) {
 
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private static final int L = S.length();
+    public enum Layout { HALF_SPLIT, INTERLEAVED }
 
-    private final int rotaryDims;
-    private final float[] invFreq;
-
-    public RotaryEmbedding(int rotaryDims, double base) {
-        this(rotaryDims, defaultInvFreq(rotaryDims, base));
+    public RotaryEmbedding {
+        if (rotaryDims < 0 || rotaryDims % 2 != 0) throw new IllegalArgumentException("rotary dims " + rotaryDims + " must be even");
+        if (invFreq.length != rotaryDims / 2) {
+            throw new IllegalArgumentException(invFreq.length + " frequencies for " + rotaryDims + " rotary dims");
+        }
+        invFreq = invFreq.clone();
     }
 
-    public RotaryEmbedding(int rotaryDims, float[] invFreq) {
-        this.rotaryDims = rotaryDims;
-        this.invFreq = invFreq;
+    /** Rotate-half RoPE with HF's default frequencies 1/base^(2i/rotaryDims). */
+    public static RotaryEmbedding halfSplit(int rotaryDims, double base) {
+        return new RotaryEmbedding(rotaryDims, defaultInvFreq(rotaryDims, base), Layout.HALF_SPLIT);
     }
 
+    /** No rotation (GPT-2 and other learned-position models). */
+    public static final RotaryEmbedding NONE = new RotaryEmbedding(0, new float[0], Layout.HALF_SPLIT);
+
+    /** HF's inv_freq = 1 / base^(2i/d), each step in float32. */
     public static float[] defaultInvFreq(int rotaryDims, double base) {
         float[] f = new float[rotaryDims / 2];
         for (int i = 0; i < f.length; i++) {
@@ -36,51 +40,31 @@ public final class RotaryEmbedding {
         return f;
     }
 
-    public int rotaryDims() {
-        return rotaryDims;
-    }
-
+    @Override
     public float[] invFreq() {
         return invFreq.clone();
     }
 
-    /**
-     * Rotates x [rows, nHeads*headDim] in place; row r is at position positions[r]. The pairs of a head are
-     * rotated a vector at a time; each value is still x1·cos − x2·sin (two rounded products, then the
-     * difference), the same float operations as a scalar loop.
-     */
-    public void apply(float[] x, int rows, int nHeads, int headDim, int[] positions) {
-        if (rotaryDims == 0) return;
-        int half = rotaryDims / 2;
-        int bound = half - half % L;
-        float[] cos = new float[half];
-        float[] sin = new float[half];
-        int lastPos = -1;
-        for (int r = 0; r < rows; r++) {
-            int pos = positions[r];
-            if (pos != lastPos) {
-                for (int i = 0; i < half; i++) {
-                    float angle = (float) pos * invFreq[i];
-                    cos[i] = (float) Math.cos(angle);
-                    sin[i] = (float) Math.sin(angle);
-                }
-                lastPos = pos;
-            }
-            for (int h = 0; h < nHeads; h++) {
-                int base = r * nHeads * headDim + h * headDim;
-                for (int i = 0; i < bound; i += L) {
-                    FloatVector x1 = FloatVector.fromArray(S, x, base + i);
-                    FloatVector x2 = FloatVector.fromArray(S, x, base + half + i);
-                    FloatVector c = FloatVector.fromArray(S, cos, i), s = FloatVector.fromArray(S, sin, i);
-                    x1.mul(c).sub(x2.mul(s)).intoArray(x, base + i);
-                    x2.mul(c).add(x1.mul(s)).intoArray(x, base + half + i);
-                }
-                for (int i = bound; i < half; i++) {
-                    float x1 = x[base + i], x2 = x[base + half + i];
-                    x[base + i] = x1 * cos[i] - x2 * sin[i];
-                    x[base + half + i] = x2 * cos[i] + x1 * sin[i];
-                }
-            }
+    /** inv_freq[i] without a copy, for the backends' inner loops. */
+    float freq(int i) {
+        return invFreq[i];
+    }
+
+    /** cos and sin of position × invFreq for every pair, in float32. */
+    void angles(int position, float[] cos, float[] sin) {
+        for (int i = 0; i < invFreq.length; i++) {
+            float angle = (float) position * invFreq[i];
+            cos[i] = (float) Math.cos(angle);
+            sin[i] = (float) Math.sin(angle);
         }
+    }
+
+    /** Index of the first and second element of pair i within a head. */
+    int first(int i) {
+        return layout == Layout.HALF_SPLIT ? i : 2 * i;
+    }
+
+    int second(int i) {
+        return layout == Layout.HALF_SPLIT ? i + rotaryDims / 2 : 2 * i + 1;
     }
 }

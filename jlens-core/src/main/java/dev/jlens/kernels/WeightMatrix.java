@@ -11,8 +11,8 @@ import java.nio.ByteOrder;
 /**
  * A linear layer's weight in the {@code nn.Linear} layout {@code [out, in]} (rows = outputs), kept in its
  * stored type: F32 rows are read straight from the (usually memory-mapped) segment, F16/BF16 rows are
- * widened when a kernel reads them, so 16-bit checkpoints stay 16-bit in memory. A weight also carries the
- * kernels' packed copy of itself once it has been multiplied (or {@link Kernels#prepare prepared}): the
+ * widened when a kernel reads them, so 16-bit checkpoints stay 16-bit in memory. A weight also carries a
+ * backend's packed copy of itself once it has been multiplied (or {@link Backend#prepare prepared}): the
  * copy is made once per matrix, safely shared between threads, and then replaces the stored form in
  * every product.
  */
@@ -26,7 +26,7 @@ public final class WeightMatrix {
     private final DType dtype;
     private final MemorySegment data;
     private final String name;
-    private volatile PackedWeights packed;
+    private volatile Prepared packed;
 
     private WeightMatrix(String name, int rows, int cols, DType dtype, MemorySegment data) {
         this.name = name;
@@ -78,26 +78,28 @@ public final class WeightMatrix {
         return new WeightMatrix(e.name() + ".T", r, c, e.dtype(), dst);
     }
 
-    /** Rows [from, to) as a view (for fused weights such as GPT-2's c_attn). */
-    public WeightMatrix rowRange(int from, int to) {
-        long w = dtype.bytes();
-        return new WeightMatrix(name + "[" + from + ":" + to + "]", to - from, cols, dtype,
-                data.asSlice(from * (long) cols * w, (long) (to - from) * cols * w));
-    }
-
-    /** The packed form, made by packer on first use (once, even under concurrent first uses). */
-    PackedWeights packed(java.util.function.Function<WeightMatrix, PackedWeights> packer) {
-        PackedWeights p = packed;
-        if (p == null) {
+    /**
+     * This weight in {@code owner}'s multiplication layout, made by packer on first use (once per owner, even
+     * under concurrent first uses). A backend keeps its copy here so that it lives exactly as long as the
+     * weight does.
+     */
+    @SuppressWarnings("unchecked")
+    <T> T packed(Object owner, java.util.function.Function<WeightMatrix, T> packer) {
+        Prepared p = packed;
+        if (p == null || p.owner != owner) {
             synchronized (this) {
                 p = packed;
-                if (p == null) {
-                    p = packer.apply(this);
+                if (p == null || p.owner != owner) {
+                    p = new Prepared(owner, packer.apply(this));
                     packed = p;
                 }
             }
         }
-        return p;
+        return (T) p.value;
+    }
+
+    /** One backend's prepared form of a weight; a weight used by a second backend is prepared again for it. */
+    private record Prepared(Object owner, Object value) {
     }
 
     /** Whether the packed copy exists yet (tests, diagnostics). */
@@ -134,15 +136,6 @@ public final class WeightMatrix {
             case BF16 -> Float.intBitsToFloat((data.get(I16, i * 2) & 0xffff) << 16);
             default -> throw new IllegalStateException();
         };
-    }
-
-    /** Rows ids[0..n) widened into out, one after another: an embedding lookup. */
-    public void gatherRows(int[] ids, float[] out) {
-        float[] row = new float[cols];
-        for (int t = 0; t < ids.length; t++) {
-            row(ids[t], row);
-            System.arraycopy(row, 0, out, t * cols, cols);
-        }
     }
 
     /** Row r widened to float into dst[0..cols). */

@@ -3,7 +3,7 @@ package dev.jlens.load;
 import dev.jlens.JlensException;
 import dev.jlens.io.onnx.OnnxModel;
 import dev.jlens.io.onnx.OnnxModelReader;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.TransformerModel;
 import dev.jlens.model.bert.BertModel;
@@ -43,7 +43,7 @@ public final class EmbeddedModels {
             byte[] onnxBytes = readResource(MINILM_ONNX);
             // BertModel copies every weight out of the ONNX bytes, so the 90 MB array is garbage once loaded.
             try (OnnxModel onnx = OnnxModelReader.read(MemorySegment.ofArray(onnxBytes), "classpath:" + MINILM_ONNX)) {
-                model = BertModel.fromOnnx(onnx, Kernels.defaults());
+                model = BertModel.fromOnnx(onnx, Backend.defaults());
             }
         } catch (RuntimeException e) {
             tokenizer.thenAccept(HfTokenizer::close);

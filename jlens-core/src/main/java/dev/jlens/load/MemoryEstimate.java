@@ -5,13 +5,14 @@ import com.sun.management.OperatingSystemMXBean;
 import dev.jlens.JlensException;
 import dev.jlens.io.TensorEntry;
 import dev.jlens.io.TensorSource;
+import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
+import dev.jlens.model.TensorSpec;
 import dev.jlens.model.ModelInfo;
 
 import java.lang.management.ManagementFactory;
 import java.util.List;
 import java.util.Locale;
-import java.util.regex.Pattern;
 
 /**
  * What a model will hold in memory besides its memory-mapped checkpoint, estimated from the tensor headers
@@ -21,8 +22,8 @@ import java.util.regex.Pattern;
  * <p>Mapped weights cost no heap; what is copied is:
  * <ul>
  *   <li>{@code heapBytes}, on the Java heap: every 1-D float tensor, widened to a float[] (norm weights and
- *       biases), and for GPT-2 the block weights, which are stored [in, out] (Conv1D) and transposed into a
- *       new array in their own element type.</li>
+ *       biases), and the weights stored [in, out] (GPT-2's Conv1D), which are transposed into a new array in
+ *       their own element type.</li>
  *   <li>{@code packedBytes}, off the heap: the kernels' packed copy of every linear weight (a 2-D float tensor
  *       that is not an embedding table), in its stored element type with its rows padded to a whole panel.
  *       Native memory allocated by the JVM counts against {@code -XX:MaxDirectMemorySize}, which defaults
@@ -39,14 +40,6 @@ public record MemoryEstimate(long heapBytes, long packedBytes) {
 
     /** Heap that is not ours to fill with weights: tokenizer, activations of a batch, the JVM's own. */
     static final double HEAP_SHARE = 0.75;
-
-    /** Embedding tables are read a row at a time from the mapping and never packed. */
-    private static final List<String> EMBEDDINGS = List.of("embed_in.weight", "wte.weight", "wpe.weight",
-            "embed_tokens.weight", "word_embeddings.weight", "position_embeddings.weight",
-            "token_type_embeddings.weight");
-
-    /** GPT-2 block weights ("h.3.attn.c_attn.weight"), stored [in, out] and transposed at load. */
-    private static final Pattern GPT2_BLOCK = Pattern.compile("(^|\\.)h\\.\\d+\\..*\\.weight$");
 
     /** What this JVM and machine allow: max heap, max direct (native) memory, physical memory. */
     public record Limits(long maxHeap, long maxDirect, long physical) {
@@ -71,37 +64,33 @@ public record MemoryEstimate(long heapBytes, long packedBytes) {
         }
     }
 
-    /** The estimate for loading {@code weights} as {@code family}. */
-    public static MemoryEstimate of(ModelFamily family, TensorSource weights) {
-        boolean gpt2 = family.name().equals("gpt2");
+    /**
+     * The estimate for loading {@code weights} as {@code family}, from the family's list of the tensors it
+     * reads (their roles say which are vectors, embeddings, linear weights, or stored transposed), sized by
+     * the checkpoint's headers.
+     */
+    public static MemoryEstimate of(ModelFamily family, ModelConfig config, TensorSource weights) {
         long heap = 0, packed = 0;
-        for (String name : weights.names()) {
-            TensorEntry e = weights.find(name);
-            if (!e.dtype().isFloat()) continue;
+        for (TensorSpec t : family.tensors(config, weights)) {
+            TensorEntry e = weights.find(t.name());
+            if (e == null || !e.dtype().isFloat()) continue;
             if (e.rank() == 1) {
                 heap = saturatedAdd(heap, saturatedMul(e.shape()[0], Float.BYTES));
-            } else if (e.rank() == 2 && !isEmbedding(name)) {
+            } else if (e.rank() == 2 && !t.role().isEmbedding()) {
                 long rows = e.shape()[0], cols = e.shape()[1];
                 long bytes = saturatedMul(saturatedMul(rows, cols), e.dtype().bytes());
-                if (gpt2 && GPT2_BLOCK.matcher(name).find()) {
+                if (t.transposed()) {
                     heap = saturatedAdd(heap, bytes);
                     // transposed: the stored columns become the packed rows
-                    long t = rows;
+                    long tmp = rows;
                     rows = cols;
-                    cols = t;
+                    cols = tmp;
                 }
                 long paddedRows = saturatedMul((rows + MAX_PANEL_ROWS - 1) / MAX_PANEL_ROWS, MAX_PANEL_ROWS);
                 packed = saturatedAdd(packed, saturatedMul(saturatedMul(paddedRows, cols), e.dtype().bytes()));
             }
         }
         return new MemoryEstimate(heap, packed);
-    }
-
-    private static boolean isEmbedding(String name) {
-        for (String s : EMBEDDINGS) {
-            if (name.equals(s) || name.endsWith("." + s)) return true;
-        }
-        return false;
     }
 
     /**

@@ -4,7 +4,7 @@ import dev.jlens.JlensException;
 import dev.jlens.hub.DownloadProgress;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorSource;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamilies;
@@ -38,6 +38,11 @@ public final class ModelLoader {
     }
 
     public static HookedModel loadFolder(ModelLocation location) {
+        return loadFolder(location, Backend.defaults());
+    }
+
+    /** A model folder run on the given backend (the reference backend for differential tests, a GPU later). */
+    public static HookedModel loadFolder(ModelLocation location, Backend backend) {
         Path dir = location.dir();
         if (!Files.isDirectory(dir)) throw new JlensException("--model " + location.id() + ": folder " + dir + " does not exist");
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
@@ -47,8 +52,8 @@ public final class ModelLoader {
                     + "fast-tokenizer file that Hugging Face models ship next to config.json");
         }
         TensorSource weights = Checkpoints.open(dir);
-        MemoryEstimate.of(family, weights).check("--model " + location.id(), MemoryEstimate.Limits.ofThisJvm());
-        TransformerModel m = family.load(config, weights, Kernels.defaults());
+        MemoryEstimate.of(family, config, weights).check("--model " + location.id(), MemoryEstimate.Limits.ofThisJvm());
+        TransformerModel m = family.load(config, weights, backend);
         return new HookedModel(location, m, HfTokenizer.fromDirectory(dir));
     }
 }

@@ -2,7 +2,6 @@ package dev.jlens.model;
 
 import dev.jlens.JlensException;
 import dev.jlens.hooks.ActivationCache;
-import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.hooks.Pooling;
@@ -158,44 +157,45 @@ public final class HookedModel implements AutoCloseable {
     }
 
     /**
-     * Runs every prompt and caches the hooks the pattern selects with the given pooling. Only the blocks up
-     * to the deepest selected hook are run, and logits are computed only when asked for (then stored under
-     * the name "logits", per prompt).
+     * Runs every prompt and caches the hooks the request selects, as TransformerLens' {@code run_with_cache}.
+     * Prompts are packed {@code batchSize} at a time without padding; only the blocks up to the deepest
+     * selected hook are run, and logits are computed only when asked for (then stored per prompt under
+     * "logits", [len, vocab]).
+     * <pre>{@code
+     * try (HookedModel m = ModelLoader.load("../shared/fixtures/gpt2_tiny", null)) {
+     *     List<int[]> ids = List.of(m.encode("The cat sat", null), m.encode("Hello", null));
+     *     ActivationCache c = m.runWithCache(ids, CacheRequest.of("blocks.*.hook_resid_post"));
+     *     float[][] last = c.pooled("blocks.2.hook_resid_post");    // [2 prompts][d_model], mean over tokens
+     * }
+     * }</pre>
      */
-    public ActivationCache runWithCache(List<int[]> prompts, HookPattern pattern, Pooling pooling, int batchSize,
-                                        boolean logits, ProgressListener progress) {
-        return runWithCache(prompts, pattern, new ActivationCache(pooling), batchSize, logits, progress);
-    }
-
-    /** As above, filling a cache the caller made (e.g. one with a view such as per-token centring). */
-    public ActivationCache runWithCache(List<int[]> prompts, HookPattern pattern, ActivationCache cache, int batchSize,
-                                        boolean logits, ProgressListener progress) {
-        List<HookPoint> selected = pattern.select(model.hookPoints());
+    public ActivationCache runWithCache(List<int[]> prompts, CacheRequest request) {
+        ActivationCache cache = request.into() != null ? request.into() : new ActivationCache(request.pooling());
+        List<HookPoint> selected = request.hooks().select(model.hookPoints());
         Set<String> names = new HashSet<>();
         for (HookPoint p : selected) {
             // Attention patterns are kept whole per prompt; pooling them over tokens means nothing.
             if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN || cache.pooling() == Pooling.ALL) names.add(p.name());
         }
         if (names.isEmpty()) {
-            throw new JlensException("--hooks \"" + pattern + "\" selects only attention patterns, which are cached "
+            throw new JlensException("--hooks \"" + request.hooks() + "\" selects only attention patterns, which are cached "
                     + "with --pool all only; select residual-stream hooks such as blocks.*.hook_resid_post");
         }
         Hooks hooks = Hooks.none().with(names::contains, cache.hook());
-        int deepest = hooks.deepestLayer(model.hookPoints());
-        ForwardOptions opts = logits ? ForwardOptions.full()
-                : deepest == Integer.MAX_VALUE ? new ForwardOptions(false, -1) : ForwardOptions.upTo(deepest);
+        ForwardOptions opts = request.logits() ? ForwardOptions.full() : ForwardOptions.hooksOnly();
         List<FloatTensor> logitRows = new ArrayList<>();
+        int batchSize = request.batchSize();
         for (int start = 0; start < prompts.size(); start += batchSize) {
             TokenBatch batch = TokenBatch.of(prompts.subList(start, Math.min(prompts.size(), start + batchSize)));
             FloatTensor out = model.forward(batch, opts, hooks);
-            if (logits) {
+            if (request.logits()) {
                 for (int s = 0; s < batch.size(); s++) {
                     logitRows.add(out.rowSlice(batch.offsets()[s], batch.offsets()[s] + batch.lengths()[s]));
                 }
             }
-            progress.progress(Math.min(prompts.size(), start + batchSize), prompts.size());
+            request.progress().progress(Math.min(prompts.size(), start + batchSize), prompts.size());
         }
-        if (logits) cache.putPerPrompt("logits", logitRows);
+        if (request.logits()) cache.putPerPrompt("logits", logitRows);
         return cache;
     }
 

@@ -2,15 +2,17 @@ package dev.jlens.model;
 
 import dev.jlens.JlensException;
 import dev.jlens.kernels.AttentionLayout;
+import dev.jlens.kernels.Backend;
+import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.tensor.TokenBatch;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
  * The keys and values (after RoPE) of every token a causal model has already seen, per sequence and layer, so
  * that a forward pass over only the new tokens gives the same numbers as a pass over the whole sequence.
+ * They live on the backend that runs the model (heap for the CPU, device memory for a GPU backend).
  * Sequence s of a batch continues the cache's sequence s: the batch's {@code pastLengths} must equal the
  * cached lengths ({@link #batch} builds such a batch). A sequence may bring no new tokens in a step (length
  * 0), which is how batched generation keeps finished sequences in place.
@@ -23,32 +25,26 @@ public final class KvCache {
 
     /** One sequence: per layer a growing [capacity, width] block of keys and one of values. */
     private static final class Slot {
-        float[][] keys;
-        float[][] values;
+        DeviceTensor[] keys;
+        DeviceTensor[] values;
         int length;
-        int width = -1;
 
-        void ensure(int layers, int width) {
+        void ensure(int layers) {
             if (keys == null) {
-                keys = new float[layers][];
-                values = new float[layers][];
-            }
-            if (this.width < 0) this.width = width;
-            if (this.width != width) {
-                throw new IllegalStateException("KV cache holds keys of width " + this.width + ", the model gives " + width);
+                keys = new DeviceTensor[layers];
+                values = new DeviceTensor[layers];
             }
         }
 
-        void write(int layer, float[] src, int srcRow, int at, int rows, boolean isKey) {
-            float[][] store = isKey ? keys : values;
-            int need = (at + rows) * width;
-            float[] buf = store[layer];
-            if (buf == null || buf.length < need) {
-                int cap = Math.max(need, buf == null ? 16 * width : 2 * buf.length);
-                buf = buf == null ? new float[cap] : Arrays.copyOf(buf, cap);
-                store[layer] = buf;
+        /** Room for {@code rows} rows of {@code width}, keeping what is cached; capacity doubles. */
+        DeviceTensor room(Backend backend, DeviceTensor buf, int rows, int width) {
+            if (buf != null && buf.cols() != width) {
+                throw new IllegalStateException("KV cache holds keys of width " + buf.cols() + ", the model gives " + width);
             }
-            System.arraycopy(src, srcRow * width, buf, at * width, rows * width);
+            if (buf != null && buf.rows() >= rows) return buf;
+            DeviceTensor grown = backend.allocate(Math.max(rows, Math.max(16, buf == null ? 0 : 2 * buf.rows())), width);
+            if (buf != null && length > 0) backend.copyRows(buf, 0, grown, 0, length);
+            return grown;
         }
     }
 
@@ -94,7 +90,7 @@ public final class KvCache {
      * Starts one forward pass over {@code batch}: checks that it continues this cache and that every block
      * will run (a cache filled for only some layers could not serve the next step).
      */
-    public Step begin(TokenBatch batch, int blocksToRun, int nLayers) {
+    Step begin(Backend backend, TokenBatch batch, int blocksToRun, int nLayers) {
         if (blocksToRun != nLayers) {
             throw new JlensException("a forward pass with a KV cache must run all " + nLayers + " blocks; this one stops after "
                     + blocksToRun);
@@ -108,20 +104,22 @@ public final class KvCache {
                         + " tokens came before it, but the KV cache holds " + slots.get(s).length);
             }
         }
-        return new Step(batch, nLayers);
+        return new Step(backend, batch, nLayers);
     }
 
-    /** Packed keys and values of one layer for the attention kernel, laid out as {@link Step#layout()} says. */
-    public record Keys(float[] keys, float[] values) {
+    /** Keys and values of one layer for the attention kernel, laid out as the pass's {@link AttentionLayout} says. */
+    record Keys(DeviceTensor keys, DeviceTensor values) {
     }
 
     /** One forward pass's use of the cache. */
-    public final class Step {
+    final class Step {
+        private final Backend backend;
         private final TokenBatch batch;
         private final int nLayers;
         private final AttentionLayout layout;
 
-        private Step(TokenBatch batch, int nLayers) {
+        private Step(Backend backend, TokenBatch batch, int nLayers) {
+            this.backend = backend;
             this.batch = batch;
             this.nLayers = nLayers;
             int n = batch.size();
@@ -136,7 +134,7 @@ public final class KvCache {
         }
 
         /** Queries are the batch's rows; the keys of sequence s are its cached ones followed by its new ones. */
-        public AttentionLayout layout() {
+        AttentionLayout layout() {
             return layout;
         }
 
@@ -144,55 +142,40 @@ public final class KvCache {
          * Stores the new rows' keys and values [batch rows, width] of one layer and returns all keys and values
          * of the batch's sequences, packed per {@link #layout()}.
          */
-        public Keys append(int layer, float[] newKeys, float[] newValues, int width) {
-            int n = batch.size();
+        Keys append(int layer, DeviceTensor newKeys, DeviceTensor newValues) {
+            int n = batch.size(), width = newKeys.cols();
             for (int s = 0; s < n; s++) {
                 Slot slot = slots.get(s);
-                slot.ensure(nLayers, width);
+                slot.ensure(nLayers);
                 int len = batch.lengths()[s], off = batch.offsets()[s];
                 if (len == 0) continue;
-                slot.write(layer, newKeys, off, slot.length, len, true);
-                slot.write(layer, newValues, off, slot.length, len, false);
+                slot.keys[layer] = slot.room(backend, slot.keys[layer], slot.length + len, width);
+                slot.values[layer] = slot.room(backend, slot.values[layer], slot.length + len, width);
+                backend.copyRows(newKeys, off, slot.keys[layer], slot.length, len);
+                backend.copyRows(newValues, off, slot.values[layer], slot.length, len);
             }
             if (n == 1) {
                 // The kernel reads only kLen rows from offset 0, so the slot's own (larger) buffers serve as is.
                 Slot only = slots.getFirst();
-                if (only.keys[layer] == null) return new Keys(new float[0], new float[0]);
+                if (only.keys[layer] == null) return new Keys(backend.allocate(0, width), backend.allocate(0, width));
                 return new Keys(only.keys[layer], only.values[layer]);
             }
             int total = 0;
             for (int l : layout.kLen()) total += l;
-            float[] k = new float[total * width], v = new float[total * width];
+            DeviceTensor k = backend.allocate(total, width), v = backend.allocate(total, width);
             for (int s = 0; s < n; s++) {
                 Slot slot = slots.get(s);
                 int rows = layout.kLen()[s];
                 if (rows == 0) continue;
-                System.arraycopy(slot.keys[layer], 0, k, layout.kOff()[s] * width, rows * width);
-                System.arraycopy(slot.values[layer], 0, v, layout.kOff()[s] * width, rows * width);
+                backend.copyRows(slot.keys[layer], 0, k, layout.kOff()[s], rows);
+                backend.copyRows(slot.values[layer], 0, v, layout.kOff()[s], rows);
             }
             return new Keys(k, v);
         }
 
         /** Marks the new tokens as cached; call once, after every layer has been appended. */
-        public void commit() {
+        void commit() {
             for (int s = 0; s < batch.size(); s++) slots.get(s).length += batch.lengths()[s];
         }
-    }
-
-    /** Values in the attention-pattern hook of a pass: per sequence [heads, new tokens, all tokens]. */
-    /** The attention layout of one forward pass: its step's with a cache ({@code step} not null), else self-attention. */
-    public static AttentionLayout layout(Step step, TokenBatch batch) {
-        return step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
-    }
-
-    /** One layer's keys and values for attention: the batch's own without a cache, else all the step holds. */
-    public static Keys keys(Step step, int layer, float[] newKeys, float[] newValues, int width) {
-        return step == null ? new Keys(newKeys, newValues) : step.append(layer, newKeys, newValues, width);
-    }
-
-    public static int patternSize(AttentionLayout layout, int heads) {
-        int n = 0;
-        for (int s = 0; s < layout.sequences(); s++) n += heads * layout.qLen()[s] * layout.kLen()[s];
-        return n;
     }
 }

@@ -2,9 +2,9 @@ package dev.jlens.model;
 
 import dev.jlens.JlensException;
 import dev.jlens.model.bert.BertModel;
-import dev.jlens.model.gpt2.Gpt2Model;
-import dev.jlens.model.gptneox.GptNeoXModel;
-import dev.jlens.model.llama.LlamaModel;
+import dev.jlens.model.gpt2.Gpt2;
+import dev.jlens.model.gptneox.GptNeoX;
+import dev.jlens.model.llama.Llama;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -13,9 +13,9 @@ import java.util.List;
 public final class ModelFamilies {
 
     private static final List<ModelFamily> ALL = List.of(
-            GptNeoXModel.FAMILY,
-            Gpt2Model.FAMILY,
-            LlamaModel.FAMILY,
+            GptNeoX.FAMILY,
+            Gpt2.FAMILY,
+            Llama.FAMILY,
             BertModel.FAMILY
     );
 

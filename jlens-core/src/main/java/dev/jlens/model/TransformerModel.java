@@ -10,7 +10,8 @@ import java.util.List;
 
 /**
  * One architecture's forward pass with hooks. Implementations are immutable after loading and safe to call
- * from several threads at once (all scratch space is per call).
+ * from several threads at once: each call allocates its own working tensors on the backend, which serialises
+ * its operations.
  */
 public interface TransformerModel {
 

@@ -118,9 +118,4 @@ public final class Weights {
     public WeightMatrix transposedMatrix(String name, int in, int out) {
         return WeightMatrix.transposed(entry(name, in, out));
     }
-
-    /** Counts a tied tensor that is used twice only once. */
-    public void uncount(long n) {
-        parameterCount -= n;
-    }
 }

@@ -7,6 +7,8 @@ import dev.jlens.io.AtomicFiles;
 import dev.jlens.io.DType;
 import dev.jlens.io.safetensors.SafetensorsWriter;
 import dev.jlens.model.ModelConfig;
+import dev.jlens.model.ModelFamilies;
+import dev.jlens.model.TensorSpec;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -18,10 +20,11 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * Writes a GPT-NeoX checkpoint with random weights for any config: real model shapes (the Pythia configs
- * ship as presets) without downloading gigabytes, for benchmarks and memory tests. The folder is what
+ * Writes a checkpoint with random weights for any config of a family jlens runs: real model shapes (the
+ * Pythia configs ship as presets) without downloading gigabytes, for benchmarks and memory tests. The family
+ * lists its tensors and their shapes, so every causal family can be synthesised. The folder is what
  * {@code save_pretrained} writes (config.json, model.safetensors with HF tensor names, and the GPT-NeoX
- * tokenizer.json), so jlens and transformers both load it. Weights stream to disk tensor by tensor, a
+ * tokenizer.json, a stand-in: benchmarks feed token ids), so jlens and transformers both load it. Weights stream to disk tensor by tensor, a
  * megabyte at a time, so a 2.8B-parameter file never sits in the heap.
  *
  * <p>Values are a pure function of (seed, tensor index, element index), uniform with the standard
@@ -82,57 +85,23 @@ public final class SyntheticCheckpoint {
 
     /** Writes config.json, model.safetensors and tokenizer.json into dir (created if needed). */
     public static Summary write(ModelConfig config, DType dtype, long seed, Path dir) {
-        String type = config.getString("model_type", "");
-        if (!type.equals("gpt_neox")) {
-            throw new JlensException(config.file() + ": model_type is \"" + type + "\"; synth writes GPT-NeoX "
-                    + "checkpoints only (model_type gpt_neox)");
-        }
-        int d = config.requireInt("hidden_size");
-        int layers = config.requireInt("num_hidden_layers");
-        int heads = config.requireInt("num_attention_heads");
-        int dMlp = config.getInt("intermediate_size", 4 * d);
-        int vocab = config.requireInt("vocab_size");
-        if (d % heads != 0) {
-            throw new JlensException(config.file() + ": hidden_size " + d + " is not divisible by num_attention_heads " + heads);
-        }
-        if (config.getBool("tie_word_embeddings", false)) {
-            throw new JlensException(config.file() + ": tie_word_embeddings must be false for GPT-NeoX");
-        }
         if (dtype != DType.F16 && dtype != DType.BF16 && dtype != DType.F32) {
             throw new JlensException("--dtype " + dtype + ": expected f16, bf16 or f32");
         }
+        // The family says which tensors its checkpoints hold, with the shapes this config implies.
+        List<TensorSpec> tensors = ModelFamilies.forConfig(config).tensors(config, null);
 
         SafetensorsWriter st = new SafetensorsWriter().putMetadata("format", "pt")
                 .putMetadata("jlens_synthetic", "random weights, seed " + seed);
-        long[] params = {0};
-        int[] index = {0};
-        Adder add = (name, kind, shape) -> {
-            long n = 1;
-            for (long s : shape) n *= s;
-            long numel = n;
-            params[0] += numel;
-            long tensorSeed = mix(seed * 0x9E3779B97F4A7C15L + index[0]++);
-            st.putStreamed(name, dtype, shape, out -> fill(out, dtype, numel, tensorSeed, kind));
-        };
-        add.add("gpt_neox.embed_in.weight", Kind.MATRIX, vocab, d);
-        for (int l = 0; l < layers; l++) {
-            String p = "gpt_neox.layers." + l + ".";
-            add.add(p + "input_layernorm.weight", Kind.NORM_WEIGHT, d);
-            add.add(p + "input_layernorm.bias", Kind.BIAS, d);
-            add.add(p + "post_attention_layernorm.weight", Kind.NORM_WEIGHT, d);
-            add.add(p + "post_attention_layernorm.bias", Kind.BIAS, d);
-            add.add(p + "attention.query_key_value.weight", Kind.MATRIX, 3L * d, d);
-            add.add(p + "attention.query_key_value.bias", Kind.BIAS, 3L * d);
-            add.add(p + "attention.dense.weight", Kind.MATRIX, d, d);
-            add.add(p + "attention.dense.bias", Kind.BIAS, d);
-            add.add(p + "mlp.dense_h_to_4h.weight", Kind.MATRIX, dMlp, d);
-            add.add(p + "mlp.dense_h_to_4h.bias", Kind.BIAS, dMlp);
-            add.add(p + "mlp.dense_4h_to_h.weight", Kind.MATRIX, d, dMlp);
-            add.add(p + "mlp.dense_4h_to_h.bias", Kind.BIAS, d);
+        long params = 0;
+        int index = 0;
+        for (TensorSpec t : tensors) {
+            long numel = t.numel();
+            params += numel;
+            long tensorSeed = mix(seed * 0x9E3779B97F4A7C15L + index++);
+            Kind kind = t.bias() ? Kind.BIAS : t.role().isNorm() ? Kind.NORM_WEIGHT : Kind.MATRIX;
+            st.putStreamed(t.name(), dtype, t.shape(), out -> fill(out, dtype, numel, tensorSeed, kind));
         }
-        add.add("gpt_neox.final_layer_norm.weight", Kind.NORM_WEIGHT, d);
-        add.add("gpt_neox.final_layer_norm.bias", Kind.BIAS, d);
-        add.add("embed_out.weight", Kind.MATRIX, vocab, d);
 
         try {
             Files.createDirectories(dir);
@@ -161,15 +130,10 @@ public final class SyntheticCheckpoint {
         } catch (IOException e) {
             bytes = -1;
         }
-        return new Summary(dir, params[0], bytes);
+        return new Summary(dir, params, bytes);
     }
 
     private enum Kind { MATRIX, BIAS, NORM_WEIGHT }
-
-    @FunctionalInterface
-    private interface Adder {
-        void add(String name, Kind kind, long... shape);
-    }
 
     private static void fill(OutputStream out, DType dtype, long n, long tensorSeed, Kind kind) throws IOException {
         int width = dtype.bytes();

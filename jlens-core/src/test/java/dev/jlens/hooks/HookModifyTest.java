@@ -1,5 +1,7 @@
 package dev.jlens.hooks;
 
+import dev.jlens.model.CacheRequest;
+
 import dev.jlens.load.ModelLoader;
 import dev.jlens.load.ModelLocation;
 import dev.jlens.model.HookedModel;
@@ -108,19 +110,16 @@ class HookModifyTest {
         FloatTensor out = model.model().forward(batch, dev.jlens.model.ForwardOptions.upTo(0), h);
         assertEquals(null, out, "no logits when stopping early");
         assertEquals(1, calls.get(), "only block 0 ran");
-        var cache = model.runWithCache(List.of(model.encode("Hello", null)), HookPattern.parse("blocks.0.hook_resid_post"),
-                Pooling.MEAN, 4, false, dev.jlens.model.ProgressListener.NONE);
+        var cache = model.runWithCache(List.of(model.encode("Hello", null)), CacheRequest.of(HookPattern.parse("blocks.0.hook_resid_post")).batchSize(4));
         assertEquals(List.of("blocks.0.hook_resid_post"), cache.names());
     }
 
     @Test
     void poolingsAgreeWithPerTokenValues() {
         List<int[]> ids = List.of(model.encode("The cat sat", null), model.encode("Hello", null));
-        var all = model.runWithCache(ids, HookPattern.parse("blocks.1.hook_resid_post"), Pooling.ALL, 2, false,
-                dev.jlens.model.ProgressListener.NONE);
+        var all = model.runWithCache(ids, CacheRequest.of(HookPattern.parse("blocks.1.hook_resid_post")).pooling(Pooling.ALL).batchSize(2));
         for (Pooling p : List.of(Pooling.MEAN, Pooling.LAST, Pooling.MEAN_SKIP_FIRST)) {
-            var pooled = model.runWithCache(ids, HookPattern.parse("blocks.1.hook_resid_post"), p, 2, false,
-                    dev.jlens.model.ProgressListener.NONE).pooled("blocks.1.hook_resid_post");
+            var pooled = model.runWithCache(ids, CacheRequest.of(HookPattern.parse("blocks.1.hook_resid_post")).pooling(p).batchSize(2)).pooled("blocks.1.hook_resid_post");
             for (int i = 0; i < ids.size(); i++) {
                 FloatTensor t = all.perPrompt("blocks.1.hook_resid_post").get(i);
                 int d = t.cols(), len = t.rows();

@@ -1,5 +1,7 @@
 package dev.jlens.hub;
 
+import dev.jlens.model.CacheRequest;
+
 import dev.jlens.JlensException;
 import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
@@ -99,8 +101,7 @@ class HubClientTest {
         double atol = g.json().at("/tolerances/per_hook/" + hook + "/recommended_atol").asDouble();
         List<Fixtures.Prompt> prompts = g.prompts().subList(0, 3);
         List<int[]> ids = prompts.stream().map(p -> m.encode(p.text(), null)).toList();
-        ActivationCache cache = m.runWithCache(ids, HookPattern.parse(hook), Pooling.ALL, 3, false,
-                ProgressListener.NONE);
+        ActivationCache cache = m.runWithCache(ids, CacheRequest.of(HookPattern.parse(hook)).pooling(Pooling.ALL).batchSize(3));
         for (Fixtures.Prompt p : prompts) {
             float[] want = g.tensor("p" + p.index() + "." + hook);
             double diff = Fixtures.maxAbsDiff(want, cache.perPrompt(hook).get(p.index()).data());

@@ -22,8 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class GemmTest {
 
-    static final Kernels ONE = Kernels.cpu(1);
-    static final Kernels THREE = Kernels.cpu(3);
+    static final Backend ONE = Backend.cpu(1);
+    static final Backend THREE = Backend.cpu(3);
 
     @AfterAll
     static void touch() {
@@ -93,8 +93,8 @@ class GemmTest {
                     float[] want = reference(x, m, w, b);
                     float[] one = new float[m * n];
                     float[] three = new float[m * n];
-                    ONE.matmul(x, m, w, b, one);
-                    THREE.matmul(x, m, w, b, three);
+                    ONE.matmul(h(x, m, w.cols()), w, b, h(one, m, w.rows()));
+                    THREE.matmul(h(x, m, w.cols()), w, b, h(three, m, w.rows()));
                     String what = dt + " m=" + m + " n=" + n + " k=" + k + (b == null ? "" : " +bias");
                     assertBitsEqual(want, one, what + " (1 thread)");
                     assertBitsEqual(want, three, what + " (3 threads)");
@@ -134,10 +134,10 @@ class GemmTest {
         int m = 29;
         float[] x = randomArray(r, m * k);
         float[] all = new float[m * n];
-        THREE.matmul(x, m, w, null, all);
+        THREE.matmul(h(x, m, w.cols()), w, null, h(all, m, w.rows()));
         for (int row : new int[]{0, 11, 28}) {
             float[] single = new float[n];
-            THREE.matmul(java.util.Arrays.copyOfRange(x, row * k, row * k + k), 1, w, null, single);
+            THREE.matmul(h(java.util.Arrays.copyOfRange(x, row * k, row * k + k), 1, k), w, null, h(single, 1, n));
             assertBitsEqual(java.util.Arrays.copyOfRange(all, row * n, row * n + n), single, "row " + row);
         }
     }
@@ -150,7 +150,7 @@ class GemmTest {
         assertTrue(w.isPacked());
         float[] x = randomArray(new Random(2), 3 * 50);
         float[] out = new float[3 * 40];
-        ONE.matmul(x, 3, w, null, out);
+        ONE.matmul(h(x, 3, w.cols()), w, null, h(out, 3, w.rows()));
         assertBitsEqual(reference(x, 3, w, null), out, "prepared by one instance, used by another");
     }
 
@@ -171,5 +171,10 @@ class GemmTest {
             }
             assertEquals(i << 16, Float.floatToRawIntBits(bf16[i]), "bfloat16 " + Integer.toHexString(i));
         }
+    }
+
+    /** A heap array as a CPU backend tensor (the CPU backends share its memory). */
+    static DeviceTensor h(float[] a, int rows, int cols) {
+        return new HeapTensor(a, rows, cols);
     }
 }

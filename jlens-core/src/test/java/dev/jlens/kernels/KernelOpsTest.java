@@ -12,8 +12,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The vectorised row-wise kernels against straightforward double-precision references. */
 class KernelOpsTest {
 
-    static final Kernels ONE = Kernels.cpu(1);
-    static final Kernels THREE = Kernels.cpu(3);
+    static final Backend ONE = Backend.cpu(1);
+    static final Backend THREE = Backend.cpu(3);
 
     /** Dense points in [-12, 12], extremes, and the branch points of the erf and exp approximations. */
     static float[] samples() {
@@ -44,7 +44,7 @@ class KernelOpsTest {
     void activationsMatchTheDoubleReference(Activation act) {
         float[] x = samples();
         float[] got = x.clone();
-        THREE.activate(got, got.length, act);
+        THREE.activate(h(got, 1, got.length), act);
         double worst = 0;
         float worstAt = 0;
         for (int i = 0; i < x.length; i++) {
@@ -62,7 +62,7 @@ class KernelOpsTest {
         };
         assertTrue(worst <= bound, act + ": error " + worst + " at x=" + worstAt + " exceeds " + bound);
         float[] one = x.clone();
-        ONE.activate(one, one.length, act);
+        ONE.activate(h(one, 1, one.length), act);
         GemmTest.assertBitsEqual(one, got, act + " with 1 and 3 threads");
     }
 
@@ -74,7 +74,7 @@ class KernelOpsTest {
         for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextGaussian() * 3 + (i % d == 7 ? 400 : 0.5));
         float[] gamma = GemmTest.randomArray(r, d), beta = GemmTest.randomArray(r, d);
         float[] got = new float[x.length];
-        THREE.layerNorm(x, got, rows, d, gamma, beta, 1e-5f);
+        THREE.layerNorm(h(x, rows, d), h(got, rows, d), gamma, beta, 1e-5f);
         double worst = 0;
         for (int row = 0; row < rows; row++) {
             double mean = 0, var = 0;
@@ -89,7 +89,7 @@ class KernelOpsTest {
         }
         assertTrue(worst < 2e-6, "layer norm error " + worst);
         float[] one = new float[x.length];
-        ONE.layerNorm(x, one, rows, d, gamma, beta, 1e-5f);
+        ONE.layerNorm(h(x, rows, d), h(one, rows, d), gamma, beta, 1e-5f);
         GemmTest.assertBitsEqual(one, got, "layer norm with 1 and 3 threads");
     }
 
@@ -100,7 +100,7 @@ class KernelOpsTest {
         float[] x = GemmTest.randomArray(r, rows * d);
         float[] gamma = GemmTest.randomArray(r, d);
         float[] got = new float[x.length];
-        THREE.rmsNorm(x, got, rows, d, gamma, 1e-6f);
+        THREE.rmsNorm(h(x, rows, d), h(got, rows, d), gamma, 1e-6f, false);
         for (int row = 0; row < rows; row++) {
             double ss = 0;
             for (int j = 0; j < d; j++) ss += (double) x[row * d + j] * x[row * d + j];
@@ -114,7 +114,7 @@ class KernelOpsTest {
 
     /** Scalar attention in double, the textbook formula. */
     static float[] referenceAttention(float[] q, float[] k, float[] v, AttentionLayout layout, int nHeads, int nKv,
-                                      int hd, float scale, AttentionMask mask, float[] pattern) {
+                                      int hd, float scale, Mask mask, float[] pattern) {
         float[] out = new float[q.length];
         int qs = nHeads * hd, ks = nKv * hd, pb = 0;
         for (int s = 0; s < layout.sequences(); s++) {
@@ -157,10 +157,10 @@ class KernelOpsTest {
     void attentionMatchesTheReferenceForEveryLayout() {
         Random r = new Random(5);
         int[][] configs = {{4, 4, 16}, {8, 2, 8}, {3, 1, 40}, {2, 2, 128}};
-        AttentionMask[] masks = {AttentionMask.CAUSAL, AttentionMask.BIDIRECTIONAL, new AttentionMask(true, 3)};
+        Mask[] masks = {new Mask(true, 0), new Mask(false, 0), new Mask(true, 3)};
         for (int[] cfg : configs) {
             int nHeads = cfg[0], nKv = cfg[1], hd = cfg[2];
-            for (AttentionMask mask : masks) {
+            for (Mask mask : masks) {
                 // three sequences; the second has a cached prefix of 5 keys
                 int[] qLen = {7, 3, 19}, past = {0, 5, 0};
                 int[] qOff = new int[3], kOff = new int[3], kLen = new int[3];
@@ -182,8 +182,8 @@ class KernelOpsTest {
                 float[] want = referenceAttention(q, k, v, layout, nHeads, nKv, hd, scale, mask, wantPattern);
                 float[] got3 = new float[want.length], got1 = new float[want.length];
                 float[] pattern3 = new float[patternSize], pattern1 = new float[patternSize];
-                THREE.attention(q, k, v, got3, layout, nHeads, nKv, hd, scale, mask, pattern3);
-                ONE.attention(q, k, v, got1, layout, nHeads, nKv, hd, scale, mask, pattern1);
+                attend(THREE, q, k, v, got3, layout, nHeads, nKv, hd, scale, mask, pattern3);
+                attend(ONE, q, k, v, got1, layout, nHeads, nKv, hd, scale, mask, pattern1);
                 String what = nHeads + "/" + nKv + " heads of " + hd + ", " + mask;
                 for (int i = 0; i < want.length; i++) assertEquals(want[i], got3[i], 2e-6, what + " output " + i);
                 for (int i = 0; i < patternSize; i++) assertEquals(wantPattern[i], pattern3[i], 1e-6, what + " pattern " + i);
@@ -199,12 +199,12 @@ class KernelOpsTest {
         for (int headDim : new int[]{16, 64, 128}) {
             for (double pct : new double[]{0.25, 1.0}) {
                 int rot = (int) (headDim * pct);
-                RotaryEmbedding rope = new RotaryEmbedding(rot, 10000);
+                RotaryEmbedding rope = RotaryEmbedding.halfSplit(rot, 10000);
                 int rows = 5, nHeads = 3;
                 float[] x = GemmTest.randomArray(r, rows * nHeads * headDim);
                 int[] pos = {0, 1, 2, 2, 40};
                 float[] got = x.clone();
-                rope.apply(got, rows, nHeads, headDim, pos);
+                THREE.rotary(h(got, rows, nHeads * headDim), nHeads, headDim, pos, rope);
                 float[] inv = rope.invFreq();
                 int half = rot / 2;
                 for (int row = 0; row < rows; row++) {
@@ -222,5 +222,22 @@ class KernelOpsTest {
                 }
             }
         }
+    }
+
+    /** A heap array as a CPU backend tensor (the CPU backends share its memory). */
+    static DeviceTensor h(float[] a, int rows, int cols) {
+        return new HeapTensor(a, rows, cols);
+    }
+
+    /** Which keys a query may see, as the tests enumerate it. */
+    record Mask(boolean causal, int window) {
+    }
+
+    static void attend(Backend b, float[] q, float[] k, float[] v, float[] out, AttentionLayout layout, int nHeads,
+                       int nKv, int hd, float scale, Mask mask, float[] pattern) {
+        AttentionSpec spec = new AttentionSpec(nHeads, nKv, hd, scale, mask.causal(), mask.window(), 0f);
+        int w = nHeads * hd, kw = nKv * hd;
+        b.attention(h(q, q.length / w, w), h(k, k.length / kw, kw), h(v, v.length / kw, kw), h(out, out.length / w, w),
+                layout, spec, pattern == null ? null : h(pattern, 1, pattern.length));
     }
 }

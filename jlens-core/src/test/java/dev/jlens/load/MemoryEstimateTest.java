@@ -37,7 +37,7 @@ class MemoryEstimateTest {
         Path dir = Fixtures.dir(fixture);
         ModelConfig cfg = ModelConfig.read(dir.resolve("config.json"));
         try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
-            return MemoryEstimate.of(ModelFamilies.forConfig(cfg), f);
+            return MemoryEstimate.of(ModelFamilies.forConfig(cfg), cfg, f);
         }
     }
 

@@ -41,7 +41,7 @@ class CausalLmParityTest {
                 assertArrayEquals(p.ids(), got, "token ids of prompt " + p.index());
                 ids.add(got);
             }
-            ActivationCache cache = m.runWithCache(ids, HookPattern.parse("*"), Pooling.ALL, 1, true, ProgressListener.NONE);
+            ActivationCache cache = m.runWithCache(ids, CacheRequest.of(HookPattern.parse("*")).pooling(Pooling.ALL).batchSize(1).logits(true));
             int checked = 0;
             double worst = 0;
             String worstName = "";

@@ -98,9 +98,8 @@ class ChatPromptTest {
         List<int[]> ids = prompts.stream().map(ChatPrompt::ids).toList();
         int[] post = prompts.stream().mapToInt(ChatPrompt::postInstruction).toArray();
         HookPattern hook = HookPattern.parse("blocks.3.hook_resid_mid");
-        ActivationCache all = model.runWithCache(ids, hook, Pooling.ALL, 8, false, ProgressListener.NONE);
-        ActivationCache pooled = model.runWithCache(ids, hook, new ActivationCache(Pooling.POST_INSTRUCTION, post), 1,
-                false, ProgressListener.NONE);
+        ActivationCache all = model.runWithCache(ids, CacheRequest.of(hook).pooling(Pooling.ALL).batchSize(8));
+        ActivationCache pooled = model.runWithCache(ids, CacheRequest.of(hook).into(new ActivationCache(Pooling.POST_INSTRUCTION, post)).batchSize(1));
         FloatTensor got = pooled.pooled("blocks.3.hook_resid_mid");
         for (int i = 0; i < ids.size(); i++) {
             FloatTensor t = all.perPrompt("blocks.3.hook_resid_mid").get(i);

@@ -2,8 +2,8 @@ package dev.jlens.model;
 
 import dev.jlens.hooks.Hooks;
 import dev.jlens.io.Checkpoints;
-import dev.jlens.kernels.Kernels;
-import dev.jlens.model.gptneox.GptNeoXModel;
+import dev.jlens.kernels.Backend;
+import dev.jlens.model.gptneox.GptNeoX;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.testing.Fixtures;
@@ -54,8 +54,8 @@ class DeterminismTest {
     void sameBitsForAnyThreadCountAndBatch(String fixture) {
         Path dir = Fixtures.dir(fixture);
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
-        TransformerModel one = GptNeoXModel.load(config, Checkpoints.open(dir), Kernels.cpu(1));
-        TransformerModel three = GptNeoXModel.load(config, Checkpoints.open(dir), Kernels.cpu(3));
+        TransformerModel one = GptNeoX.FAMILY.load(config, Checkpoints.open(dir), Backend.cpu(1));
+        TransformerModel three = GptNeoX.FAMILY.load(config, Checkpoints.open(dir), Backend.cpu(3));
         Random r = new Random(11);
         List<int[]> prompts = new ArrayList<>();
         for (int len : new int[]{1, 9, 30, 4}) {

@@ -6,10 +6,10 @@ import dev.jlens.hooks.Hooks;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorSource;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.load.ModelLocation;
-import dev.jlens.model.gpt2.Gpt2Model;
+import dev.jlens.model.gpt2.Gpt2;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.testing.Fixtures;
@@ -51,8 +51,8 @@ class Gpt2FamilyTest {
         json.put("scale_attn_by_inverse_layer_idx", true);
         ModelConfig scaledCfg = new ModelConfig(g.dir().resolve("config.json"), json);
         try (TensorSource weights = Checkpoints.open(g.dir())) {
-            ActivationCache plain = run(Gpt2Model.load(ModelConfig.read(g.dir().resolve("config.json")), weights, Kernels.defaults()), ids);
-            ActivationCache scaled = run(Gpt2Model.load(scaledCfg, weights, Kernels.defaults()), ids);
+            ActivationCache plain = run(Gpt2.FAMILY.load(ModelConfig.read(g.dir().resolve("config.json")), weights, Backend.defaults()), ids);
+            ActivationCache scaled = run(Gpt2.FAMILY.load(scaledCfg, weights, Backend.defaults()), ids);
             Close.assertClose(plain.perPrompt("blocks.0.hook_attn_out").getFirst().data(),
                     scaled.perPrompt("blocks.0.hook_attn_out").getFirst().data(), "block 0 attn_out");
             Close.assertClose(plain.perPrompt("blocks.1.hook_resid_pre").getFirst().data(),

@@ -7,9 +7,10 @@ import dev.jlens.hooks.Hooks;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorSource;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
 import dev.jlens.kernels.RotaryEmbedding;
-import dev.jlens.model.llama.LlamaModel;
+import dev.jlens.model.llama.Llama;
+import dev.jlens.model.RopeScaling;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.testing.Fixtures;
@@ -42,7 +43,7 @@ class LlamaFamilyTest {
      */
     @Test
     void llama3RopeScalingMatchesHuggingFace() throws IOException {
-        float[] inv = LlamaModel.ropeInvFreq(ModelFamiliesTest.config(LLAMA31), 128);
+        float[] inv = RopeScaling.invFreq(ModelFamiliesTest.config(LLAMA31), 128);
         assertEquals(64, inv.length);
         int[] index = {0, 20, 28, 29, 31, 34, 35, 63};
         double[] want = {1.0, 0.016560440883040428, 0.0032114461064338684, 0.0021665706299245358,
@@ -55,21 +56,21 @@ class LlamaFamilyTest {
     @Test
     void linearScalingDividesEveryFrequency() throws IOException {
         float[] plain = RotaryEmbedding.defaultInvFreq(64, 10000);
-        float[] linear = LlamaModel.ropeInvFreq(ModelFamiliesTest.config(
+        float[] linear = RopeScaling.invFreq(ModelFamiliesTest.config(
                 "{\"rope_scaling\": {\"type\": \"linear\", \"factor\": 4.0}}"), 64);
         for (int i = 0; i < plain.length; i++) assertEquals(plain[i] / 4f, linear[i], 0f);
         // Dynamic NTK only differs beyond max_position_embeddings, where jlens refuses to run.
-        assertArrayEquals(plain, LlamaModel.ropeInvFreq(ModelFamiliesTest.config(
+        assertArrayEquals(plain, RopeScaling.invFreq(ModelFamiliesTest.config(
                 "{\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 2.0}}"), 64));
-        assertArrayEquals(plain, LlamaModel.ropeInvFreq(ModelFamiliesTest.config("{\"rope_scaling\": null}"), 64));
+        assertArrayEquals(plain, RopeScaling.invFreq(ModelFamiliesTest.config("{\"rope_scaling\": null}"), 64));
     }
 
     @Test
     void unsupportedOrIncompleteRopeScalingIsNamed() throws IOException {
-        JlensException yarn = assertThrows(JlensException.class, () -> LlamaModel.ropeInvFreq(ModelFamiliesTest.config(
+        JlensException yarn = assertThrows(JlensException.class, () -> RopeScaling.invFreq(ModelFamiliesTest.config(
                 "{\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}"), 64));
         assertTrue(yarn.getMessage().contains("config.json") && yarn.getMessage().contains("\"yarn\""), yarn.getMessage());
-        JlensException partial = assertThrows(JlensException.class, () -> LlamaModel.ropeInvFreq(ModelFamiliesTest.config(
+        JlensException partial = assertThrows(JlensException.class, () -> RopeScaling.invFreq(ModelFamiliesTest.config(
                 "{\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"high_freq_factor\": 4.0,"
                         + " \"original_max_position_embeddings\": 8192}}"), 64));
         assertTrue(partial.getMessage().contains("rope_scaling.low_freq_factor"), partial.getMessage());
@@ -145,7 +146,7 @@ class LlamaFamilyTest {
         edit.accept(json);
         ModelConfig cfg = new ModelConfig(base.file(), json);
         try (TensorSource weights = Checkpoints.open(Fixtures.dir(fixture))) {
-            TransformerModel model = LlamaModel.FAMILY.load(cfg, weights, Kernels.defaults());
+            TransformerModel model = Llama.FAMILY.load(cfg, weights, Backend.defaults());
             ActivationCache cache = new ActivationCache(Pooling.ALL);
             FloatTensor logits = model.forward(TokenBatch.single(ids), ForwardOptions.full(), Hooks.none().with("*", cache.hook()));
             cache.putPerPrompt("logits", List.of(logits));

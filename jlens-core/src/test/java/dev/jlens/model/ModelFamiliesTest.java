@@ -5,10 +5,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorSource;
-import dev.jlens.kernels.Kernels;
-import dev.jlens.model.gpt2.Gpt2Model;
-import dev.jlens.model.gptneox.GptNeoXModel;
-import dev.jlens.model.llama.LlamaModel;
+import dev.jlens.kernels.Backend;
+import dev.jlens.model.gpt2.Gpt2;
+import dev.jlens.model.gptneox.GptNeoX;
+import dev.jlens.model.llama.Llama;
 import dev.jlens.testing.Fixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,14 +35,14 @@ class ModelFamiliesTest {
 
     @Test
     void architecturesSelectTheirFamily() throws IOException {
-        assertEquals(GptNeoXModel.FAMILY, ModelFamilies.forConfig(fixtureConfig("gpt_neox_tiny")));
-        assertEquals(Gpt2Model.FAMILY, ModelFamilies.forConfig(fixtureConfig("gpt2_tiny")));
-        assertEquals(LlamaModel.FAMILY, ModelFamilies.forConfig(fixtureConfig("llama_tiny")));
-        assertEquals(LlamaModel.FAMILY, ModelFamilies.forConfig(fixtureConfig("qwen2_tiny")));
-        assertEquals(LlamaModel.FAMILY, ModelFamilies.forConfig(config("{\"architectures\": [\"MistralForCausalLM\"]}")));
-        assertEquals(Gpt2Model.FAMILY, ModelFamilies.forConfig(config("{\"architectures\": [\"GPT2Model\"]}")));
-        assertEquals(LlamaModel.FAMILY, ModelFamilies.forConfig(config("{\"model_type\": \"mistral\"}")));
-        assertEquals(Gpt2Model.FAMILY, ModelFamilies.forConfig(config("{\"model_type\": \"gpt2\"}")));
+        assertEquals(GptNeoX.FAMILY, ModelFamilies.forConfig(fixtureConfig("gpt_neox_tiny")));
+        assertEquals(Gpt2.FAMILY, ModelFamilies.forConfig(fixtureConfig("gpt2_tiny")));
+        assertEquals(Llama.FAMILY, ModelFamilies.forConfig(fixtureConfig("llama_tiny")));
+        assertEquals(Llama.FAMILY, ModelFamilies.forConfig(fixtureConfig("qwen2_tiny")));
+        assertEquals(Llama.FAMILY, ModelFamilies.forConfig(config("{\"architectures\": [\"MistralForCausalLM\"]}")));
+        assertEquals(Gpt2.FAMILY, ModelFamilies.forConfig(config("{\"architectures\": [\"GPT2Model\"]}")));
+        assertEquals(Llama.FAMILY, ModelFamilies.forConfig(config("{\"model_type\": \"mistral\"}")));
+        assertEquals(Gpt2.FAMILY, ModelFamilies.forConfig(config("{\"model_type\": \"gpt2\"}")));
     }
 
     @Test
@@ -62,7 +62,7 @@ class ModelFamiliesTest {
         ModelConfig gpt2 = fixtureConfig("gpt2_tiny");
         try (TensorSource llamaWeights = Checkpoints.open(Fixtures.dir("llama_tiny"))) {
             JlensException e = assertThrows(JlensException.class,
-                    () -> Gpt2Model.FAMILY.load(gpt2, llamaWeights, Kernels.defaults()));
+                    () -> Gpt2.FAMILY.load(gpt2, llamaWeights, Backend.defaults()));
             String msg = e.getMessage();
             assertTrue(msg.contains("tensors missing"), msg);
             assertTrue(msg.contains("\"transformer.wte.weight\""), msg);
@@ -79,7 +79,7 @@ class ModelFamiliesTest {
         ModelConfig llama = fixtureConfig("llama_tiny");
         try (TensorSource gpt2Weights = Checkpoints.open(Fixtures.dir("gpt2_tiny"))) {
             JlensException e = assertThrows(JlensException.class,
-                    () -> LlamaModel.FAMILY.load(llama, gpt2Weights, Kernels.defaults()));
+                    () -> Llama.FAMILY.load(llama, gpt2Weights, Backend.defaults()));
             String msg = e.getMessage();
             assertTrue(msg.startsWith(gpt2Weights.describe()), msg);
             assertTrue(msg.contains("\"model.embed_tokens.weight\""), msg);
@@ -94,7 +94,7 @@ class ModelFamiliesTest {
         Path dir = RenamedCheckpoint.copy(Fixtures.dir("llama_tiny"), tmp.resolve("m"), n -> n.replaceFirst("^model\\.", ""));
         try (TensorSource weights = Checkpoints.open(dir)) {
             JlensException e = assertThrows(JlensException.class,
-                    () -> LlamaModel.FAMILY.load(fixtureConfig("llama_tiny"), weights, Kernels.defaults()));
+                    () -> Llama.FAMILY.load(fixtureConfig("llama_tiny"), weights, Backend.defaults()));
             String msg = e.getMessage();
             assertTrue(msg.contains("tensors missing, e.g. \"model.embed_tokens.weight\", \"model.layers.0.input_layernorm.weight\""), msg);
             assertTrue(msg.contains("the checkpoint has " + weights.names().size() + " tensors, e.g. \"embed_tokens.weight\""), msg);
@@ -108,7 +108,7 @@ class ModelFamiliesTest {
         ModelConfig cfg = new ModelConfig(Fixtures.dir("qwen2_tiny").resolve("config.json"), json);
         try (TensorSource weights = Checkpoints.open(Fixtures.dir("qwen2_tiny"))) {
             JlensException e = assertThrows(JlensException.class,
-                    () -> LlamaModel.FAMILY.load(cfg, weights, Kernels.defaults()));
+                    () -> Llama.FAMILY.load(cfg, weights, Backend.defaults()));
             assertTrue(e.getMessage().contains("missing tensor \"lm_head.weight\""), e.getMessage());
         }
     }
@@ -120,7 +120,7 @@ class ModelFamiliesTest {
         ModelConfig cfg = new ModelConfig(Fixtures.dir("llama_tiny").resolve("config.json"), json);
         try (TensorSource weights = Checkpoints.open(Fixtures.dir("llama_tiny"))) {
             JlensException e = assertThrows(JlensException.class,
-                    () -> LlamaModel.FAMILY.load(cfg, weights, Kernels.defaults()));
+                    () -> Llama.FAMILY.load(cfg, weights, Backend.defaults()));
             assertTrue(e.getMessage().contains("model.layers.0.mlp.gate_proj.weight"), e.getMessage());
             assertTrue(e.getMessage().contains("[172, 64]") && e.getMessage().contains("[128, 64]"), e.getMessage());
         }

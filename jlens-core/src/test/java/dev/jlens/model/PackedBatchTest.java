@@ -33,8 +33,8 @@ class PackedBatchTest {
             List<int[]> ids = new ArrayList<>();
             for (Fixtures.Prompt p : g.prompts()) ids.add(p.ids());
             HookPattern all = HookPattern.parse("*");
-            ActivationCache single = m.runWithCache(ids, all, Pooling.ALL, 1, true, ProgressListener.NONE);
-            ActivationCache packed = m.runWithCache(ids, all, Pooling.ALL, ids.size(), true, ProgressListener.NONE);
+            ActivationCache single = m.runWithCache(ids, CacheRequest.of(all).pooling(Pooling.ALL).batchSize(1).logits(true));
+            ActivationCache packed = m.runWithCache(ids, CacheRequest.of(all).pooling(Pooling.ALL).batchSize(ids.size()).logits(true));
             assertEquals(m.hookPoints().size() + 1, single.names().size(), "every hook point and the logits are cached");
             assertEquals(single.names(), packed.names());
             for (String name : single.names()) {

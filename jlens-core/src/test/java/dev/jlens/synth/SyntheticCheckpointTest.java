@@ -77,6 +77,19 @@ class SyntheticCheckpointTest {
         }
     }
 
+    /** Every causal family lists its tensors, so synth writes any of them; the result loads and runs. */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2_tiny", "llama_tiny", "qwen2_tiny", "gpt_neox_tiny_seq"})
+    void writesEveryCausalFamily(String fixture, @TempDir Path tmp) throws Exception {
+        ModelConfig cfg = ModelConfig.read(dev.jlens.testing.Fixtures.dir(fixture).resolve("config.json"));
+        SyntheticCheckpoint.Summary s = SyntheticCheckpoint.write(cfg, DType.BF16, 3, tmp);
+        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, tmp, false))) {
+            assertEquals(s.parameters(), m.info().parameterCount(), "every written tensor is one the family reads");
+            FloatTensor logits = m.forward(TokenBatch.single(new int[]{1, 5, 7}), Hooks.none());
+            for (float v : logits.data()) assertTrue(Float.isFinite(v));
+        }
+    }
+
     @Test
     void sameSeedSameBytesOtherSeedOtherBytes(@TempDir Path tmp) throws Exception {
         ModelConfig c = SyntheticCheckpoint.config(tinyConfig(tmp).toString());
@@ -110,11 +123,16 @@ class SyntheticCheckpointTest {
         assertTrue(e.getMessage().contains("pythia-1.4b"), e.getMessage());
         e = assertThrows(JlensException.class, () -> SyntheticCheckpoint.dtype("int8"));
         assertTrue(e.getMessage().contains("f16, bf16 or f32"), e.getMessage());
+        Path t5 = tmp.resolve("t5.json");
+        Files.writeString(t5, "{\"model_type\": \"t5\", \"hidden_size\": 64}");
+        e = assertThrows(JlensException.class,
+                () -> SyntheticCheckpoint.write(SyntheticCheckpoint.config(t5.toString()), DType.F16, 0, tmp.resolve("x")));
+        assertTrue(e.getMessage().contains("not supported") && e.getMessage().contains("GPTNeoXForCausalLM"), e.getMessage());
         Path llama = tmp.resolve("llama.json");
         Files.writeString(llama, "{\"model_type\": \"llama\", \"hidden_size\": 64}");
         e = assertThrows(JlensException.class,
                 () -> SyntheticCheckpoint.write(SyntheticCheckpoint.config(llama.toString()), DType.F16, 0, tmp.resolve("x")));
-        assertTrue(e.getMessage().contains("gpt_neox"), e.getMessage());
+        assertTrue(e.getMessage().contains("llama.json") && e.getMessage().contains("num_attention_heads"), e.getMessage());
         Path noHeads = tmp.resolve("noheads.json");
         Files.writeString(noHeads, "{\"model_type\": \"gpt_neox\", \"hidden_size\": 64, \"num_hidden_layers\": 1, \"vocab_size\": 10}");
         e = assertThrows(JlensException.class,

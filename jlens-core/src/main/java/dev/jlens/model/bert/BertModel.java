@@ -12,13 +12,17 @@ import dev.jlens.io.onnx.OnnxModel;
 import dev.jlens.io.onnx.OnnxNode;
 import dev.jlens.kernels.Activation;
 import dev.jlens.kernels.AttentionLayout;
-import dev.jlens.kernels.AttentionMask;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.AttentionSpec;
+import dev.jlens.kernels.Backend;
+import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.HookSite;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
 import dev.jlens.model.ModelInfo;
+import dev.jlens.model.TensorRole;
+import dev.jlens.model.TensorSpec;
 import dev.jlens.model.TransformerModel;
 import dev.jlens.model.Weights;
 import dev.jlens.tensor.FloatTensor;
@@ -58,27 +62,39 @@ import java.util.Map;
 public final class BertModel implements TransformerModel {
 
     /** HF checkpoints of {@code BertModel} (with or without the {@code bert.} prefix of the task models). */
-    public static final ModelFamily FAMILY = new ModelFamily() {
-        @Override
-        public String name() {
-            return "bert";
-        }
+    public static final ModelFamily FAMILY =
+            new ModelFamily("bert", List.of("BertModel"), List.of("bert"), BertModel::load, BertModel::tensors);
 
-        @Override
-        public List<String> architectures() {
-            return List.of("BertModel");
+    /** The tensors an HF BERT checkpoint holds, with their roles (BERT's norms sit after the residual adds). */
+    static List<TensorSpec> tensors(ModelConfig cfg, TensorSource source) {
+        String pre = source != null && source.contains("bert.embeddings.word_embeddings.weight") ? "bert." : "";
+        long d = cfg.requireInt("hidden_size"), dMlp = cfg.getInt("intermediate_size", 4 * (int) d);
+        List<TensorSpec> out = new ArrayList<>();
+        String e = pre + "embeddings.";
+        out.add(new TensorSpec(e + "word_embeddings.weight", new long[]{cfg.requireInt("vocab_size"), d}, TensorRole.EMBED, -1, false, false));
+        out.add(new TensorSpec(e + "position_embeddings.weight", new long[]{cfg.getInt("max_position_embeddings", 512), d},
+                TensorRole.POS_EMBED, -1, false, false));
+        out.add(new TensorSpec(e + "token_type_embeddings.weight", new long[]{cfg.getInt("type_vocab_size", 2), d},
+                TensorRole.EMBED, -1, false, false));
+        for (String p : List.of("weight", "bias")) {
+            out.add(new TensorSpec(e + "LayerNorm." + p, new long[]{d}, TensorRole.ATTN_NORM, -1, p.equals("bias"), false));
         }
-
-        @Override
-        public List<String> modelTypes() {
-            return List.of("bert");
+        for (int l = 0; l < cfg.requireInt("num_hidden_layers"); l++) {
+            String b = pre + "encoder.layer." + l + ".";
+            Object[][] parts = {{"attention.self.query", TensorRole.Q, d, d}, {"attention.self.key", TensorRole.K, d, d},
+                    {"attention.self.value", TensorRole.V, d, d}, {"attention.output.dense", TensorRole.O, d, d},
+                    {"attention.output.LayerNorm", TensorRole.POST_ATTN_NORM, d, 0L},
+                    {"intermediate.dense", TensorRole.UP, dMlp, d}, {"output.dense", TensorRole.DOWN, d, dMlp},
+                    {"output.LayerNorm", TensorRole.POST_MLP_NORM, d, 0L}};
+            for (Object[] part : parts) {
+                long rows = (long) part[2], cols = (long) part[3];
+                TensorRole role = (TensorRole) part[1];
+                out.add(new TensorSpec(b + part[0] + ".weight", cols == 0 ? new long[]{rows} : new long[]{rows, cols}, role, l, false, false));
+                out.add(new TensorSpec(b + part[0] + ".bias", new long[]{rows}, role, l, true, false));
+            }
         }
-
-        @Override
-        public TransformerModel load(ModelConfig config, TensorSource weights, Kernels kernels) {
-            return BertModel.load(config, weights, kernels);
-        }
-    };
+        return out;
+    }
 
     /** A linear layer in the {@code nn.Linear} layout [out, in], with its bias. */
     private record Linear(WeightMatrix w, float[] b) {
@@ -106,7 +122,7 @@ public final class BertModel implements TransformerModel {
     }
 
     private final ModelInfo info;
-    private final Kernels k;
+    private final Backend backend;
     private final int d, nHeads, headDim, dMlp, vocab;
     private final float eps;
     private final Activation act;
@@ -117,10 +133,10 @@ public final class BertModel implements TransformerModel {
     private final HookPoint[][] blockHooks;
     private final HookPoint hookEmbed = HookPoint.global(HookKind.EMBED);
 
-    private BertModel(ModelInfo info, Kernels k, Dims dims, WeightMatrix wordEmb, WeightMatrix posEmb, float[] typeEmb0,
+    private BertModel(ModelInfo info, Backend backend, Dims dims, WeightMatrix wordEmb, WeightMatrix posEmb, float[] typeEmb0,
                       float[] embLnW, float[] embLnB, Block[] blocks) {
         this.info = info;
-        this.k = k;
+        this.backend = backend;
         this.d = dims.d;
         this.nHeads = dims.nHeads;
         this.headDim = dims.d / dims.nHeads;
@@ -150,7 +166,7 @@ public final class BertModel implements TransformerModel {
     // ---------------------------------------------------------------------------------------------- loading
 
     /** From an HF checkpoint folder's config.json and weights. */
-    public static BertModel load(ModelConfig cfg, TensorSource source, Kernels kernels) {
+    public static BertModel load(ModelConfig cfg, TensorSource source, Backend backend) {
         int d = cfg.requireInt("hidden_size");
         int nHeads = cfg.requireInt("num_attention_heads");
         if (d % nHeads != 0) {
@@ -190,7 +206,7 @@ public final class BertModel implements TransformerModel {
                 return w.parameterCount();
             }
         };
-        return build(dims, params, kernels);
+        return build(dims, params, backend);
     }
 
     /**
@@ -200,7 +216,7 @@ public final class BertModel implements TransformerModel {
      * [in, out]. The head count and LayerNorm epsilon, which no tensor carries, are read from the graph. All
      * weights are copied, so the model outlives {@code onnx}.
      */
-    public static BertModel fromOnnx(OnnxModel onnx, Kernels kernels) {
+    public static BertModel fromOnnx(OnnxModel onnx, Backend backend) {
         String res = onnx.resource();
         Map<String, OnnxNode> matMuls = new HashMap<>();
         for (OnnxNode n : onnx.nodes()) {
@@ -266,10 +282,10 @@ public final class BertModel implements TransformerModel {
                 return count;
             }
         };
-        return build(dims, params, kernels);
+        return build(dims, params, backend);
     }
 
-    private static BertModel build(Dims dims, Params p, Kernels kernels) {
+    private static BertModel build(Dims dims, Params p, Backend backend) {
         int d = dims.d, dMlp = dims.dMlp;
         WeightMatrix word = p.table("embeddings.word_embeddings.weight", dims.vocab, d);
         WeightMatrix pos = p.table("embeddings.position_embeddings.weight", dims.maxPos, d);
@@ -289,7 +305,7 @@ public final class BertModel implements TransformerModel {
         }
         ModelInfo info = new ModelInfo("bert", "BertModel", dims.nLayers, d, dims.nHeads, dims.nHeads, dMlp, dims.vocab,
                 dims.maxPos, p.parameterCount(), word.dtype(), false);
-        return new BertModel(info, kernels, dims, word, pos, type0, lnW, lnB, blocks);
+        return new BertModel(info, backend, dims, word, pos, type0, lnW, lnB, blocks);
     }
 
     private static Linear linear(Params p, String module, int in, int out) {
@@ -401,6 +417,7 @@ public final class BertModel implements TransformerModel {
             if (past != 0) throw new JlensException("BERT is a bidirectional encoder: it cannot continue a cached prefix");
         }
         int[] positions = batch.checkedPositions(vocab, info.maxPositions());
+        HookSite site = new HookSite(backend, hooks, batch);
 
         // Embeddings: (word + token_type) + position, then LayerNorm, in HF's order of additions.
         float[] sum = new float[T * d];
@@ -410,63 +427,59 @@ public final class BertModel implements TransformerModel {
             posEmb.row(positions[t], pos);
             for (int j = 0; j < d; j++) sum[t * d + j] = (word[j] + typeEmb0[j]) + pos[j];
         }
-        float[] embedded = new float[T * d];
-        k.layerNorm(sum, embedded, T, d, embLnW, embLnB, eps);
-        FloatTensor resid = fire(hooks, hookEmbed, new FloatTensor(embedded, T, d), batch);
+        DeviceTensor x = backend.allocate(T, d);
+        backend.layerNorm(backend.upload(sum, T, d), x, embLnW, embLnB, eps);
+        site.fire(hookEmbed, x);
 
-        int nBlocks = options.blocksToRun(blocks.length);
+        int nBlocks = options.blocksToRun(blocks.length, hooks, hookPoints);
         AttentionLayout layout = AttentionLayout.selfAttention(batch.offsets(), batch.lengths());
-        float scale = (float) (1.0 / Math.sqrt(headDim));
-        float[] q = new float[T * d], kk = new float[T * d], v = new float[T * d];
-        float[] ctx = new float[T * d];
-        float[] hidden = new float[T * dMlp];
+        AttentionSpec attention = AttentionSpec.bidirectional(nHeads, headDim);
+        DeviceTensor q = backend.allocate(T, d), kk = backend.allocate(T, d), v = backend.allocate(T, d);
+        DeviceTensor ctx = backend.allocate(T, d), sumBuf = backend.allocate(T, d);
+        DeviceTensor hidden = backend.allocate(T, dMlp);
         for (int l = 0; l < nBlocks; l++) {
             Block b = blocks[l];
             HookPoint[] hp = blockHooks[l];
-            resid = fire(hooks, hp[0], resid, batch);
-            float[] x = resid.data();
+            site.fire(hp[0], x);
 
-            k.matmul(x, T, b.query.w, b.query.b, q);
-            k.matmul(x, T, b.key.w, b.key.b, kk);
-            k.matmul(x, T, b.value.w, b.value.b, v);
-            float[] pattern = hooks.wants(hp[1]) ? new float[patternSize(batch)] : null;
-            k.attention(q, kk, v, ctx, layout, nHeads, nHeads, headDim, scale, AttentionMask.BIDIRECTIONAL, pattern);
-            if (pattern != null) hooks.fire(hp[1], new FloatTensor(pattern, pattern.length), batch);
-            float[] attnOut = new float[T * d];
-            k.matmul(ctx, T, b.attnOut.w, b.attnOut.b, attnOut);
-            FloatTensor attn = fire(hooks, hp[2], new FloatTensor(attnOut, T, d), batch);
+            backend.matmul(x, b.query.w, b.query.b, q);
+            backend.matmul(x, b.key.w, b.key.b, kk);
+            backend.matmul(x, b.value.w, b.value.b, v);
+            DeviceTensor pattern = site.wants(hp[1]) ? backend.allocate(1, patternSize(batch)) : null;
+            backend.attention(q, kk, v, ctx, layout, attention, pattern);
+            if (pattern != null) site.fire(hp[1], pattern, (int) pattern.size());
+            DeviceTensor attnOut = backend.allocate(T, d);
+            backend.matmul(ctx, b.attnOut.w, b.attnOut.b, attnOut);
+            site.fire(hp[2], attnOut);
 
             // BertSelfOutput: LayerNorm(dense(context) + input).
-            float[] preNorm1 = attn.data().clone();
-            k.addInPlace(preNorm1, x, T * d);
-            float[] mid = new float[T * d];
-            k.layerNorm(preNorm1, mid, T, d, b.ln1W, b.ln1B, eps);
-            FloatTensor residMid = fire(hooks, hp[3], new FloatTensor(mid, T, d), batch);
+            backend.copyRows(attnOut, 0, sumBuf, 0, T);
+            backend.add(sumBuf, x);
+            DeviceTensor mid = backend.allocate(T, d);
+            backend.layerNorm(sumBuf, mid, b.ln1W, b.ln1B, eps);
+            site.fire(hp[3], mid);
 
-            k.matmul(residMid.data(), T, b.up.w, b.up.b, hidden);
-            k.activate(hidden, T * dMlp, act);
-            float[] mlpOut = new float[T * d];
-            k.matmul(hidden, T, b.down.w, b.down.b, mlpOut);
-            FloatTensor mlp = fire(hooks, hp[4], new FloatTensor(mlpOut, T, d), batch);
+            backend.matmul(mid, b.up.w, b.up.b, hidden);
+            backend.activate(hidden, act);
+            DeviceTensor mlpOut = backend.allocate(T, d);
+            backend.matmul(hidden, b.down.w, b.down.b, mlpOut);
+            site.fire(hp[4], mlpOut);
 
             // BertOutput: LayerNorm(dense(intermediate) + attention_output).
-            float[] preNorm2 = mlp.data().clone();
-            k.addInPlace(preNorm2, residMid.data(), T * d);
-            float[] post = new float[T * d];
-            k.layerNorm(preNorm2, post, T, d, b.ln2W, b.ln2B, eps);
-            resid = fire(hooks, hp[5], new FloatTensor(post, T, d), batch);
+            backend.copyRows(mlpOut, 0, sumBuf, 0, T);
+            backend.add(sumBuf, mid);
+            DeviceTensor post = backend.allocate(T, d);
+            backend.layerNorm(sumBuf, post, b.ln2W, b.ln2B, eps);
+            site.fire(hp[5], post);
+            x = post;
         }
         if (nBlocks < blocks.length || !options.logits()) return null;
-        return resid;
+        return backend.toHost(x, T, d);
     }
 
     private int patternSize(TokenBatch batch) {
         int n = 0;
         for (int len : batch.lengths()) n += nHeads * len * len;
         return n;
-    }
-
-    private static FloatTensor fire(Hooks hooks, HookPoint p, FloatTensor v, TokenBatch batch) {
-        return hooks.wants(p) ? hooks.fire(p, v, batch) : v;
     }
 }

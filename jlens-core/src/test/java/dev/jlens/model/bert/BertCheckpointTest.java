@@ -9,7 +9,7 @@ import dev.jlens.io.onnx.OnnxModelReader;
 import dev.jlens.io.onnx.OnnxNode;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.io.safetensors.SafetensorsWriter;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
 import dev.jlens.load.EmbeddedModels;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.HookedModel;
@@ -80,7 +80,7 @@ class BertCheckpointTest {
         writeCheckpoint(dir, "", null);
         try (SafetensorsFile weights = SafetensorsFile.open(dir.resolve("model.safetensors"));
              HookedModel embedded = EmbeddedModels.minilm()) {
-            TransformerModel hf = BertModel.FAMILY.load(ModelConfig.read(dir.resolve("config.json")), weights, Kernels.defaults());
+            TransformerModel hf = BertModel.FAMILY.load(ModelConfig.read(dir.resolve("config.json")), weights, Backend.defaults());
             assertEquals(embedded.info(), hf.info());
             TokenBatch batch = TokenBatch.of(List.of(embedded.encode("Two loaders, one model.", null),
                     embedded.encode("Same numbers?", null)));
@@ -95,12 +95,12 @@ class BertCheckpointTest {
         writeCheckpoint(dir, ", \"position_embedding_type\": \"relative_key\"", "encoder.layer.3.output.LayerNorm.bias");
         ModelConfig relative = ModelConfig.read(dir.resolve("config.json"));
         try (SafetensorsFile weights = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
-            JlensException e = assertThrows(JlensException.class, () -> BertModel.FAMILY.load(relative, weights, Kernels.defaults()));
+            JlensException e = assertThrows(JlensException.class, () -> BertModel.FAMILY.load(relative, weights, Backend.defaults()));
             assertTrue(e.getMessage().contains("position_embedding_type"), e.getMessage());
 
             Files.writeString(dir.resolve("config.json"), CONFIG.formatted(""));
             ModelConfig plain = ModelConfig.read(dir.resolve("config.json"));
-            e = assertThrows(JlensException.class, () -> BertModel.FAMILY.load(plain, weights, Kernels.defaults()));
+            e = assertThrows(JlensException.class, () -> BertModel.FAMILY.load(plain, weights, Backend.defaults()));
             assertTrue(e.getMessage().contains("bert.encoder.layer.3.output.LayerNorm.bias"), e.getMessage());
         }
     }
@@ -109,7 +109,7 @@ class BertCheckpointTest {
     void onnxWithoutBertWeightsIsAClearError() {
         // A ModelProto whose graph (field 7) is empty.
         OnnxModel empty = OnnxModelReader.read(MemorySegment.ofArray(new byte[]{0x3a, 0x00}), "empty.onnx");
-        JlensException e = assertThrows(JlensException.class, () -> BertModel.fromOnnx(empty, Kernels.defaults()));
+        JlensException e = assertThrows(JlensException.class, () -> BertModel.fromOnnx(empty, Backend.defaults()));
         assertTrue(e.getMessage().startsWith("empty.onnx") && e.getMessage().contains("embeddings.word_embeddings.weight"),
                 e.getMessage());
     }

@@ -1,5 +1,7 @@
 package dev.jlens.model.bert;
 
+import dev.jlens.model.CacheRequest;
+
 import dev.jlens.JlensException;
 import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
@@ -81,8 +83,7 @@ class MiniLmHooksTest {
     @Test
     void residualHooksChainAndTheLastIsTheOutput() {
         List<int[]> ids = encode("The cat sat on the mat.", "Hi", "Encoders read the whole sentence at once, in both directions.");
-        ActivationCache cache = model.runWithCache(ids, HookPattern.parse("*"), Pooling.ALL, ids.size(), true,
-                ProgressListener.NONE);
+        ActivationCache cache = model.runWithCache(ids, CacheRequest.of(HookPattern.parse("*")).pooling(Pooling.ALL).batchSize(ids.size()).logits(true));
         for (int p = 0; p < ids.size(); p++) {
             float[] embed = cache.perPrompt("hook_embed").get(p).data();
             assertArrayEquals(embed, cache.perPrompt("blocks.0.hook_resid_pre").get(p).data(), "hook_embed == resid_pre[0]");
@@ -106,8 +107,7 @@ class MiniLmHooksTest {
     @Test
     void attentionIsBidirectionalWithinEachSequence() {
         List<int[]> ids = encode("one two three four", "five six");
-        ActivationCache cache = model.runWithCache(ids, HookPattern.parse("blocks.0.attn.hook_pattern"), Pooling.ALL,
-                2, false, ProgressListener.NONE);
+        ActivationCache cache = model.runWithCache(ids, CacheRequest.of(HookPattern.parse("blocks.0.attn.hook_pattern")).pooling(Pooling.ALL).batchSize(2));
         int heads = model.info().nHeads();
         double aboveDiagonal = 0;
         for (int s = 0; s < ids.size(); s++) {
@@ -189,8 +189,7 @@ class MiniLmHooksTest {
     void meanPooledParaphrasesAreFarCloserThanUnrelatedSentences() {
         List<int[]> ids = encode("A man is playing a guitar.", "Someone plays the guitar.",
                 "The stock market fell sharply on Monday.");
-        ActivationCache cache = model.runWithCache(ids, HookPattern.parse("blocks.5.hook_resid_post"), Pooling.MEAN, 8,
-                false, ProgressListener.NONE);
+        ActivationCache cache = model.runWithCache(ids, CacheRequest.of(HookPattern.parse("blocks.5.hook_resid_post")).batchSize(8));
         double[][] emb = cache.pooledAsDouble("blocks.5.hook_resid_post");
         double paraphrase = cosine(emb[0], emb[1]);
         double unrelated = Math.max(cosine(emb[0], emb[2]), cosine(emb[1], emb[2]));

@@ -1,5 +1,6 @@
 package dev.jlens.kernels;
 
+import dev.jlens.tensor.FloatTensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -14,7 +15,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * thread count and any batch composition. Operations on one instance are serialised (they share the
  * threads and the scratch buffers); use one instance per concurrent caller if that matters.
  */
-final class VectorKernels implements Kernels {
+final class CpuBackend implements Backend {
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
@@ -33,10 +34,10 @@ final class VectorKernels implements Kernels {
     }
 
     private static final class Shared {
-        static final VectorKernels INSTANCE = new VectorKernels(Runtime.getRuntime().availableProcessors());
+        static final CpuBackend INSTANCE = new CpuBackend(Runtime.getRuntime().availableProcessors());
     }
 
-    VectorKernels(int threads) {
+    CpuBackend(int threads) {
         this.pool = new WorkerPool(threads);
         this.gemm = new Gemm(pool);
         this.attentionScratch = new AttentionScratch[threads];
@@ -45,8 +46,8 @@ final class VectorKernels implements Kernels {
         CLEANER.register(this, p::shutdown);
     }
 
-    /** The process-wide instance behind {@link Kernels#defaults()}, one thread per available core. */
-    static VectorKernels shared() {
+    /** The process-wide instance behind {@link Backend#defaults()}, one thread per available core. */
+    static CpuBackend shared() {
         return Shared.INSTANCE;
     }
 
@@ -59,7 +60,7 @@ final class VectorKernels implements Kernels {
     public void prepare(WeightMatrix w) {
         lock.lock();
         try {
-            w.packed(this::pack);
+            w.packed(this, this::pack);
         } finally {
             lock.unlock();
         }
@@ -70,29 +71,70 @@ final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void matmul(float[] x, int m, WeightMatrix w, float[] bias, float[] out) {
-        int n = w.rows(), k = w.cols();
-        if ((long) m * k > x.length) {
-            throw new IllegalArgumentException("matmul " + w.name() + ": input has " + x.length + " values, "
-                    + m + " rows of " + k + " need " + (long) m * k);
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public DeviceTensor allocate(int rows, int cols) {
+        return new HeapTensor(new float[Math.multiplyExact(rows, cols)], rows, cols);
+    }
+
+    @Override
+    public DeviceTensor upload(float[] host, int rows, int cols) {
+        return new HeapTensor(host, rows, cols);
+    }
+
+    @Override
+    public FloatTensor toHost(DeviceTensor t, int... shape) {
+        return HostCopies.view(t, shape);
+    }
+
+    @Override
+    public void fromHost(FloatTensor host, DeviceTensor t) {
+        HostCopies.writeBack(host, t);
+    }
+
+    @Override
+    public void copyRows(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
+        HostCopies.copyRows(src, srcRow, dst, dstRow, rows);
+    }
+
+    @Override
+    public void copyColumns(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
+        HostCopies.copyColumns(src, srcCol, dst, dstCol, width);
+    }
+
+    @Override
+    public void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
+        HostCopies.gather(table, ids, scale, out);
+    }
+
+    @Override
+    public void matmul(DeviceTensor xt, WeightMatrix w, float[] bias, DeviceTensor outT) {
+        float[] x = HeapTensor.of(xt), out = HeapTensor.of(outT);
+        int m = xt.rows(), n = w.rows(), k = w.cols();
+        if (xt.cols() != k) {
+            throw new IllegalArgumentException("matmul " + w.name() + ": input is " + xt + ", the weight needs " + k + " columns");
         }
-        if ((long) m * n > out.length) {
-            throw new IllegalArgumentException("matmul " + w.name() + ": output has " + out.length + " values, "
-                    + m + " rows of " + n + " need " + (long) m * n);
+        if (outT.rows() != m || outT.cols() != n) {
+            throw new IllegalArgumentException("matmul " + w.name() + ": output is " + outT + ", expected [" + m + ", " + n + "]");
         }
         if (bias != null && bias.length < n) {
             throw new IllegalArgumentException("matmul " + w.name() + ": bias has " + bias.length + " values, expected " + n);
         }
         lock.lock();
         try {
-            gemm.multiply(x, m, w.packed(this::pack), bias, out);
+            gemm.multiply(x, m, w.packed(this, this::pack), bias, out);
         } finally {
             lock.unlock();
         }
     }
 
     @Override
-    public void layerNorm(float[] x, float[] out, int rows, int d, float[] gamma, float[] beta, float eps) {
+    public void layerNorm(DeviceTensor xt, DeviceTensor outT, float[] gamma, float[] beta, float eps) {
+        float[] x = HeapTensor.of(xt), out = HeapTensor.of(outT);
+        int rows = xt.rows(), d = xt.cols();
         forRows(rows, d, (r0, r1) -> {
             for (int r = r0; r < r1; r++) layerNormRow(x, out, r * d, d, gamma, beta, eps);
         });
@@ -145,7 +187,10 @@ final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void rmsNorm(float[] x, float[] out, int rows, int d, float[] gamma, float eps) {
+    public void rmsNorm(DeviceTensor xt, DeviceTensor outT, float[] gamma, float eps, boolean onePlus) {
+        float[] x = HeapTensor.of(xt), out = HeapTensor.of(outT);
+        int rows = xt.rows(), d = xt.cols();
+        FloatVector one = FloatVector.broadcast(S, 1f);
         forRows(rows, d, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int base = r * d;
@@ -160,25 +205,43 @@ final class VectorKernels implements Kernels {
                 float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
                 for (int j = 0; j < bound; j += L) {
                     FloatVector v = FloatVector.fromArray(S, x, base + j).mul(inv);
-                    if (gamma != null) v = FloatVector.fromArray(S, gamma, j).mul(v);
+                    if (gamma != null) {
+                        FloatVector g = FloatVector.fromArray(S, gamma, j);
+                        v = (onePlus ? one.add(g) : g).mul(v);
+                    }
                     v.intoArray(out, base + j);
                 }
                 for (int j = bound; j < d; j++) {
                     float v = x[base + j] * inv;
-                    out[base + j] = gamma == null ? v : gamma[j] * v;
+                    out[base + j] = gamma == null ? v : (onePlus ? 1f + gamma[j] : gamma[j]) * v;
                 }
             }
         });
     }
 
     @Override
-    public void activate(float[] x, int n, Activation act) {
-        forRange(n, (i0, i1) -> VectorMath.activate(act, x, i0, i1));
+    public void activate(DeviceTensor xt, Activation act) {
+        float[] x = HeapTensor.of(xt);
+        forRange((int) xt.size(), (i0, i1) -> VectorMath.activate(act, x, i0, i1));
     }
 
     @Override
-    public void addInPlace(float[] out, float[] a, int n) {
-        forRange(n, (i0, i1) -> {
+    public void gatedActivate(DeviceTensor gateT, DeviceTensor upT, Activation act) {
+        float[] gate = HeapTensor.of(gateT), up = HeapTensor.of(upT);
+        forRange((int) gateT.size(), (i0, i1) -> {
+            VectorMath.activate(act, gate, i0, i1);
+            int i = i0;
+            for (; i + L <= i1; i += L) {
+                FloatVector.fromArray(S, gate, i).mul(FloatVector.fromArray(S, up, i)).intoArray(gate, i);
+            }
+            for (; i < i1; i++) gate[i] *= up[i];
+        });
+    }
+
+    @Override
+    public void add(DeviceTensor outT, DeviceTensor at) {
+        float[] out = HeapTensor.of(outT), a = HeapTensor.of(at);
+        forRange((int) outT.size(), (i0, i1) -> {
             int i = i0;
             for (; i + L <= i1; i += L) {
                 FloatVector.fromArray(S, out, i).add(FloatVector.fromArray(S, a, i)).intoArray(out, i);
@@ -188,8 +251,68 @@ final class VectorKernels implements Kernels {
     }
 
     @Override
-    public void attention(float[] q, float[] k, float[] v, float[] out, AttentionLayout layout, int nHeads, int nKvHeads,
-                          int headDim, float scale, AttentionMask mask, float[] patternOut) {
+    public void softcap(DeviceTensor xt, float cap) {
+        float[] x = HeapTensor.of(xt);
+        forRange((int) xt.size(), (i0, i1) -> {
+            for (int i = i0; i < i1; i++) x[i] = (float) Math.tanh(x[i] / cap) * cap;
+        });
+    }
+
+    /**
+     * The pairs of a head are rotated a vector at a time in the half-split layout (the two halves are
+     * contiguous); each value is still x1·cos − x2·sin, the same float operations as the scalar loop that
+     * the interleaved layout uses.
+     */
+    @Override
+    public void rotary(DeviceTensor xt, int nHeads, int headDim, int[] positions, RotaryEmbedding rope) {
+        int dims = rope.rotaryDims();
+        if (dims == 0) return;
+        float[] x = HeapTensor.of(xt);
+        int rows = xt.rows();
+        int half = dims / 2;
+        boolean split = rope.layout() == RotaryEmbedding.Layout.HALF_SPLIT;
+        int bound = split ? half - half % L : 0;
+        float[] cos = new float[half];
+        float[] sin = new float[half];
+        int lastPos = -1;
+        for (int r = 0; r < rows; r++) {
+            int pos = positions[r];
+            if (pos != lastPos) {
+                rope.angles(pos, cos, sin);
+                lastPos = pos;
+            }
+            for (int h = 0; h < nHeads; h++) {
+                int base = r * nHeads * headDim + h * headDim;
+                for (int i = 0; i < bound; i += L) {
+                    FloatVector x1 = FloatVector.fromArray(S, x, base + i);
+                    FloatVector x2 = FloatVector.fromArray(S, x, base + half + i);
+                    FloatVector c = FloatVector.fromArray(S, cos, i), s = FloatVector.fromArray(S, sin, i);
+                    x1.mul(c).sub(x2.mul(s)).intoArray(x, base + i);
+                    x2.mul(c).add(x1.mul(s)).intoArray(x, base + half + i);
+                }
+                for (int i = bound; i < half; i++) {
+                    int a = base + rope.first(i), b = base + rope.second(i);
+                    float x1 = x[a], x2 = x[b];
+                    x[a] = x1 * cos[i] - x2 * sin[i];
+                    x[b] = x2 * cos[i] + x1 * sin[i];
+                }
+            }
+        }
+    }
+
+    @Override
+    public void normStats(boolean layerNorm, DeviceTensor x, float eps, DeviceTensor scale, DeviceTensor normalized) {
+        float[] xs = HeapTensor.of(x), sc = HeapTensor.of(scale), nm = HeapTensor.of(normalized);
+        if (layerNorm) NormStats.layerNorm(xs, x.rows(), x.cols(), eps, sc, nm);
+        else NormStats.rmsNorm(xs, x.rows(), x.cols(), eps, sc, nm);
+    }
+
+    @Override
+    public void attention(DeviceTensor qt, DeviceTensor kt, DeviceTensor vt, DeviceTensor outT, AttentionLayout layout,
+                          AttentionSpec spec, DeviceTensor patternT) {
+        float[] q = HeapTensor.of(qt), k = HeapTensor.of(kt), v = HeapTensor.of(vt), out = HeapTensor.of(outT);
+        float[] patternOut = patternT == null ? null : HeapTensor.of(patternT);
+        int nHeads = spec.nHeads();
         int seqs = layout.sequences();
         int[] patternBase = new int[seqs];
         int pb = 0;
@@ -203,7 +326,7 @@ final class VectorKernels implements Kernels {
             // Each (sequence, head) is computed by one thread in a fixed order, so who claims it does not
             // change its bits; claiming balances unequal sequence lengths.
             pool.forEach(tasks, (id, t) -> attendOne(attentionScratch[id], q, k, v, out, layout, t / nHeads, t % nHeads,
-                    nHeads, nKvHeads, headDim, scale, mask, patternOut, patternBase[t / nHeads]));
+                    spec, patternOut, patternBase[t / nHeads]));
         } finally {
             lock.unlock();
         }
@@ -215,8 +338,10 @@ final class VectorKernels implements Kernels {
      * a time. The softmax sum is accumulated in double, as in the reference.
      */
     private static void attendOne(AttentionScratch sc, float[] q, float[] k, float[] v, float[] out,
-                                  AttentionLayout layout, int s, int h, int nHeads, int nKvHeads, int headDim,
-                                  float scale, AttentionMask mask, float[] patternOut, int patternBase) {
+                                  AttentionLayout layout, int s, int h, AttentionSpec spec, float[] patternOut,
+                                  int patternBase) {
+        int nHeads = spec.nHeads(), nKvHeads = spec.nKvHeads(), headDim = spec.headDim();
+        float scale = spec.scale();
         int qStride = nHeads * headDim, kStride = nKvHeads * headDim;
         int kvh = h / (nHeads / nKvHeads);
         int qOff = layout.qOff()[s], qLen = layout.qLen()[s], kOff = layout.kOff()[s], kLen = layout.kLen()[s];
@@ -236,11 +361,7 @@ final class VectorKernels implements Kernels {
         int vBound = headDim - headDim % L;
         for (int i = 0; i < qLen; i++) {
             int qPos = past + i;
-            int lo = 0, hi = kLen;
-            if (mask.causal()) {
-                hi = Math.min(kLen, qPos + 1);
-                if (mask.window() > 0) lo = Math.max(0, qPos - mask.window() + 1);
-            }
+            int lo = spec.firstVisible(qPos), hi = spec.endVisible(qPos, kLen);
             int qBase = (qOff + i) * qStride + h * headDim;
             int jEnd = (hi + L - 1) / L * L;
             for (int jb = 0; jb < jEnd; jb += L) {
@@ -249,6 +370,9 @@ final class VectorKernels implements Kernels {
                     acc = FloatVector.broadcast(S, q[qBase + c]).fma(FloatVector.fromArray(S, kt, c * kPad + jb), acc);
                 }
                 acc.mul(scale).intoArray(scores, jb);
+            }
+            if (spec.softcap() > 0f) {
+                for (int j = lo; j < hi; j++) scores[j] = spec.cap(scores[j]);
             }
             float max = Float.NEGATIVE_INFINITY;
             for (int j = lo; j < hi; j++) max = Math.max(max, scores[j]);
