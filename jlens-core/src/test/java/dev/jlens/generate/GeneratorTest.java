@@ -47,6 +47,21 @@ class GeneratorTest {
     @ParameterizedTest
     @ValueSource(booleans = {true, false})
     void reproducesHuggingFaceGreedyContinuationExactly(boolean kvCache) throws IOException {
+        reproducesGreedyContinuation(stories, kvCache);
+    }
+
+    /** The same on the scalar reference backend: the runner's numbers do not depend on the backend. */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void referenceBackendReproducesTheContinuationToo(boolean kvCache) throws IOException {
+        try (HookedModel m = dev.jlens.load.ModelLoader.loadFolder(
+                new dev.jlens.load.ModelLocation("stories260k", null, Fixtures.dir("stories260k"), false),
+                dev.jlens.kernels.Backend.reference())) {
+            reproducesGreedyContinuation(m, kvCache);
+        }
+    }
+
+    private static void reproducesGreedyContinuation(HookedModel stories, boolean kvCache) throws IOException {
         JsonNode ref = new ObjectMapper().readTree(Fixtures.dir("stories260k").resolve("generate.json").toFile());
         int[] prompt = stories.encode(ref.get("prompt").asText(), null);
         assertArrayEquals(ints(ref.get("prompt_ids")), prompt);
