@@ -1,7 +1,8 @@
 package dev.jlens.bench;
 
 import dev.jlens.io.DType;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
+import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.kernels.WeightMatrix;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -47,7 +48,8 @@ public class GemmBenchmark {
     @Param({"0"})
     public int threads;
 
-    private Kernels kernels;
+    private Backend kernels;
+    private DeviceTensor xt, outT;
     private WeightMatrix w;
     private float[] x, bias, out;
     private int m;
@@ -59,7 +61,7 @@ public class GemmBenchmark {
         int n = Integer.parseInt(p[0]), k = Integer.parseInt(p[1]);
         m = Integer.parseInt(p[2]);
         DType dt = DType.valueOf(dtype);
-        kernels = threads > 0 ? Kernels.cpu(threads) : Kernels.defaults();
+        kernels = threads > 0 ? Backend.cpu(threads) : Backend.defaults();
         Random r = new Random(1);
         MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dt.bytes()]);
         ValueLayout.OfShort i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -75,6 +77,8 @@ public class GemmBenchmark {
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
         bias = new float[n];
         out = new float[m * n];
+        xt = kernels.upload(x, m, x.length / m);
+        outT = kernels.upload(out, m, n);
         flopPerCall = 2L * m * n * k;
     }
 
@@ -87,7 +91,7 @@ public class GemmBenchmark {
 
     @Benchmark
     public float[] matmul(Flops counter) {
-        kernels.matmul(x, m, w, bias, out);
+        kernels.matmul(xt, w, bias, outT);
         counter.flop += flopPerCall;
         return out;
     }

@@ -31,9 +31,6 @@ public final class FloatTensor {
         return shape.clone();
     }
 
-    public int dim(int i) {
-        return shape[i];
-    }
 
     public int rank() {
         return shape.length;
@@ -61,9 +58,6 @@ public final class FloatTensor {
         data[row * cols() + col] = v;
     }
 
-    public FloatTensor copy() {
-        return new FloatTensor(data.clone(), shape);
-    }
 
     /** Rows [from, to) of a 2-D tensor as a new tensor. */
     public FloatTensor rowSlice(int from, int to) {

@@ -38,21 +38,7 @@ public record TokenBatch(int[] tokens, int[] offsets, int[] lengths, int[] pastL
         return tokens.length;
     }
 
-    public int maxLength() {
-        int m = 0;
-        for (int l : lengths) m = Math.max(m, l);
-        return m;
-    }
 
-    /** The sequence a packed row belongs to. */
-    public int sequenceOf(int row) {
-        int lo = 0, hi = offsets.length - 1;
-        while (lo < hi) {
-            int mid = (lo + hi + 1) >>> 1;
-            if (offsets[mid] <= row) lo = mid; else hi = mid - 1;
-        }
-        return lo;
-    }
 
     /**
      * Checks every id against the vocabulary and every position against the context, then returns the
