@@ -114,7 +114,6 @@ public final class CausalLm implements TransformerModel {
      */
     public static CausalLm load(CausalSpec spec, ModelConfig cfg, TensorSource source, Backend backend) {
         Weights w = new Weights(source, cfg);
-        w.requireLayers("num_hidden_layers", spec.dims().nLayers());
         List<TensorSpec> tensors = spec.tensors();
         w.requirePresent(tensors.stream().map(TensorSpec::name).toList());
         Map<String, Object> loaded = new HashMap<>();

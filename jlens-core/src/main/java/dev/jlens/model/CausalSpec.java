@@ -1,6 +1,7 @@
 package dev.jlens.model;
 
 import dev.jlens.JlensException;
+import dev.jlens.io.TensorSource;
 import dev.jlens.kernels.Activation;
 import dev.jlens.kernels.AttentionSpec;
 import dev.jlens.kernels.RotaryEmbedding;
@@ -54,9 +55,9 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
     public enum QkvLayout {
         /** q_proj, k_proj, v_proj. */
         SEPARATE,
-        /** One fused weight whose output rows are all of q, then k, then v (GPT-2's c_attn, Phi-3's qkv_proj). */
+        /** One fused weight whose output rows are all of q, then k, then v (GPT-2, Phi-3). */
         FUSED,
-        /** One fused weight whose output rows are q|k|v per head (GPT-NeoX's query_key_value). */
+        /** One fused weight whose output rows are q|k|v per head (GPT-NeoX). */
         FUSED_PER_HEAD
     }
 
@@ -97,7 +98,7 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
         }
     }
 
-    /** @param fusedGateUp gate and up in one weight, gate rows first (Phi-3's gate_up_proj) */
+    /** @param fusedGateUp gate and up in one weight, gate rows first (Phi-3) */
     public record Mlp(boolean gated, boolean fusedGateUp, Activation act, boolean bias) {
         /** up → act → down (GPT-2, GPT-NeoX). */
         public static Mlp plain(Activation act, boolean bias) {
@@ -206,8 +207,12 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
         void add(TensorRole role, int layer, long[] shape, boolean bias);
     }
 
-    public static Builder builder(ModelConfig cfg, String family, String architecture) {
-        return new Builder(cfg, family, architecture);
+    /**
+     * Starts a spec for config.json {@code cfg}; {@code weights} (null when there is no checkpoint yet) lets
+     * the sizes be checked against the checkpoint before anything is allocated per layer.
+     */
+    public static Builder builder(ModelConfig cfg, TensorSource weights, String family, String architecture) {
+        return new Builder(cfg, weights, family, architecture);
     }
 
     /**
@@ -216,6 +221,7 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
      */
     public static final class Builder {
         private final ModelConfig cfg;
+        private final TensorSource weights;
         private final String family, architecture;
         private Dims dims;
         private Norm norm;
@@ -233,14 +239,21 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
         private float finalSoftcap;
         private Names names;
 
-        private Builder(ModelConfig cfg, String family, String architecture) {
+        private Builder(ModelConfig cfg, TensorSource weights, String family, String architecture) {
             this.cfg = cfg;
+            this.weights = weights;
             this.family = family;
             this.architecture = architecture;
         }
 
-        /** Sizes; headDim 0 means dModel / nHeads (which must then divide). */
-        public Builder dims(int nLayers, int dModel, int nHeads, int nKvHeads, int headDim, int dMlp, int vocab, int maxPositions) {
+        /**
+         * Sizes; the layer count is read from config.json's {@code layersField} and checked against the
+         * checkpoint before anything is sized by it; headDim 0 means dModel / nHeads (which must then divide).
+         */
+        public Builder dims(String layersField, int dModel, int nHeads, int nKvHeads, int headDim, int dMlp, int vocab,
+                            int maxPositions) {
+            int nLayers = cfg.requireInt(layersField);
+            Weights.checkLayers(cfg, weights, layersField, nLayers);
             if (headDim == 0) {
                 if (dModel % nHeads != 0) {
                     throw new JlensException(cfg.file() + ": hidden size " + dModel + " is not divisible by the "
@@ -252,8 +265,8 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
                 throw new JlensException(cfg.file() + ": num_attention_heads " + nHeads
                         + " is not a multiple of num_key_value_heads " + nKvHeads);
             }
-            if ((long) nHeads * headDim > Integer.MAX_VALUE / 4) {
-                throw new JlensException(cfg.file() + ": " + nHeads + " heads of " + headDim + " values are too many");
+            if ((long) nHeads * headDim > Integer.MAX_VALUE) {
+                throw cfg.invalid("head_dim", "at most " + Integer.MAX_VALUE / nHeads + " for " + nHeads + " attention heads");
             }
             this.dims = new Dims(nLayers, dModel, nHeads, nKvHeads, headDim, dMlp, vocab, maxPositions);
             return this;

@@ -46,6 +46,21 @@ public final class Weights {
         }
     }
 
+    /**
+     * The same check for a family's spec, before it sizes anything per layer: with no checkpoint yet (synth)
+     * only an absurd count is refused.
+     */
+    public static void checkLayers(ModelConfig config, TensorSource source, String field, int nLayers) {
+        if (source != null) {
+            new Weights(source, config).requireLayers(field, nLayers);
+        } else if (nLayers > MAX_LAYERS) {
+            throw new JlensException(config.file() + ": field \"" + field + "\" is " + nLayers + "; no model jlens knows has more "
+                    + "than " + MAX_LAYERS + " layers");
+        }
+    }
+
+    private static final int MAX_LAYERS = 10_000;
+
     public TensorEntry entry(String name, long... expectedShape) {
         TensorEntry e = source.find(name);
         if (e == null) throw missing(List.of(name));

@@ -79,7 +79,9 @@ public final class BertModel implements TransformerModel {
         for (String p : List.of("weight", "bias")) {
             out.add(new TensorSpec(e + "LayerNorm." + p, new long[]{d}, TensorRole.ATTN_NORM, -1, p.equals("bias"), false));
         }
-        for (int l = 0; l < cfg.requireInt("num_hidden_layers"); l++) {
+        int nLayers = cfg.requireInt("num_hidden_layers");
+        Weights.checkLayers(cfg, source, "num_hidden_layers", nLayers);
+        for (int l = 0; l < nLayers; l++) {
             String b = pre + "encoder.layer." + l + ".";
             Object[][] parts = {{"attention.self.query", TensorRole.Q, d, d}, {"attention.self.key", TensorRole.K, d, d},
                     {"attention.self.value", TensorRole.V, d, d}, {"attention.output.dense", TensorRole.O, d, d},

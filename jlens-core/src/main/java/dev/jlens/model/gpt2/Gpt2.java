@@ -41,8 +41,8 @@ public final class Gpt2 {
         String pre = weights != null && !weights.contains("transformer.wte.weight") && weights.contains("wte.weight")
                 ? "" : "transformer.";
         String arch = cfg.architectures().isEmpty() ? "GPT2LMHeadModel" : cfg.architectures().getFirst();
-        return CausalSpec.builder(cfg, "gpt2", arch)
-                .dims(cfg.requireInt("n_layer"), d, nHeads, nHeads, 0, cfg.getInt("n_inner", 4 * d), // n_inner null: 4·n_embd
+        return CausalSpec.builder(cfg, weights, "gpt2", arch)
+                .dims("n_layer", d, nHeads, nHeads, 0, cfg.getInt("n_inner", 4 * d), // n_inner null: 4·n_embd
                         cfg.requireInt("vocab_size"), cfg.getInt("n_positions", 1024))
                 .norm(Norm.layer(cfg.getDouble("layer_norm_epsilon", 1e-5)))
                 .qkv(QkvLayout.FUSED, true)

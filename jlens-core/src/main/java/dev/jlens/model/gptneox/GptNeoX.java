@@ -46,8 +46,8 @@ public final class GptNeoX {
             throw new JlensException(cfg.file() + ": rope_scaling is set; GPT-NeoX rope scaling is not supported yet");
         }
         RotaryEmbedding rope = RotaryEmbedding.halfSplit(rotaryDims, base);
-        return CausalSpec.builder(cfg, "gpt_neox", "GPTNeoXForCausalLM")
-                .dims(cfg.requireInt("num_hidden_layers"), d, nHeads, nHeads, 0, cfg.getInt("intermediate_size", 4 * d),
+        return CausalSpec.builder(cfg, weights, "gpt_neox", "GPTNeoXForCausalLM")
+                .dims("num_hidden_layers", d, nHeads, nHeads, 0, cfg.getInt("intermediate_size", 4 * d),
                         cfg.requireInt("vocab_size"), cfg.getInt("max_position_embeddings", 2048))
                 .norm(Norm.layer(cfg.getDouble("layer_norm_eps", 1e-5)))
                 .qkv(QkvLayout.FUSED_PER_HEAD, true)

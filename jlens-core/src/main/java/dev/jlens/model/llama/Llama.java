@@ -39,8 +39,8 @@ public final class Llama {
         int maxPos = cfg.getInt("max_position_embeddings", 2048);
         int window = slidingWindow(cfg, qwen2, mistral);
         int firstSliding = qwen2 ? cfg.getInt("max_window_layers", 28) : 0;
-        CausalSpec.Builder b = CausalSpec.builder(cfg, "llama", arch)
-                .dims(cfg.requireInt("num_hidden_layers"), cfg.requireInt("hidden_size"), nHeads,
+        CausalSpec.Builder b = CausalSpec.builder(cfg, weights, "llama", arch)
+                .dims("num_hidden_layers", cfg.requireInt("hidden_size"), nHeads,
                         cfg.getInt("num_key_value_heads", nHeads), headDim, cfg.requireInt("intermediate_size"),
                         cfg.requireInt("vocab_size"), maxPos)
                 .norm(Norm.rms(cfg.getDouble("rms_norm_eps", 1e-6)))
