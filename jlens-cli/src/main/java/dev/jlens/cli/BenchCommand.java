@@ -11,7 +11,7 @@ import dev.jlens.kernels.AttentionMask;
 import dev.jlens.kernels.FmaPeak;
 import dev.jlens.kernels.Kernels;
 import dev.jlens.kernels.WeightMatrix;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.load.ModelResolver;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelConfig;
