@@ -23,6 +23,7 @@ final class ProgressLines implements ProgressSink {
     private final long intervalNanos;
     private final long start;
     private long lastLine;
+    private long doneAtLastLine;
     private long done;
     private long total;
     private boolean closed;
@@ -52,8 +53,9 @@ final class ProgressLines implements ProgressSink {
         if (total >= 0) this.total = total;
         long now = nanoTime.getAsLong();
         if (now - lastLine >= intervalNanos) {
-            lastLine = now;
             out.println(line(now, false));
+            lastLine = now;
+            doneAtLastLine = done;
         }
     }
 
@@ -65,6 +67,11 @@ final class ProgressLines implements ProgressSink {
         out.println(line(nanoTime.getAsLong(), true));
     }
 
+    /**
+     * A line on the way gives the speed since the line before, so that the estimate follows the JIT warming up
+     * and the batches a resumed run skips at once inflate only its first line; the last line gives the average
+     * of the whole run.
+     */
     private String line(long now, boolean end) {
         double seconds = (now - start) / 1e9;
         StringBuilder s = new StringBuilder(task).append(": ").append(amount(done));
@@ -72,8 +79,10 @@ final class ProgressLines implements ProgressSink {
         s.append(' ').append(unit);
         if (total > 0) s.append(" (").append(Math.round(100.0 * done / total)).append("%)");
         if (end) s.append(" in ").append(duration(seconds));
-        if (seconds > 0 && done > 0) {
-            double perSecond = done / seconds;
+        double window = end ? seconds : (now - lastLine) / 1e9;
+        long doneInWindow = end ? done : done - doneAtLastLine;
+        if (window > 0 && doneInWindow > 0) {
+            double perSecond = doneInWindow / window;
             s.append(String.format(Locale.ROOT, ", %.1f %s/s", perSecond / unitSize, unit));
             if (!end && total > done) s.append(", ETA ").append(duration((total - done) / perSecond));
         }

@@ -102,8 +102,21 @@ class ProgressLinesTest {
         p.close();
         assertEquals(List.of(
                 "model.safetensors: 25.0 MiB, 2.5 MiB/s",
-                "model.safetensors: 400.0/1000.0 MiB (40%), 2.0 MiB/s, ETA 5m 0s",
+                "model.safetensors: 400.0/1000.0 MiB (40%), 2.0 MiB/s, ETA 5m 4s",
                 "model.safetensors: 400.0/1000.0 MiB (40%) in 3m 20s, 2.0 MiB/s"), lines());
+    }
+
+    @Test
+    void aResumedRunsSpeedIsRightFromItsSecondLine() {
+        ProgressLines p = new ProgressLines("cache", "prompts", 1, 1000, out, clock::get, ProgressLines.INTERVAL);
+        p.update(600, 1000);   // 600 prompts found on disk, at once
+        at(5);
+        p.update(620, 1000);
+        at(10);
+        p.update(640, 1000);
+        assertEquals(List.of(
+                "cache: 620/1000 prompts (62%), 124.0 prompts/s, ETA 3s",
+                "cache: 640/1000 prompts (64%), 4.0 prompts/s, ETA 1m 30s"), lines());
     }
 
     @Test
