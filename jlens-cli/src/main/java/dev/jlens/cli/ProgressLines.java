@@ -7,9 +7,10 @@ import java.util.function.LongSupplier;
 
 /**
  * Progress for a log: a plain line at most once per interval and one at the end, such as
- * {@code cache: 120/500 prompts (24%), 3.1 prompts/s, ETA 2m 1s}. Written by hand because me.tongfei's bar
- * has no such mode: off a terminal it still redraws the whole bar after a carriage return on every tick, and a
- * log collects hundreds of them. The clock is a parameter so that tests run without sleeping.
+ * {@code cache: 120/500 prompts (24%), 3.1 prompts/s, ETA 2m 1s}, where a bar would redraw itself after a
+ * carriage return on every tick and a log would collect hundreds of frames. Written by hand: me.tongfei's bar
+ * can hand its frames to a logger instead, but they are still bar drawings, timed by its own thread on the wall
+ * clock; here the clock is a parameter, so that tests run without sleeping.
  */
 final class ProgressLines implements ProgressSink {
 
