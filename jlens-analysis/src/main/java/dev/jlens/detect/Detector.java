@@ -15,7 +15,7 @@ import dev.jlens.io.TensorEntry;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.io.safetensors.SafetensorsWriter;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelInfo;

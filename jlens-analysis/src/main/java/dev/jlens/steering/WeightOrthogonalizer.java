@@ -226,7 +226,7 @@ public final class WeightOrthogonalizer {
         ObjectNode root = om.createObjectNode();
         root.put("what", "jlens orthogonalize: r̂ projected out of every matrix and bias writing to the residual stream");
         if (provenance != null) provenance.forEach((k, v) -> root.set(k, om.valueToTree(v)));
-        root.put("untied_lm_head", untied);
+        root.put("untied_unembedding", untied);
         var arr = root.putArray("changed_tensors");
         changed.forEach(arr::add);
         try {

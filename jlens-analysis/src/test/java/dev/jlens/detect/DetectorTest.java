@@ -9,7 +9,7 @@ import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ProgressListener;
 import org.junit.jupiter.api.AfterAll;

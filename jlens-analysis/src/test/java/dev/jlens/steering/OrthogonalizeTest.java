@@ -3,7 +3,7 @@ package dev.jlens.steering;
 import dev.jlens.JlensException;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.HookedModel;
 import dev.jlens.tensor.FloatTensor;

@@ -1,7 +1,7 @@
 package dev.jlens.steering;
 
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.HookedModel;
 import org.junit.jupiter.api.Assumptions;
 

@@ -164,7 +164,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             String fp = ActivationsOutput.fingerprint("analyze", m.location().id(), m.location().revision(),
                     combinedSha(setA, setB, setR), hookNames, pooling, batch, seedCompat, chatOptions.fingerprint());
             Path actFile;
-            try (Progress bar = new Progress("forward", ids.size())) {
+            try (Progress bar = new Progress("forward", "prompts", ids.size())) {
                 actFile = ResumableCache.run(out, fp, m, ids, pattern, ChatOptions.caches(pooling, seedCompat
                         ? AnalyzeCommand::subtractTokenMean : java.util.function.UnaryOperator.identity(), encoded),
                         hookNames, batch, false, bar);
@@ -175,7 +175,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             Map<String, double[][]> pooledByHook = new LinkedHashMap<>();
             int[] lenA = java.util.Arrays.copyOfRange(lengths, 0, nA);
             int[] lenB = java.util.Arrays.copyOfRange(lengths, nA, nA + nB);
-            try (Progress bar = new Progress("metrics", points.size())) {
+            try (Progress bar = new Progress("metrics", "hook points", points.size())) {
                 int done = 0;
                 for (HookPoint p : points) {
                     double[][] all = ActivationsOutput.pooledRows(acts, p.name());

@@ -13,7 +13,7 @@ import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.kernels.FmaPeak;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.load.ModelResolver;
 import dev.jlens.model.CacheRequest;
 import dev.jlens.model.HookedModel;

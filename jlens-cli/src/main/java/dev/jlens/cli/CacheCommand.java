@@ -91,7 +91,7 @@ final class CacheCommand implements Callable<Integer> {
             String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
                     names, pooling, batch, logits, chatOptions.fingerprint());
             Path file;
-            try (Progress bar = new Progress("cache", ids.size())) {
+            try (Progress bar = new Progress("cache", "prompts", ids.size())) {
                 file = ResumableCache.run(out, fp, m, ids, pattern,
                         ChatOptions.caches(pooling, java.util.function.UnaryOperator.identity(), encoded), names,
                         batch, logits, bar);

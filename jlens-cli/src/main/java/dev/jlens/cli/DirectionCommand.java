@@ -93,7 +93,7 @@ final class DirectionCommand implements Callable<Integer> {
                     model.location().id(), model.info().nLayers(), model.info().dModel(), a.name(), a.size(), b.name(), b.size());
             DirectionSet set;
             int[] warned = {0};
-            try (Progress bar = new Progress("forward", a.size() + b.size())) {
+            try (Progress bar = new Progress("forward", "prompts", a.size() + b.size())) {
                 set = DirectionFinder.compute(model, a, b, new DirectionFinder.Options(pattern, pos, m, batchSize, 1.0), bar,
                         w -> {
                             if (warned[0]++ < 5) System.err.println("warning: " + w);

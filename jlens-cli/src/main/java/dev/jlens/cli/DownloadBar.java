@@ -1,33 +1,35 @@
 package dev.jlens.cli;
 
 import dev.jlens.hub.DownloadProgress;
-import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 
-/** One progress bar per downloaded file, in MiB, on stderr. */
+/** Progress of each downloaded file in MiB on stderr: a bar on a terminal, plain lines in a log. */
 final class DownloadBar implements DownloadProgress, AutoCloseable {
 
+    private static final long MIB = 1L << 20;
+
     private String file;
-    private ProgressBar bar;
+    private ProgressSink sink;
 
     @Override
     public synchronized void update(String name, long done, long total) {
         if (!name.equals(file)) {
             close();
             file = name;
-            bar = new ProgressBarBuilder().setTaskName(name).setInitialMax(Math.max(total, 0))
-                    .setStyle(ProgressBarStyle.ASCII).setUnit(" MiB", 1L << 20).setUpdateIntervalMillis(250)
-                    .setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(System.err)).build();
+            sink = ProgressSink.stderrIsTerminal()
+                    ? ProgressSink.of(new ProgressBarBuilder().setTaskName(name).setInitialMax(Math.max(total, 0))
+                            .setStyle(ProgressBarStyle.ASCII).setUnit(" MiB", MIB).setUpdateIntervalMillis(250)
+                            .setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(System.err)).build())
+                    : new ProgressLines(name, "MiB", MIB, total, System.err, System::nanoTime, ProgressLines.INTERVAL);
         }
-        if (total > 0) bar.maxHint(total);
-        bar.stepTo(done);
+        sink.update(done, total);
     }
 
     @Override
     public synchronized void close() {
-        if (bar != null) bar.close();
-        bar = null;
+        if (sink != null) sink.close();
+        sink = null;
         file = null;
     }
 }

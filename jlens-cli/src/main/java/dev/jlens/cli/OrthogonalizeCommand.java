@@ -78,7 +78,7 @@ final class OrthogonalizeCommand implements Callable<Integer> {
             long t0 = System.nanoTime();
             WeightOrthogonalizer.Summary s = WeightOrthogonalizer.orthogonalize(m.location().dir(), d.unit(), out, prov);
             System.out.printf(Locale.ROOT, "wrote %s: %d tensors orthogonalised to %s%s, %d copied, in %.1f s%n", out,
-                    s.changed().size(), d.name(), s.untied() ? " (tied unembedding written as lm_head.weight)" : "",
+                    s.changed().size(), d.name(), s.untied() ? " (the tied embedding is kept as a separate unembedding; config untied)" : "",
                     s.copied(), (System.nanoTime() - t0) / 1e9);
         }
         return 0;

@@ -193,13 +193,13 @@ final class ProbeCommand implements Callable<Integer> {
             String fp = ActivationsOutput.fingerprint("probe", m.location().id(), m.location().revision(), promptsSha,
                     hookNames, pooling, batchSize, chatOptions.fingerprint());
             Path actFile;
-            try (Progress bar = new Progress("forward", ids.size())) {
+            try (Progress bar = new Progress("forward", "prompts", ids.size())) {
                 actFile = ResumableCache.run(out, fp, m, ids, pattern, () -> new ActivationCache(pooling), hookNames,
                         batchSize, false, bar);
             }
             SafetensorsFile acts = SafetensorsFile.open(actFile);
             List<Prober.HookResult> results = new ArrayList<>();
-            try (Progress bar = new Progress("probe", points.size())) {
+            try (Progress bar = new Progress("probe", "hook points", points.size())) {
                 for (HookPoint p : points) {
                     results.add(Prober.probe(p.name(), p.layer(), ActivationsOutput.pooledRows(acts, p.name()), data, options));
                     bar.progress(results.size(), points.size());

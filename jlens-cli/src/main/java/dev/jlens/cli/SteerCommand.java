@@ -202,7 +202,7 @@ final class SteerCommand implements Callable<Integer> {
             SteeringSweep.Config cfg = new SteeringSweep.Config(m, set, choice, layerList, alphas, scope, ablateList, metric,
                     evalA, causal ? samples : 0, maxNewTokens);
             List<SteeringSweep.Row> rows;
-            try (Progress bar = new Progress("settings", layerList.size() * Math.max(1, alphas.size()) + 1)) {
+            try (Progress bar = new Progress("settings", "settings", layerList.size() * Math.max(1, alphas.size()) + 1)) {
                 SteeringEvaluator ev = new SteeringEvaluator(model, new SteeringEvaluator.Inputs(evalIds, costIds, windows, centA, centB,
                         refusalIds, batchSize));
                 rows = SteeringSweep.run(model, ev, cfg, causal ? take(evalTexts, samples) : List.of(), bar, direction);

@@ -5,6 +5,7 @@ import dev.jlens.io.onnx.OnnxModel;
 import dev.jlens.io.onnx.OnnxModelReader;
 import dev.jlens.kernels.Backend;
 import dev.jlens.model.HookedModel;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.TransformerModel;
 import dev.jlens.model.bert.BertModel;
 import dev.jlens.tokenizer.HfTokenizer;

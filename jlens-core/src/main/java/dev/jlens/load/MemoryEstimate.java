@@ -29,7 +29,7 @@ import java.util.Locale;
  *       Native memory allocated by the JVM counts against {@code -XX:MaxDirectMemorySize}, which defaults
  *       to the maximum heap size.</li>
  * </ul>
- * An explicit unembedding (lm_head, embed_out) is counted as packed; a tied one, packed only when logits are
+ * An explicit (untied) unembedding is counted as packed; a tied one, packed only when logits are
  * asked for, is not. Rows and panels are counted as the widest kernel (32-row panels) pads them, so the
  * estimate errs on the high side by at most 31 rows per matrix.
  */

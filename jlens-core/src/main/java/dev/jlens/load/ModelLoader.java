@@ -9,6 +9,7 @@ import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamilies;
 import dev.jlens.model.ModelFamily;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.TransformerModel;
 import dev.jlens.tokenizer.HfTokenizer;
 

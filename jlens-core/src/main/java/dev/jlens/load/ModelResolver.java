@@ -5,6 +5,7 @@ import dev.jlens.hub.DownloadProgress;
 import dev.jlens.hub.HubCache;
 import dev.jlens.hub.HubClient;
 import dev.jlens.hub.HubSettings;
+import dev.jlens.model.ModelLocation;
 
 import java.io.IOException;
 import java.nio.file.Files;

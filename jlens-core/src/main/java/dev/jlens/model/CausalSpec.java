@@ -53,7 +53,7 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
 
     /** How q, k and v come out of the checkpoint. */
     public enum QkvLayout {
-        /** q_proj, k_proj, v_proj. */
+        /** Three projections, one each for q, k and v. */
         SEPARATE,
         /** One fused weight whose output rows are all of q, then k, then v (GPT-2, Phi-3). */
         FUSED,

@@ -5,7 +5,6 @@ import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.hooks.Pooling;
-import dev.jlens.load.ModelLocation;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.tokenizer.ChatPrompt;

@@ -55,7 +55,7 @@ class GeneratorTest {
     @ValueSource(booleans = {true, false})
     void referenceBackendReproducesTheContinuationToo(boolean kvCache) throws IOException {
         try (HookedModel m = dev.jlens.load.ModelLoader.loadFolder(
-                new dev.jlens.load.ModelLocation("stories260k", null, Fixtures.dir("stories260k"), false),
+                new dev.jlens.model.ModelLocation("stories260k", null, Fixtures.dir("stories260k"), false),
                 dev.jlens.kernels.Backend.reference())) {
             reproducesGreedyContinuation(m, kvCache);
         }

@@ -3,7 +3,7 @@ package dev.jlens.hooks;
 import dev.jlens.model.CacheRequest;
 
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.HookedModel;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;

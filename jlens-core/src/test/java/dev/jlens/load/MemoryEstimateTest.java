@@ -8,6 +8,7 @@ import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.model.ModelFamilies;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelInfo;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.testing.Fixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

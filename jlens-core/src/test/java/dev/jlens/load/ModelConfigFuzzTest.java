@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.model.HookedModel;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.testing.Fixtures;
 import dev.jlens.testing.FuzzInput;

@@ -7,6 +7,7 @@ import dev.jlens.io.DType;
 import dev.jlens.io.TensorEntry;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.io.safetensors.SafetensorsWriter;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.testing.Fixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

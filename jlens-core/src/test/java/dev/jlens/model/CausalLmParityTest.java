@@ -7,7 +7,6 @@ import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorEntry;
 import dev.jlens.io.TensorSource;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.testing.Fixtures;
 import dev.jlens.kernels.Backend;

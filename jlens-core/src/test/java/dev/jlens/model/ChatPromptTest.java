@@ -6,7 +6,6 @@ import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.testing.Fixtures;
 import dev.jlens.tokenizer.ChatPrompt;

@@ -90,7 +90,7 @@ class DeterminismTest {
     @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt2_tiny", "llama_tiny", "qwen2_tiny"})
     void keptHookTensorsAreNotOverwrittenByScratchReuse(String fixture) {
         try (HookedModel hooked = dev.jlens.load.ModelLoader.loadFolder(
-                new dev.jlens.load.ModelLocation(fixture, null, Fixtures.dir(fixture), false))) {
+                new ModelLocation(fixture, null, Fixtures.dir(fixture), false))) {
             keptHookTensors(hooked.model(), fixture);
         }
     }

@@ -8,7 +8,6 @@ import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorSource;
 import dev.jlens.kernels.Backend;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
 import dev.jlens.model.gpt2.Gpt2;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;

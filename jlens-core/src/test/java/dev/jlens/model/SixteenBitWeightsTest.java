@@ -6,7 +6,6 @@ import dev.jlens.io.TensorEntry;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.io.safetensors.SafetensorsWriter;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.testing.Fixtures;

@@ -6,7 +6,7 @@ import dev.jlens.io.DType;
 import dev.jlens.io.TensorEntry;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.load.ModelLoader;
-import dev.jlens.load.ModelLocation;
+import dev.jlens.model.ModelLocation;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.tensor.FloatTensor;

@@ -1,4 +1,4 @@
-package dev.jlens.load;
+package dev.jlens.model;
 
 import java.nio.file.Path;
 
