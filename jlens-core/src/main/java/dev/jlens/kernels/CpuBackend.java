@@ -1,6 +1,5 @@
 package dev.jlens.kernels;
 
-import dev.jlens.tensor.FloatTensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -15,7 +14,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * thread count and any batch composition. Operations on one instance are serialised (they share the
  * threads and the scratch buffers); use one instance per concurrent caller if that matters.
  */
-final class CpuBackend implements Backend {
+final class CpuBackend extends HeapBackend {
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
@@ -73,41 +72,6 @@ final class CpuBackend implements Backend {
     @Override
     public String name() {
         return "cpu";
-    }
-
-    @Override
-    public DeviceTensor allocate(int rows, int cols) {
-        return new HeapTensor(new float[Math.multiplyExact(rows, cols)], rows, cols);
-    }
-
-    @Override
-    public DeviceTensor upload(float[] host, int rows, int cols) {
-        return new HeapTensor(host, rows, cols);
-    }
-
-    @Override
-    public FloatTensor toHost(DeviceTensor t, int... shape) {
-        return HostCopies.view(t, shape);
-    }
-
-    @Override
-    public void fromHost(FloatTensor host, DeviceTensor t) {
-        HostCopies.writeBack(host, t);
-    }
-
-    @Override
-    public void copyRows(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
-        HostCopies.copyRows(src, srcRow, dst, dstRow, rows);
-    }
-
-    @Override
-    public void copyColumns(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
-        HostCopies.copyColumns(src, srcCol, dst, dstCol, width);
-    }
-
-    @Override
-    public void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
-        HostCopies.gather(table, ids, scale, out);
     }
 
     @Override
@@ -298,13 +262,6 @@ final class CpuBackend implements Backend {
                 }
             }
         }
-    }
-
-    @Override
-    public void normStats(boolean layerNorm, DeviceTensor x, float eps, DeviceTensor scale, DeviceTensor normalized) {
-        float[] xs = HeapTensor.of(x), sc = HeapTensor.of(scale), nm = HeapTensor.of(normalized);
-        if (layerNorm) NormStats.layerNorm(xs, x.rows(), x.cols(), eps, sc, nm);
-        else NormStats.rmsNorm(xs, x.rows(), x.cols(), eps, sc, nm);
     }
 
     @Override

@@ -1,7 +1,5 @@
 package dev.jlens.kernels;
 
-import dev.jlens.tensor.FloatTensor;
-
 /**
  * Every {@link Backend} operation as the plain loop a reader would write from the formula: no Vector API,
  * no threads, no blocking. It is the yardstick the other backends are tested against (op by op on random
@@ -9,7 +7,7 @@ import dev.jlens.tensor.FloatTensor;
  * against a naive one. Products are the fused multiply-add chain over k from the bias, as the CPU GEMM
  * promises, so those agree bit for bit; norms, softmax and activations agree to float rounding.
  */
-final class ReferenceBackend implements Backend {
+final class ReferenceBackend extends HeapBackend {
 
     static final ReferenceBackend INSTANCE = new ReferenceBackend();
 
@@ -19,41 +17,6 @@ final class ReferenceBackend implements Backend {
     @Override
     public String name() {
         return "reference";
-    }
-
-    @Override
-    public DeviceTensor allocate(int rows, int cols) {
-        return new HeapTensor(new float[Math.multiplyExact(rows, cols)], rows, cols);
-    }
-
-    @Override
-    public DeviceTensor upload(float[] host, int rows, int cols) {
-        return new HeapTensor(host, rows, cols);
-    }
-
-    @Override
-    public FloatTensor toHost(DeviceTensor t, int... shape) {
-        return HostCopies.view(t, shape);
-    }
-
-    @Override
-    public void fromHost(FloatTensor host, DeviceTensor t) {
-        HostCopies.writeBack(host, t);
-    }
-
-    @Override
-    public void copyRows(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
-        HostCopies.copyRows(src, srcRow, dst, dstRow, rows);
-    }
-
-    @Override
-    public void copyColumns(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
-        HostCopies.copyColumns(src, srcCol, dst, dstCol, width);
-    }
-
-    @Override
-    public void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
-        HostCopies.gather(table, ids, scale, out);
     }
 
     @Override
@@ -112,13 +75,6 @@ final class ReferenceBackend implements Backend {
                 out[base + j] = gamma == null ? v : (onePlus ? 1f + gamma[j] : gamma[j]) * v;
             }
         }
-    }
-
-    @Override
-    public void normStats(boolean layerNorm, DeviceTensor x, float eps, DeviceTensor scale, DeviceTensor normalized) {
-        float[] xs = HeapTensor.of(x), sc = HeapTensor.of(scale), nm = HeapTensor.of(normalized);
-        if (layerNorm) NormStats.layerNorm(xs, x.rows(), x.cols(), eps, sc, nm);
-        else NormStats.rmsNorm(xs, x.rows(), x.cols(), eps, sc, nm);
     }
 
     @Override

@@ -141,8 +141,30 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
             String of(TensorRole role, int layer);
         }
 
-        public static Names of(Module module) {
-            return new Names(module, false);
+        /**
+         * A name table: {@code block} is the module path of layer {l}'s block (e.g. "model.layers.{l}."), then
+         * pairs of a role and its path, relative to the block for block roles and whole for the embedding,
+         * final norm and unembedding:
+         * <pre>{@code Names.of("model.layers.{l}.", EMBED, "model.embed_tokens", Q, "self_attn.q_proj", ...)}</pre>
+         */
+        public static Names of(String block, Object... roleAndPath) {
+            return table(block, false, roleAndPath);
+        }
+
+        /** As {@link #of}, for checkpoints whose linear weights are stored [in, out] (GPT-2's Conv1D). */
+        public static Names conv1d(String block, Object... roleAndPath) {
+            return table(block, true, roleAndPath);
+        }
+
+        private static Names table(String block, boolean conv1d, Object... roleAndPath) {
+            if (roleAndPath.length % 2 != 0) throw new IllegalArgumentException("roles and paths come in pairs");
+            java.util.Map<TensorRole, String> paths = new java.util.EnumMap<>(TensorRole.class);
+            for (int i = 0; i < roleAndPath.length; i += 2) paths.put((TensorRole) roleAndPath[i], (String) roleAndPath[i + 1]);
+            return new Names((role, layer) -> {
+                String path = paths.get(role);
+                if (path == null || layer < 0) return path;
+                return block.replace("{l}", Integer.toString(layer)) + path;
+            }, conv1d);
         }
     }
 

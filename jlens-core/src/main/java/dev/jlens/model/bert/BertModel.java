@@ -455,10 +455,7 @@ public final class BertModel implements TransformerModel {
             site.fire(hp[2], attnOut);
 
             // BertSelfOutput: LayerNorm(dense(context) + input).
-            backend.copyRows(attnOut, 0, sumBuf, 0, T);
-            backend.add(sumBuf, x);
-            DeviceTensor mid = backend.allocate(T, d);
-            backend.layerNorm(sumBuf, mid, b.ln1W, b.ln1B, eps);
+            DeviceTensor mid = addAndNorm(attnOut, x, sumBuf, b.ln1W, b.ln1B);
             site.fire(hp[3], mid);
 
             backend.matmul(mid, b.up.w, b.up.b, hidden);
@@ -468,15 +465,21 @@ public final class BertModel implements TransformerModel {
             site.fire(hp[4], mlpOut);
 
             // BertOutput: LayerNorm(dense(intermediate) + attention_output).
-            backend.copyRows(mlpOut, 0, sumBuf, 0, T);
-            backend.add(sumBuf, mid);
-            DeviceTensor post = backend.allocate(T, d);
-            backend.layerNorm(sumBuf, post, b.ln2W, b.ln2B, eps);
+            DeviceTensor post = addAndNorm(mlpOut, mid, sumBuf, b.ln2W, b.ln2B);
             site.fire(hp[5], post);
             x = post;
         }
         if (nBlocks < blocks.length || !options.logits()) return null;
         return backend.toHost(x, T, d);
+    }
+
+    /** A post-norm block's residual step: LayerNorm(branch + residual), in HF's order of addition, into a new tensor. */
+    private DeviceTensor addAndNorm(DeviceTensor branch, DeviceTensor residual, DeviceTensor scratch, float[] w, float[] b) {
+        backend.copyRows(branch, 0, scratch, 0, branch.rows());
+        backend.add(scratch, residual);
+        DeviceTensor out = backend.allocate(branch.rows(), d);
+        backend.layerNorm(scratch, out, w, b, eps);
+        return out;
     }
 
     private int patternSize(TokenBatch batch) {

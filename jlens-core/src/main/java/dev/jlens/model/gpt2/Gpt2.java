@@ -9,9 +9,10 @@ import dev.jlens.model.CausalSpec.Norm;
 import dev.jlens.model.CausalSpec.QkvLayout;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
-import dev.jlens.model.TensorRole;
 
 import java.util.List;
+
+import static dev.jlens.model.TensorRole.*;
 
 /**
  * GPT-2 ({@code GPT2LMHeadModel}, HF's modeling_gpt2.py): token plus learned position embeddings, LayerNorms
@@ -52,24 +53,9 @@ public final class Gpt2 {
                         cfg.file().toString()), true))
                 .learnedPositions(true)
                 .tied(cfg.getBool("tie_word_embeddings", true))
-                .names(new CausalSpec.Names((role, l) -> module(pre, role, l), true))
+                .names(CausalSpec.Names.conv1d(pre + "h.{l}.", EMBED, pre + "wte", POS_EMBED, pre + "wpe",
+                        FINAL_NORM, pre + "ln_f", UNEMBED, "lm_head", ATTN_NORM, "ln_1", QKV, "attn.c_attn",
+                        O, "attn.c_proj", MLP_NORM, "ln_2", UP, "mlp.c_fc", DOWN, "mlp.c_proj"))
                 .build();
-    }
-
-    private static String module(String pre, TensorRole role, int l) {
-        String p = pre + "h." + l + ".";
-        return switch (role) {
-            case EMBED -> pre + "wte";
-            case POS_EMBED -> pre + "wpe";
-            case ATTN_NORM -> p + "ln_1";
-            case QKV -> p + "attn.c_attn";
-            case O -> p + "attn.c_proj";
-            case MLP_NORM -> p + "ln_2";
-            case UP -> p + "mlp.c_fc";
-            case DOWN -> p + "mlp.c_proj";
-            case FINAL_NORM -> pre + "ln_f";
-            case UNEMBED -> "lm_head";
-            default -> null;
-        };
     }
 }

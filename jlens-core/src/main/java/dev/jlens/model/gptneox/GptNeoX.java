@@ -11,9 +11,10 @@ import dev.jlens.model.CausalSpec.QkvLayout;
 import dev.jlens.model.CausalSpec.Residual;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
-import dev.jlens.model.TensorRole;
 
 import java.util.List;
+
+import static dev.jlens.model.TensorRole.*;
 
 /**
  * GPT-NeoX / Pythia ({@code GPTNeoXForCausalLM}, HF's modeling_gpt_neox.py): LayerNorms with bias, one fused
@@ -24,6 +25,11 @@ public final class GptNeoX {
 
     public static final ModelFamily FAMILY =
             CausalLm.family("gpt_neox", List.of("GPTNeoXForCausalLM"), List.of("gpt_neox"), GptNeoX::spec);
+
+    private static final CausalSpec.Names NAMES = CausalSpec.Names.of("gpt_neox.layers.{l}.",
+            EMBED, "gpt_neox.embed_in", FINAL_NORM, "gpt_neox.final_layer_norm", UNEMBED, "embed_out",
+            ATTN_NORM, "input_layernorm", QKV, "attention.query_key_value", O, "attention.dense",
+            MLP_NORM, "post_attention_layernorm", UP, "mlp.dense_h_to_4h", DOWN, "mlp.dense_4h_to_h");
 
     private GptNeoX() {
     }
@@ -55,23 +61,7 @@ public final class GptNeoX {
                 .rotary(l -> rope)
                 .mlp(CausalSpec.Mlp.plain(Activation.fromConfig(cfg.getString("hidden_act", "gelu"), cfg.file().toString()), true))
                 .residual(cfg.getBool("use_parallel_residual", true) ? Residual.PARALLEL : Residual.SEQUENTIAL)
-                .names(CausalSpec.Names.of(GptNeoX::module))
+                .names(NAMES)
                 .build();
-    }
-
-    private static String module(TensorRole role, int l) {
-        String p = "gpt_neox.layers." + l + ".";
-        return switch (role) {
-            case EMBED -> "gpt_neox.embed_in";
-            case ATTN_NORM -> p + "input_layernorm";
-            case QKV -> p + "attention.query_key_value";
-            case O -> p + "attention.dense";
-            case MLP_NORM -> p + "post_attention_layernorm";
-            case UP -> p + "mlp.dense_h_to_4h";
-            case DOWN -> p + "mlp.dense_4h_to_h";
-            case FINAL_NORM -> "gpt_neox.final_layer_norm";
-            case UNEMBED -> "embed_out";
-            default -> null;
-        };
     }
 }

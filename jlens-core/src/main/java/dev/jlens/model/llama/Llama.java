@@ -9,9 +9,10 @@ import dev.jlens.model.CausalSpec.QkvLayout;
 import dev.jlens.model.ModelConfig;
 import dev.jlens.model.ModelFamily;
 import dev.jlens.model.RopeScaling;
-import dev.jlens.model.TensorRole;
 
 import java.util.List;
+
+import static dev.jlens.model.TensorRole.*;
 
 /**
  * Llama and its close relatives Qwen2 and Mistral ({@code LlamaForCausalLM}, {@code Qwen2ForCausalLM},
@@ -24,6 +25,11 @@ public final class Llama {
     public static final ModelFamily FAMILY = CausalLm.family("llama",
             List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"), List.of("llama", "qwen2", "mistral"),
             Llama::spec);
+
+    private static final CausalSpec.Names NAMES = CausalSpec.Names.of("model.layers.{l}.",
+            EMBED, "model.embed_tokens", FINAL_NORM, "model.norm", UNEMBED, "lm_head", ATTN_NORM, "input_layernorm",
+            Q, "self_attn.q_proj", K, "self_attn.k_proj", V, "self_attn.v_proj", O, "self_attn.o_proj",
+            MLP_NORM, "post_attention_layernorm", GATE, "mlp.gate_proj", UP, "mlp.up_proj", DOWN, "mlp.down_proj");
 
     private Llama() {
     }
@@ -50,7 +56,7 @@ public final class Llama {
                 .mlp(new CausalSpec.Mlp(true, false, Activation.fromConfig(cfg.getString("hidden_act", "silu"),
                         cfg.file().toString()), !qwen2 && !mistral && cfg.getBool("mlp_bias", false)))
                 .tied(cfg.getBool("tie_word_embeddings", false))
-                .names(CausalSpec.Names.of(Llama::module));
+                .names(NAMES);
         if (b.headDim() % 2 != 0) throw cfg.invalid("head_dim", "an even number (RoPE rotates pairs), not " + b.headDim());
         var rope = RopeScaling.halfSplit(cfg, b.headDim());
         return b.rotary(l -> rope).build();
@@ -73,24 +79,5 @@ public final class Llama {
     private static int slidingWindow(ModelConfig cfg, boolean qwen2, boolean mistral) {
         if (!(mistral || qwen2 && cfg.getBool("use_sliding_window", false))) return 0;
         return cfg.has("sliding_window") ? cfg.requireInt("sliding_window") : 0;
-    }
-
-    private static String module(TensorRole role, int l) {
-        String p = "model.layers." + l + ".";
-        return switch (role) {
-            case EMBED -> "model.embed_tokens";
-            case ATTN_NORM -> p + "input_layernorm";
-            case Q -> p + "self_attn.q_proj";
-            case K -> p + "self_attn.k_proj";
-            case V -> p + "self_attn.v_proj";
-            case O -> p + "self_attn.o_proj";
-            case MLP_NORM -> p + "post_attention_layernorm";
-            case GATE -> p + "mlp.gate_proj";
-            case UP -> p + "mlp.up_proj";
-            case DOWN -> p + "mlp.down_proj";
-            case FINAL_NORM -> "model.norm";
-            case UNEMBED -> "lm_head";
-            default -> null;
-        };
     }
 }

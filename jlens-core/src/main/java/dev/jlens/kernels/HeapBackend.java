@@ -2,13 +2,56 @@ package dev.jlens.kernels;
 
 import dev.jlens.tensor.FloatTensor;
 
-/** The memory operations both CPU backends share: their tensors are heap arrays, so these are plain copies. */
-final class HostCopies {
-    private HostCopies() {
+/**
+ * The memory operations both CPU backends share: their tensors are heap arrays ({@link HeapTensor}), so
+ * uploads adopt the array, hooks see the activation's own memory, and copies are array copies.
+ */
+abstract class HeapBackend implements Backend {
+
+    @Override
+    public DeviceTensor allocate(int rows, int cols) {
+        return new HeapTensor(new float[Math.multiplyExact(rows, cols)], rows, cols);
+    }
+
+    @Override
+    public DeviceTensor upload(float[] host, int rows, int cols) {
+        return new HeapTensor(host, rows, cols);
+    }
+
+    @Override
+    public FloatTensor toHost(DeviceTensor t, int... shape) {
+        return view(t, shape);
+    }
+
+    @Override
+    public void fromHost(FloatTensor host, DeviceTensor t) {
+        writeBack(host, t);
+    }
+
+    @Override
+    public void copyRows(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
+        copyRowsOf(src, srcRow, dst, dstRow, rows);
+    }
+
+    @Override
+    public void copyColumns(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
+        copyColumnsOf(src, srcCol, dst, dstCol, width);
+    }
+
+    @Override
+    public void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
+        gatherRows(table, ids, scale, out);
+    }
+
+    @Override
+    public void normStats(boolean layerNorm, DeviceTensor x, float eps, DeviceTensor scale, DeviceTensor normalized) {
+        float[] xs = HeapTensor.of(x), sc = HeapTensor.of(scale), nm = HeapTensor.of(normalized);
+        if (layerNorm) NormStats.layerNorm(xs, x.rows(), x.cols(), eps, sc, nm);
+        else NormStats.rmsNorm(xs, x.rows(), x.cols(), eps, sc, nm);
     }
 
     /** A host tensor over the same array: on the CPU a hook reads and writes the activation itself. */
-    static FloatTensor view(DeviceTensor t, int... shape) {
+    private static FloatTensor view(DeviceTensor t, int... shape) {
         float[] data = HeapTensor.of(t);
         int n = Math.toIntExact(t.size());
         long want = 1;
@@ -22,7 +65,7 @@ final class HostCopies {
         return new FloatTensor(data, shape);
     }
 
-    static void writeBack(FloatTensor host, DeviceTensor t) {
+    private static void writeBack(FloatTensor host, DeviceTensor t) {
         float[] dst = HeapTensor.of(t);
         if (host.data() == dst) return;
         int n = Math.toIntExact(t.size());
@@ -32,7 +75,7 @@ final class HostCopies {
         System.arraycopy(host.data(), 0, dst, 0, n);
     }
 
-    static void copyRows(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
+    private static void copyRowsOf(DeviceTensor src, int srcRow, DeviceTensor dst, int dstRow, int rows) {
         int w = src.cols();
         if (dst.cols() != w) throw new IllegalArgumentException("copyRows from " + src + " to " + dst);
         if (srcRow < 0 || dstRow < 0 || srcRow + rows > src.rows() || dstRow + rows > dst.rows()) {
@@ -41,7 +84,7 @@ final class HostCopies {
         System.arraycopy(HeapTensor.of(src), srcRow * w, HeapTensor.of(dst), dstRow * w, rows * w);
     }
 
-    static void copyColumns(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
+    private static void copyColumnsOf(DeviceTensor src, int srcCol, DeviceTensor dst, int dstCol, int width) {
         int rows = src.rows();
         if (dst.rows() != rows || srcCol + width > src.cols() || dstCol + width > dst.cols()) {
             throw new IndexOutOfBoundsException("columns " + srcCol + "+" + width + " of " + src + " to " + dstCol + " of " + dst);
@@ -51,7 +94,7 @@ final class HostCopies {
         for (int r = 0; r < rows; r++) System.arraycopy(s, r * sw + srcCol, d, r * dw + dstCol, width);
     }
 
-    static void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
+    private static void gatherRows(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
         int cols = table.cols();
         if (out.cols() != cols || out.rows() != ids.length) {
             throw new IllegalArgumentException("gather of " + ids.length + " rows of " + table.name() + " into " + out);
