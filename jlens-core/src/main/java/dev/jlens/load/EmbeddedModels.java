@@ -37,6 +37,11 @@ public final class EmbeddedModels {
      * [CLS] ... [SEP]. Each call loads afresh (about 90 MB read from the jar; nothing is cached in static state).
      */
     public static HookedModel minilm() {
+        return minilm(Backend.defaults());
+    }
+
+    /** As {@link #minilm()}, run on the given backend. */
+    public static HookedModel minilm(Backend backend) {
         // The tokenizer (native library start-up, JSON parsing) loads while the model inflates from the jar.
         CompletableFuture<HfTokenizer> tokenizer = CompletableFuture.supplyAsync(() -> tokenizerFromResource(MINILM_TOKENIZER));
         TransformerModel model;
@@ -44,7 +49,7 @@ public final class EmbeddedModels {
             byte[] onnxBytes = readResource(MINILM_ONNX);
             // BertModel copies every weight out of the ONNX bytes, so the 90 MB array is garbage once loaded.
             try (OnnxModel onnx = OnnxModelReader.read(MemorySegment.ofArray(onnxBytes), "classpath:" + MINILM_ONNX)) {
-                model = BertModel.fromOnnx(onnx, Backend.defaults());
+                model = BertModel.fromOnnx(onnx, backend);
             }
         } catch (RuntimeException e) {
             tokenizer.thenAccept(HfTokenizer::close);

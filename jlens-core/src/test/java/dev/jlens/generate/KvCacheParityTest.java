@@ -10,12 +10,16 @@ import dev.jlens.model.KvCache;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.tensor.TokenBatch;
 import dev.jlens.testing.Fixtures;
+import dev.jlens.kernels.Backend;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -44,10 +48,17 @@ class KvCacheParityTest {
         return ids;
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
-    void cachedStepsEqualFullForward(String fixture) {
-        try (HookedModel m = load(fixture)) {
+    /** Every fixture on the CPU backend; the parallel-residual, learned-position and GQA ones also on the reference backend. */
+    static Stream<Arguments> fixturesAndBackends() {
+        return Stream.concat(FIXTURES.stream().map(f -> Arguments.of(f, "cpu")),
+                Stream.of("gpt_neox_tiny", "gpt2_tiny", "llama_tiny").map(f -> Arguments.of(f, "reference")));
+    }
+
+    @ParameterizedTest(name = "{0} on {1}")
+    @MethodSource("fixturesAndBackends")
+    void cachedStepsEqualFullForward(String fixture, String backend) {
+        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, Fixtures.dir(fixture), false),
+                backend.equals("reference") ? Backend.reference() : Backend.defaults())) {
             int vocab = m.info().vocabSize();
             List<int[]> ps = prompts(fixture);
             int[] a = ps.get(ps.size() - 1), b = ps.get(1);

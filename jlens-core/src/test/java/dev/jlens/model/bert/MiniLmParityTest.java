@@ -125,6 +125,18 @@ class MiniLmParityTest {
         }
     }
 
+    /** The encoder runner on the scalar reference backend gives the same numbers. */
+    @Test
+    void referenceBackendMatchesOnnxRuntime() throws OrtException {
+        try (HookedModel ref = EmbeddedModels.minilm(dev.jlens.kernels.Backend.reference())) {
+            List<int[]> ids = encodeAll().subList(0, 2); // scalar loops are slow; two sentences in one packed batch
+            TokenBatch batch = TokenBatch.of(ids);
+            FloatTensor got = ref.model().forward(batch, ForwardOptions.full(), Hooks.none());
+            double diff = maxDiff(reference(ids), got, batch);
+            assertTrue(diff <= ATOL, "max abs error " + diff + " on the reference backend");
+        }
+    }
+
     @Test
     void packedBatchOfDifferentLengthsMatchesPaddedOnnxRuntime() throws OrtException {
         List<int[]> ids = encodeAll();
