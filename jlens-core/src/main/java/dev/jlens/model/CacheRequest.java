@@ -11,7 +11,7 @@ import dev.jlens.hooks.Pooling;
  * <pre>{@code
  * ActivationCache cache = model.runWithCache(prompts,
  *         CacheRequest.of("blocks.*.hook_resid_post").pooling(Pooling.LAST).batchSize(8));
- * float[][] layer3 = cache.pooled("blocks.3.hook_resid_post");   // [prompts][d_model]
+ * FloatTensor layer3 = cache.pooled("blocks.3.hook_resid_post");   // [prompts, d_model]
  * }</pre>
  *
  * @param into a cache to fill (e.g. one with a view such as per-token centring, or post-instruction counts),

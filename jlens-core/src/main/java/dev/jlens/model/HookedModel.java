@@ -164,7 +164,7 @@ public final class HookedModel implements AutoCloseable {
      * try (HookedModel m = ModelLoader.load("../shared/fixtures/gpt2_tiny", null)) {
      *     List<int[]> ids = List.of(m.encode("The cat sat", null), m.encode("Hello", null));
      *     ActivationCache c = m.runWithCache(ids, CacheRequest.of("blocks.*.hook_resid_post"));
-     *     float[][] last = c.pooled("blocks.2.hook_resid_post");    // [2 prompts][d_model], mean over tokens
+     *     FloatTensor last = c.pooled("blocks.2.hook_resid_post");    // [2 prompts, d_model], mean over tokens
      * }
      * }</pre>
      */
