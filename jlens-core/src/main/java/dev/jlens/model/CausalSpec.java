@@ -142,10 +142,10 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
         }
 
         /**
-         * A name table: {@code block} is the module path of layer {l}'s block (e.g. "model.layers.{l}."), then
+         * A name table: {@code block} is the module path of layer {l}'s block (e.g. "decoder.blocks.{l}."), then
          * pairs of a role and its path, relative to the block for block roles and whole for the embedding,
          * final norm and unembedding:
-         * <pre>{@code Names.of("model.layers.{l}.", EMBED, "model.embed_tokens", Q, "self_attn.q_proj", ...)}</pre>
+         * <pre>{@code Names.of("decoder.blocks.{l}.", EMBED, "decoder.tok_emb", Q, "attn.query", ...)}</pre>
          */
         public static Names of(String block, Object... roleAndPath) {
             return table(block, false, roleAndPath);
