@@ -55,8 +55,9 @@ public final class CacheJob {
         }
     }
 
-    /** What was written: the two tables and their row counts. */
-    public record Result(String activations, long activationRows, String badRows, long badRowCount) {
+    /** What was written: the two tables, their row counts, and the seconds each pass took. */
+    public record Result(String activations, long activationRows, String badRows, long badRowCount,
+                         double checkSeconds, double activationSeconds) {
     }
 
     private CacheJob() {
@@ -64,12 +65,14 @@ public final class CacheJob {
 
     public static Result run(SparkSession spark, Dataset<Row> prompts, Settings s, String out, boolean strict) {
         String badPath = out + "/bad_rows", actPath = out + "/activations";
+        long t0 = System.nanoTime();
         long bad = BadRows.write(prompts, s.model(), s.truncate(), badPath, strict);
+        long t1 = System.nanoTime();
         Dataset<Row> acts = prompts.mapPartitions((MapPartitionsFunction<Row, Row>) rows -> activations(rows, s),
                 Encoders.row(ACTIVATIONS));
         acts.write().mode(SaveMode.ErrorIfExists).parquet(actPath);
         long n = spark.read().parquet(actPath).count();
-        return new Result(actPath, n, badPath, bad);
+        return new Result(actPath, n, badPath, bad, (t1 - t0) / 1e9, (System.nanoTime() - t1) / 1e9);
     }
 
     /** The hooks a pattern selects, as jlens cache picks them (attention patterns need per-token output). */

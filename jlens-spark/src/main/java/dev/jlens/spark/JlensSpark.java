@@ -175,8 +175,9 @@ public final class JlensSpark implements Runnable {
             SparkSession spark = sparkOptions.session("cache");
             try {
                 CacheJob.Result r = CacheJob.run(spark, sparkOptions.spread(promptOptions.read(spark)), s, out, rowOptions.strict);
-                System.err.printf("wrote %d rows (prompt x hook) to %s; %d bad row(s) in %s%n", r.activationRows(),
-                        r.activations(), r.badRowCount(), r.badRows());
+                System.err.printf(java.util.Locale.ROOT, "wrote %d rows (prompt x hook) to %s; %d bad row(s) in %s "
+                                + "(check pass %.1f s, activation pass %.1f s)%n", r.activationRows(), r.activations(),
+                        r.badRowCount(), r.badRows(), r.checkSeconds(), r.activationSeconds());
             } finally {
                 spark.stop();
             }

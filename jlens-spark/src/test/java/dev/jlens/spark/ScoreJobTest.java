@@ -35,7 +35,7 @@ class ScoreJobTest {
     private static final List<String> TEXTS = List.of("How do I bake bread?", "How do I pick a lock?",
             "Tell me about the history of Rome.", "Write a threatening letter to my neighbour.", "What is 2+2?",
             "Explain photosynthesis to a child.", "Describe how to hotwire a car.");
-    private static final String LONG = "word ".repeat(700).strip();
+    private static final String LONG = "word ".repeat(200).strip();
 
     static SparkSession spark;
     @TempDir
@@ -45,9 +45,10 @@ class ScoreJobTest {
     @BeforeAll
     static void start() throws IOException {
         spark = SparkTestSupport.start();
-        // A logistic detector with fixed random weights on the embedded MiniLM: the job must give exactly the
-        // scores jlens detect gives with it, whatever the weights mean.
-        HookedModel m = ExecutorModels.model(ModelRef.of(null, null));
+        // A logistic detector with fixed random weights on the GPT-NeoX fixture (MiniLM is covered by the cache
+        // test, and each extra load of it costs seconds): the job must give exactly the scores jlens detect
+        // gives with it, whatever the weights mean.
+        HookedModel m = ExecutorModels.model(ModelRef.of(SparkTestSupport.fixture("gpt_neox_tiny").toAbsolutePath().toString(), null));
         int d = m.info().dModel();
         SplittableRandom rng = new SplittableRandom(20);
         float[] mean = new float[d], invStd = new float[d], w = new float[d];
@@ -58,7 +59,7 @@ class ScoreJobTest {
         }
         DetectorParams params = new DetectorParams(DetectorKind.LOGISTIC, mean, invStd, w, 0.1, null, null, 1.3, -0.2, 0.0);
         detector = dir.resolve("detector");
-        Detector.of(m, "blocks.3.hook_resid_post", Pooling.MEAN, params, null).save(detector);
+        Detector.of(m, "blocks.1.hook_resid_post", Pooling.MEAN, params, null).save(detector);
         StringBuilder jsonl = new StringBuilder();
         for (int i = 0; i < TEXTS.size(); i++) jsonl.append("{\"id\": \"t").append(i).append("\", \"text\": \"").append(TEXTS.get(i)).append("\"}\n");
         jsonl.append("{\"id\": \"long\", \"text\": \"").append(LONG).append("\"}\n");
@@ -99,7 +100,7 @@ class ScoreJobTest {
     @Test
     void scoresEqualJlensDetectAndBadRowsAreCounted() throws IOException {
         ModelRef model = ScoreJob.modelOf(detector, null);
-        assertEquals(ModelRef.of("minilm", null), model);
+        assertEquals(ModelRef.of(SparkTestSupport.fixture("gpt_neox_tiny").toAbsolutePath().toString(), null), model);
         ScoreJob.Result r = ScoreJob.run(spark, PromptTable.read(spark, prompts.toString(), PromptTable.Columns.DEFAULT).repartition(2),
                 new ScoreJob.Settings(model, detector.toString(), false), dir.resolve("run1").toString(), false);
         assertEquals(TEXTS.size(), r.scoredRows());
@@ -113,7 +114,7 @@ class ScoreJobTest {
             assertEquals(expected.get(i).get("layer").asInt(), row.getInt(3));
         }
         Map<String, Row> bad = byId(r.badRows());
-        assertTrue(bad.get("long").getString(2).startsWith("longer than the model's context of 512 tokens"));
+        assertTrue(bad.get("long").getString(2).startsWith("longer than the model's context of 128 tokens"));
         assertEquals("empty text", bad.get("blank").getString(2));
         assertEquals("missing id", bad.get(null).getString(2));
         assertEquals(1, ExecutorModels.loads(model));

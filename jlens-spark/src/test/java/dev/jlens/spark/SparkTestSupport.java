@@ -24,11 +24,16 @@ final class SparkTestSupport {
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "2")
                 .config("spark.task.maxFailures", "3")
+                // The tables here have a few dozen rows: compiling generated code for each query costs more
+                // than interpreting it, and adaptive re-planning adds jobs for nothing.
+                .config("spark.sql.codegen.wholeStage", "false")
+                .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+                .config("spark.sql.adaptive.enabled", "false")
                 .getOrCreate();
     }
 
     static Path fixture(String name) {
-        return Path.of(System.getProperty("jlens.fixtures", "../../shared/fixtures")).resolve(name);
+        return Path.of(System.getProperty("jlens.fixtures", "../../shared/fixtures")).resolve(name).toAbsolutePath().normalize();
     }
 
     /** Runs the real {@code jlens cache} and returns hook -> [prompt][d] from its activations.safetensors. */
