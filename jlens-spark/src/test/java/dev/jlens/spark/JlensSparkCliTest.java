@@ -1,5 +1,10 @@
 package dev.jlens.spark;
 
+import dev.jlens.detect.Detector;
+import dev.jlens.detect.DetectorKind;
+import dev.jlens.detect.DetectorParams;
+import dev.jlens.hooks.Pooling;
+import dev.jlens.model.HookedModel;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -45,6 +50,24 @@ class JlensSparkCliTest {
             assertTrue(lines.get(0).startsWith("layer,hook,n_A,n_B,cos_raw"), lines.get(0));
             assertTrue(lines.get(1).startsWith("1,blocks.1.hook_resid_post,3,3,"), lines.get(1));
         }
+    }
+
+    @Test
+    void scoreFromTheCommandLineWithStrictFailsOnABadRow() throws IOException {
+        HookedModel m = ExecutorModels.model(ModelRef.of(SparkTestSupport.fixture("gpt_neox_tiny").toString(), null));
+        int d = m.info().dModel();
+        float[] zeros = new float[d], ones = new float[d], w = new float[d];
+        java.util.Arrays.fill(ones, 1f);
+        for (int j = 0; j < d; j++) w[j] = (j % 3 - 1) * 0.1f;
+        Path detector = dir.resolve("det");
+        Detector.of(m, "blocks.0.hook_resid_post", Pooling.LAST,
+                new DetectorParams(DetectorKind.LOGISTIC, zeros, ones, w, 0, null, null, 1, 0, 0), null).save(detector);
+        Path prompts = Files.writeString(dir.resolve("s.jsonl"),
+                "{\"id\":\"a\",\"text\":\"Hello there\"}\n{\"id\":\"b\",\"text\":\"\"}\n");
+        assertEquals(1, JlensSpark.execute("score", "--master", "local[2]", "--detector", detector.toString(), "--prompts",
+                prompts.toString(), "--strict", "--out", dir.resolve("strict").toString()));
+        assertFalse(Files.exists(dir.resolve("strict/scores")));
+        assertTrue(Files.exists(dir.resolve("strict/bad_rows/_SUCCESS")), "the bad rows are still listed");
     }
 
     @Test
