@@ -41,8 +41,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * requests; when both are full a request gets 503 at once instead of waiting. Each connection's exchange runs
  * on a virtual thread (cheap while it waits for its score), and at most {@code 2 × (threads + queue) + 16}
  * exchanges are admitted at a time, so memory stays bounded under a flood: beyond that, 503 before the body is
- * read. Bodies over {@code maxBytes} get 413. Graceful close: answer 503 to new work, let running and queued
- * scores finish (up to {@code graceSeconds}), then stop listening (see {@link #close()}).
+ * read. Bodies over {@code maxBytes} get 413. An answer given before the body was read to its end keeps the
+ * connection open only if the rest of the body (up to 1 MiB) could be read and dropped; otherwise it carries
+ * {@code Connection: close}, so keep-alive clients open a new connection instead of failing on a closed one.
+ * Graceful close: answer 503 to new work, let running and queued scores finish (up to {@code graceSeconds}),
+ * then stop listening (see {@link #close()}).
  */
 final class DetectorServer implements AutoCloseable {
 
@@ -60,6 +63,13 @@ final class DetectorServer implements AutoCloseable {
             if (graceSeconds < 0) throw new JlensException("grace period " + graceSeconds + ": expected 0 or more seconds");
         }
     }
+
+    /**
+     * Largest unread rest of a request body that is read and dropped before an early answer, keeping the
+     * connection; a longer one gets {@code Connection: close} instead. 1 MiB takes well under a millisecond to
+     * read on loopback and bounds what a client can make the server read for nothing.
+     */
+    static final long DISCARD_LIMIT = 1 << 20;
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
@@ -173,9 +183,8 @@ final class DetectorServer implements AutoCloseable {
             }
         }
         byte[] body;
-        try (InputStream in = ex.getRequestBody()) {
-            body = in.readNBytes(config.maxBytes() + 1);
-        }
+        InputStream in = ex.getRequestBody();
+        body = in.readNBytes(config.maxBytes() + 1);
         if (body.length > config.maxBytes()) {
             send(ex, 413, error("request body is over the limit of " + config.maxBytes() + " bytes"));
             return;
@@ -235,6 +244,37 @@ final class DetectorServer implements AutoCloseable {
         send(ex, 200, r);
     }
 
+    /**
+     * Reads and drops what is left of the request body when that is at most {@link #DISCARD_LIMIT} bytes, so that the
+     * connection can stay open and a client still writing its body reads our status rather than a reset. True when
+     * the body has been read to its end (at once if the handler already read it all); false when it is longer or
+     * cannot be read, and the connection must then be closed. (Exchange attributes cannot carry "already read":
+     * the JDK server keeps them per context, shared by every exchange.)
+     */
+    private static boolean discardBody(HttpExchange ex) {
+        byte[] sink = new byte[8192];
+        try {
+            InputStream in = ex.getRequestBody();
+            int n = in.read(sink);
+            if (n < 0) return true;
+            String declared = ex.getRequestHeaders().getFirst("Content-Length");
+            if (declared != null) {
+                try {
+                    if (Long.parseLong(declared.trim()) > DISCARD_LIMIT) return false;
+                } catch (NumberFormatException e) {
+                    return false;
+                }
+            }
+            for (long left = DISCARD_LIMIT - n; left >= 0; left -= n) {
+                n = in.read(sink);
+                if (n < 0) return true;
+            }
+            return false;
+        } catch (IOException | UncheckedIOException e) {
+            return false;
+        }
+    }
+
     private static ObjectNode error(String message) {
         return JSON.createObjectNode().put("error", message);
     }
@@ -242,13 +282,21 @@ final class DetectorServer implements AutoCloseable {
     private void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
         byte[] bytes = (JSON.writeValueAsString(body) + "\n").getBytes(StandardCharsets.UTF_8);
         ex.getResponseHeaders().set("Content-Type", "application/json");
-        if (stopping.get()) ex.getResponseHeaders().set("Connection", "close");
+        // An answer given before the request body was read (413, an early 503, a bad Content-Length) leaves the
+        // rest of the body on the connection, and the JDK server then closes it after the answer. It must say so:
+        // a keep-alive client that is not told reuses the connection and its next request fails with a reset.
+        boolean bodyDone = discardBody(ex);
+        if (stopping.get() || !bodyDone) ex.getResponseHeaders().set("Connection", "close");
         if (ex.getRequestMethod().equals("HEAD")) {
             ex.sendResponseHeaders(status, -1);
             return;
         }
         ex.sendResponseHeaders(status, bytes.length);
-        ex.getResponseBody().write(bytes);
+        // Closing the response first sends it at once; the exchange's own close would first try to drain an unread
+        // body, and wait for a client that is not sending it.
+        try (var out = ex.getResponseBody()) {
+            out.write(bytes);
+        }
     }
 
     /**
