@@ -59,6 +59,14 @@ public record DetectorParams(DetectorKind kind, float[] mean, float[] invStd, fl
         return rawStandardised(z);
     }
 
+    /** The raw score of one row {@code data[offset .. offset + d)}, e.g. one token's activation; same arithmetic as {@link #raw(double[])}. */
+    public double raw(float[] data, int offset) {
+        int d = mean.length;
+        double[] z = new double[d];
+        for (int j = 0; j < d; j++) z[j] = ((double) data[offset + j] - mean[j]) * invStd[j];
+        return rawStandardised(z);
+    }
+
     public double raw(float[] x) {
         double[] xd = new double[x.length];
         for (int j = 0; j < x.length; j++) xd[j] = x[j];

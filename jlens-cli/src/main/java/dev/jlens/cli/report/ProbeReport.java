@@ -27,13 +27,19 @@ public final class ProbeReport {
     private ProbeReport() {
     }
 
+    /**
+     * @param aggregations per hook, per token aggregation (mean, max, window-mean, last), the main kind's detector
+     *                     scored that way (empty: no such section)
+     */
     public static void write(Path file, ObjectNode summary, List<Prober.HookResult> results, ProbeData data,
-                             List<DetectorKind> kinds, DetectorKind mainKind, String chosenHook, double target) {
-        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target));
+                             List<DetectorKind> kinds, DetectorKind mainKind, String chosenHook, double target,
+                             Map<String, Map<String, Prober.KindResult>> aggregations) {
+        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target, aggregations));
     }
 
     static String html(ObjectNode summary, List<Prober.HookResult> results, ProbeData data, List<DetectorKind> kinds,
-                       DetectorKind mainKind, String chosenHook, double target) {
+                       DetectorKind mainKind, String chosenHook, double target,
+                       Map<String, Map<String, Prober.KindResult>> aggregations) {
         JsonNode run = summary.get("run");
         Prober.HookResult chosen = results.stream().filter(r -> r.hook().equals(chosenHook)).findFirst().orElseThrow();
         Map<String, List<Prober.HookResult>> byKind = groupByHookKind(results);
@@ -56,6 +62,7 @@ public final class ProbeReport {
 
         h.append("<h2>Reading</h2><ul class=\"reading\">");
         for (String s : reading(summary, results, kinds, mainKind, chosen, target)) h.append("<li>").append(s).append("</li>");
+        for (String s : aggregationReading(aggregations, results, mainKind, target)) h.append("<li>").append(s).append("</li>");
         h.append("</ul>");
 
         h.append("<h2>Charts</h2><div class=\"grid\">");
@@ -125,7 +132,34 @@ public final class ProbeReport {
                     "Each dot is a test prompt. x: the linear probe; y: the calibrated negative Mahalanobis distance to the harmful "
                             + "centroid. Agreement puts the classes in opposite corners; a category the centroid misses sits low on y.");
         }
+        if (!aggregations.isEmpty()) {
+            List<Charts.Line> agg = new ArrayList<>();
+            List<String> names = new ArrayList<>(aggregations.values().iterator().next().keySet());
+            for (String a : names) {
+                Map<String, List<Prober.HookResult>> one = groupByHookKind(results);
+                agg.addAll(layerLines(one, a, r -> aggregations.get(r.hook()).get(a).test().overall().get(Evaluation.AUROC)));
+            }
+            card(h, Charts.lineChart("Token aggregations: " + mainKind.cliName(), "layer", "test AUROC (95% CI)", agg, null, null),
+                    "The same direction at each layer, each token of a prompt scored, the prompt score taken as the mean, the max, "
+                            + "the best window mean or the last token's score; Platt map and threshold chosen on validation for each.");
+        }
         h.append("</div>");
+
+        if (!aggregations.isEmpty()) {
+            List<String> names = new ArrayList<>(aggregations.values().iterator().next().keySet());
+            h.append("<h2>Token aggregations side by side (").append(esc(mainKind.cliName())).append(")</h2><table><tr><th>hook</th>");
+            for (String a : names) h.append("<th>").append(esc(a)).append(" AUROC</th><th>").append(esc(a)).append(" TPR@1%FPR</th>");
+            h.append("</tr>");
+            for (var e : aggregations.entrySet()) {
+                h.append("<tr><td>").append(esc(e.getKey())).append("</td>");
+                for (String a : names) {
+                    Map<String, Estimate> o = e.getValue().get(a).test().overall();
+                    h.append("<td>").append(ci(o.get(Evaluation.AUROC))).append("</td><td>").append(ci(o.get(Evaluation.TPR_AT_1))).append("</td>");
+                }
+                h.append("</tr>");
+            }
+            h.append("</table>");
+        }
 
         h.append("<h2>Caveats</h2><div class=\"caveat\"><ul>")
                 .append("<li>The test split is small (").append(chosen.get(mainKind).test().nPositive()).append(" harmful, ")
@@ -271,6 +305,41 @@ public final class ProbeReport {
         out.add(String.format(Locale.ROOT, "Calibration of the %s scores at %s: ECE %s, Brier %s (0 is perfect).",
                 esc(mainKind.cliName()), esc(chosen.hook()), ci(ece), ci(main.test().overall().get(Evaluation.BRIER))));
         return out;
+    }
+
+    /** Which aggregation reaches the target first, and which is best at the chosen layer. */
+    static List<String> aggregationReading(Map<String, Map<String, Prober.KindResult>> aggregations, List<Prober.HookResult> results,
+                                           DetectorKind mainKind, double target) {
+        if (aggregations.isEmpty()) return List.of();
+        List<String> names = new ArrayList<>(aggregations.values().iterator().next().keySet());
+        StringBuilder first = new StringBuilder();
+        for (String a : names) {
+            String layer = "none";
+            for (Prober.HookResult r : results) {
+                if (Prober.reaches(aggregations.get(r.hook()).get(a).test().overall().get(Evaluation.AUROC), target)) {
+                    layer = "layer " + r.layer();
+                    break;
+                }
+            }
+            if (!first.isEmpty()) first.append("; ");
+            first.append(esc(a)).append(": ").append(layer);
+        }
+        String best = null;
+        double bestAuc = -1;
+        String bestHook = null;
+        for (var e : aggregations.entrySet()) {
+            for (String a : names) {
+                double v = e.getValue().get(a).test().overall().get(Evaluation.AUROC).value();
+                if (v > bestAuc + 1e-12) {
+                    bestAuc = v;
+                    best = a;
+                    bestHook = e.getKey();
+                }
+            }
+        }
+        return List.of(String.format(Locale.ROOT, "Token aggregations of the %s detector's token scores: earliest layer whose test "
+                        + "AUROC CI lower bound reaches %s: %s. Highest test AUROC: %s at %s (%s).", esc(mainKind.cliName()), fmt(target),
+                first, esc(best), esc(bestHook), fmt(bestAuc)));
     }
 
     private static String pct(Estimate e) {
