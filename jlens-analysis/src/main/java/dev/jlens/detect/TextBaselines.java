@@ -1,0 +1,165 @@
+package dev.jlens.detect;
+
+import dev.jlens.JlensException;
+import dev.jlens.geometry.Estimate;
+import dev.jlens.stats.Auroc;
+import dev.jlens.stats.LogisticRegression;
+import dev.jlens.stats.Seeds;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * What the words alone achieve, on the probe's own splits: a TF-IDF bag-of-words logistic regression on the
+ * prompt text, and one on its length only. Same discipline as the residual probe: vocabulary, IDF and weights
+ * from train; C, the Platt map and the threshold on validation; metrics with bootstrap CIs on test, overall and
+ * per category. A probe whose AUROC interval does not lie above the TF-IDF one has not shown that it reads
+ * anything the words do not already say.
+ *
+ * <p>Written here rather than taken from a library: the JVM has no maintained small TF-IDF + logistic
+ * regression package, and the pieces (a tokeniser, counts, the probe's own {@link LogisticRegression}) are a
+ * few dozen lines. Features follow scikit-learn's {@code TfidfVectorizer} defaults where it matters: lower-cased
+ * word tokens of letters and digits, unigrams and bigrams seen in at least two train prompts, smooth IDF
+ * ln((1+n)/(1+df))+1, raw counts, rows L2-normalised.
+ */
+public final class TextBaselines {
+
+    public static final String TFIDF = "tf-idf";
+    public static final String LENGTH = "length";
+
+    private static final Pattern WORD = Pattern.compile("[\\p{L}\\p{N}]+");
+
+    /**
+     * One baseline's result.
+     *
+     * @param c        the C chosen on validation
+     * @param features how many features it had (vocabulary size, or 1)
+     */
+    public record Result(String name, double c, double valAuroc, int features, Evaluation test, double[] testLogit) {
+    }
+
+    private TextBaselines() {
+    }
+
+    /** The two baselines, TF-IDF first. */
+    public static List<Result> all(ProbeData data, Prober.Options o) {
+        return List.of(tfidf(data, o), length(data, o));
+    }
+
+    public static Result tfidf(ProbeData data, Prober.Options o) {
+        List<ProbeData.Example> ex = data.examples();
+        int[] train = data.indices("train");
+        List<List<String>> terms = new ArrayList<>(ex.size());
+        for (ProbeData.Example e : ex) terms.add(terms(e.text()));
+        Map<String, Integer> df = new HashMap<>();
+        for (int i : train) for (String t : new java.util.HashSet<>(terms.get(i))) df.merge(t, 1, Integer::sum);
+        Map<String, Integer> vocab = new LinkedHashMap<>();
+        df.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey).sorted()
+                .forEach(t -> vocab.put(t, vocab.size()));
+        if (vocab.isEmpty()) throw new JlensException("TF-IDF baseline: no word occurs in two train prompts");
+        double[] idf = new double[vocab.size()];
+        for (var e : vocab.entrySet()) idf[e.getValue()] = Math.log((1.0 + train.length) / (1.0 + df.get(e.getKey()))) + 1;
+        double[][] x = new double[ex.size()][vocab.size()];
+        for (int i = 0; i < ex.size(); i++) {
+            for (String t : terms.get(i)) {
+                Integer j = vocab.get(t);
+                if (j != null) x[i][j] += idf[j];
+            }
+            double norm = 0;
+            for (double v : x[i]) norm += v * v;
+            norm = Math.sqrt(norm);
+            if (norm > 0) for (int j = 0; j < x[i].length; j++) x[i][j] /= norm;
+        }
+        return fit(TFIDF, x, data, o);
+    }
+
+    public static Result length(ProbeData data, Prober.Options o) {
+        List<ProbeData.Example> ex = data.examples();
+        int[] train = data.indices("train");
+        double[] len = new double[ex.size()];
+        for (int i = 0; i < ex.size(); i++) len[i] = words(ex.get(i).text()).size();
+        double m = 0, s = 0;
+        for (int i : train) m += len[i];
+        m /= train.length;
+        for (int i : train) s += (len[i] - m) * (len[i] - m);
+        s = Math.sqrt(s / train.length);
+        double[][] x = new double[ex.size()][1];
+        for (int i = 0; i < ex.size(); i++) x[i][0] = s > 0 ? (len[i] - m) / s : 0;
+        return fit(LENGTH, x, data, o);
+    }
+
+    private static Result fit(String name, double[][] x, ProbeData data, Prober.Options o) {
+        boolean[] positive = data.positive();
+        int[] train = data.indices("train"), val = data.indices("val"), test = data.indices("test");
+        boolean[] valPos = new boolean[val.length];
+        for (int k = 0; k < val.length; k++) valPos[k] = positive[val[k]];
+        LogisticRegression.Model best = null;
+        double bestC = Double.NaN, bestAuc = -1;
+        double[] bestVal = null;
+        for (double c : o.fit().cGrid()) {
+            LogisticRegression.Model mdl = LogisticRegression.fit(x, positive, train, 1 / c);
+            double[] raw = new double[val.length];
+            for (int k = 0; k < val.length; k++) raw[k] = mdl.score(x[val[k]]);
+            double auc = auroc(raw, valPos);
+            if (auc > bestAuc + 1e-12) {
+                best = mdl;
+                bestC = c;
+                bestAuc = auc;
+                bestVal = raw;
+            }
+        }
+        double[] ab = Calibration.platt(bestVal, valPos);
+        double[] valLogit = new double[val.length];
+        for (int k = 0; k < val.length; k++) valLogit[k] = ab[0] * bestVal[k] + ab[1];
+        double threshold = Calibration.threshold(valLogit, valPos, o.fit().threshold());
+        double[] logit = new double[test.length];
+        boolean[] testPos = new boolean[test.length];
+        String[] group = new String[test.length];
+        for (int k = 0; k < test.length; k++) {
+            logit[k] = ab[0] * best.score(x[test[k]]) + ab[1];
+            testPos[k] = positive[test[k]];
+            group[k] = data.examples().get(test[k]).group();
+        }
+        Evaluation ev = Evaluation.of(logit, testPos, group, threshold, o.bootstrap(), Seeds.stream(o.seed(), -1, "baseline:" + name),
+                o.level());
+        return new Result(name, bestC, bestAuc, x[0].length, ev, logit);
+    }
+
+    private static double auroc(double[] score, boolean[] positive) {
+        List<Double> neg = new ArrayList<>(), pos = new ArrayList<>();
+        for (int k = 0; k < score.length; k++) (positive[k] ? pos : neg).add(score[k]);
+        return Auroc.of(neg.stream().mapToDouble(Double::doubleValue).toArray(), pos.stream().mapToDouble(Double::doubleValue).toArray());
+    }
+
+    /** Lower-cased word tokens (runs of letters and digits). */
+    public static List<String> words(String text) {
+        List<String> out = new ArrayList<>();
+        Matcher m = WORD.matcher(text.toLowerCase(Locale.ROOT));
+        while (m.find()) out.add(m.group());
+        return out;
+    }
+
+    /** Unigrams and bigrams of {@link #words}. */
+    static List<String> terms(String text) {
+        List<String> w = words(text);
+        List<String> out = new ArrayList<>(w);
+        for (int i = 0; i + 1 < w.size(); i++) out.add(w.get(i) + " " + w.get(i + 1));
+        return out;
+    }
+
+    /**
+     * Whether a probe beats a baseline: its AUROC interval lies wholly above the baseline's. Overlapping intervals
+     * (or no intervals and a point estimate not above) mean the probe has not shown more than the words.
+     */
+    public static boolean beats(Estimate probe, Estimate baseline) {
+        double lo = Double.isNaN(probe.lo()) ? probe.value() : probe.lo();
+        double hi = Double.isNaN(baseline.hi()) ? baseline.value() : baseline.hi();
+        return lo > hi;
+    }
+}
