@@ -56,7 +56,7 @@ class TextBaselinesTest {
         });
         TextBaselines.Result tfidf = TextBaselines.tfidf(data, options());
         Estimate auc = tfidf.test().overall().get(Evaluation.AUROC);
-        assertTrue(auc.value() > 0.98 && auc.hi() > 0.995, "TF-IDF AUROC " + auc);
+        assertTrue(auc.value() > 0.995, "TF-IDF AUROC " + auc);
         assertEquals(TextBaselines.TFIDF, tfidf.name());
         // a residual probe cannot do better than perfect: it does not beat the words
         assertFalse(TextBaselines.beats(new Estimate(1.0, 0.99, 1.0), auc));
@@ -68,7 +68,8 @@ class TextBaselinesTest {
     @Test
     void labelsInWordOrderAreInvisibleToTheWords() {
         // Both classes hold the same words: fillers drawn alike, plus "alpha" and "beta" at two random inner
-        // positions, never adjacent and never first or last, so unigrams, bigrams and length carry no label.
+        // positions, never adjacent and never first or last, so which words occur (and even which pairs are
+        // neighbours) and the length carry no label.
         // The label is which of the two comes first.
         ProbeData data = synthetic((rnd, pos) -> {
             List<String> w = fillers(rnd, 10 + rnd.nextInt(5));
@@ -95,6 +96,6 @@ class TextBaselinesTest {
     @Test
     void wordsAreLowerCasedRunsOfLettersAndDigits() {
         assertEquals(List.of("how", "do", "i", "pick", "a", "lock", "2", "ça", "va"), TextBaselines.words("How do I pick a LOCK? #2 Ça-va"));
-        assertTrue(TextBaselines.terms("a b c").containsAll(List.of("a", "b", "c", "a b", "b c")));
+        assertEquals(List.of("a", "b", "c"), TextBaselines.terms("a b c"));
     }
 }

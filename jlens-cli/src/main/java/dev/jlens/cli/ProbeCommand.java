@@ -11,6 +11,7 @@ import dev.jlens.detect.DetectorFitter;
 import dev.jlens.detect.DetectorKind;
 import dev.jlens.detect.DetectorParams;
 import dev.jlens.detect.TokenAggregation;
+import dev.jlens.detect.TextBaselines;
 import dev.jlens.detect.TokenScorer;
 import dev.jlens.detect.Evaluation;
 import dev.jlens.detect.ProbeData;
@@ -250,6 +251,8 @@ final class ProbeCommand implements Callable<Integer> {
                 results = aggregated;
             }
 
+            List<TextBaselines.Result> baselines = TextBaselines.all(data, options);
+
             Map<DetectorKind, Optional<Prober.HookResult>> earliest = new LinkedHashMap<>();
             for (DetectorKind k : kinds) earliest.put(k, Prober.earliest(results, k, target));
             Prober.HookResult chosen = choose(results, mainKind, earliest.get(mainKind));
@@ -276,7 +279,28 @@ final class ProbeCommand implements Callable<Integer> {
                     a.getValue().test().overall().forEach((name, est) -> an.set(name, estJson(est)));
                 }
             }
-            ProbeReport.write(out.resolve("PROBE.html"), summary, results, data, kinds, mainKind, chosen.hook(), target, compared);
+            ObjectNode baseJson = summary.putObject("baselines");
+            for (TextBaselines.Result b : baselines) {
+                ObjectNode bn = baseJson.putObject(b.name());
+                bn.put("c", b.c());
+                bn.put("val_auroc", b.valAuroc());
+                bn.put("features", b.features());
+                ObjectNode t = bn.putObject("test");
+                b.test().overall().forEach((name, est) -> t.set(name, estJson(est)));
+                ObjectNode cats = bn.putObject("categories");
+                for (Evaluation.GroupMetrics g : b.test().groups().values()) {
+                    cats.putObject(g.group()).put("n", g.n()).set("auroc", estJson(g.auroc()));
+                }
+            }
+            Estimate chosenAuc = chosen.get(mainKind).test().overall().get(Evaluation.AUROC);
+            Estimate wordsAuc = baselines.getFirst().test().overall().get(Evaluation.AUROC);
+            boolean beats = TextBaselines.beats(chosenAuc, wordsAuc);
+            baseJson.put("probe_beats_tf_idf", beats);
+            o.printf(Locale.ROOT, "baselines (words only, same splits): tf-idf AUROC %s, length AUROC %s; the %s probe at %s (%s) %s%n",
+                    ci(wordsAuc), ci(baselines.get(1).test().overall().get(Evaluation.AUROC)), mainKind.cliName(), chosen.hook(),
+                    ci(chosenAuc), beats ? "beats the words (its CI lies above)" : "does not beat the words (the CIs overlap)");
+            ProbeReport.write(out.resolve("PROBE.html"), summary, results, data, kinds, mainKind, chosen.hook(), target, compared,
+                    baselines);
             ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
             AtomicFiles.writeString(out.resolve("probe.json"), om.writeValueAsString(summary) + "\n");
             ResumableCache.discard(out);
