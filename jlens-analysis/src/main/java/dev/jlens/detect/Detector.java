@@ -444,6 +444,14 @@ public final class Detector implements AutoCloseable {
         return score(raw, ids.length, truncated[0], t0);
     }
 
+    /** Scores token ids as they are (no encoding, no truncation), with the early exit. */
+    public Score score(int[] ids) {
+        long t0 = System.nanoTime();
+        if (ids.length == 0) throw new JlensException("no tokens: there is nothing to score");
+        double raw = scoresPooledActivation() ? params.raw(pooled(ids, true)) : aggregation.aggregate(tokenRaw(ids, true));
+        return score(raw, ids.length, false, t0);
+    }
+
     private Score score(double raw, int tokens, boolean truncated, long t0) {
         double logit = params.logit(raw);
         double ms = (System.nanoTime() - t0) / 1e6;
@@ -461,17 +469,27 @@ public final class Detector implements AutoCloseable {
      * result is the one {@link #score(String)} gives, computed from these token scores.
      */
     public TokenScores tokenScores(String text) {
-        long t0 = System.nanoTime();
         if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
         boolean[] truncated = {false};
         int[] ids = encode(text, w -> truncated[0] = true);
+        return tokenScores(ids, truncated[0]);
+    }
+
+    /** As {@link #tokenScores(String)} for token ids as they are (e.g. a prompt and its continuation). */
+    public TokenScores tokenScores(int[] ids) {
+        if (ids.length == 0) throw new JlensException("no tokens: there is nothing to score");
+        return tokenScores(ids, false);
+    }
+
+    private TokenScores tokenScores(int[] ids, boolean truncated) {
+        long t0 = System.nanoTime();
         double[] raw = tokenRaw(ids, true);
         double promptRaw = scoresPooledActivation() ? params.raw(pooled(ids, true)) : aggregation.aggregate(raw);
         double[] logit = new double[raw.length];
         for (int t = 0; t < raw.length; t++) logit[t] = params.logit(raw[t]);
         List<String> tokens = new java.util.ArrayList<>(ids.length);
         for (int id : ids) tokens.add(model.tokenizer().decode(new int[] {id}));
-        return new TokenScores(ids, List.copyOf(tokens), raw, logit, score(promptRaw, ids.length, truncated[0], t0));
+        return new TokenScores(ids, List.copyOf(tokens), raw, logit, score(promptRaw, ids.length, truncated, t0));
     }
 
     /** The raw score of one token's activation at the hook, e.g. from a generation's own forward pass. */
