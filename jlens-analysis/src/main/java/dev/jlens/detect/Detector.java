@@ -512,6 +512,12 @@ public final class Detector implements AutoCloseable {
         return raw;
     }
 
+    /** A prompt's token ids as the detector scores it (plain, or as the user message of the chat template it was fitted with). */
+    public int[] promptIds(String text, java.util.function.Consumer<String> warnings) {
+        if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
+        return encode(text, warnings);
+    }
+
     /** The prompt's ids as the detector was fitted on them: plain, or through the model's chat template. */
     private int[] encode(String text, java.util.function.Consumer<String> warnings) {
         return chat ? model.encodeChat(text, chatSystem, warnings).ids() : model.encode(text, warnings);
