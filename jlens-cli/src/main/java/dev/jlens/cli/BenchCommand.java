@@ -47,7 +47,9 @@ import java.util.concurrent.Callable;
                 "Early exit of a saved detector (ms/prompt up to its layer vs the full pass):",
                 "  jlens bench --detector out/guard",
                 "The HTTP service under load (8 keep-alive clients for 20 s, bad requests mixed in):",
-                "  jlens bench --detector out/guard --serve --clients 8 --seconds 20"})
+                "  jlens bench --detector out/guard --serve --clients 8 --seconds 20",
+                "What a guard costs a generation (tokens/s with and without, same run):",
+                "  jlens bench --guard out/guard --tokens 64 --iterations 5"})
 final class BenchCommand implements Callable<Integer> {
 
     @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
@@ -58,6 +60,11 @@ final class BenchCommand implements Callable<Integer> {
             description = {"Instead: time a saved detector on the built-in test prompts, one prompt per forward pass,",
                     "with the early exit and with the full forward pass, and report the compute saved."})
     Path detector;
+
+    @Option(names = "--guard", paramLabel = "DIR",
+            description = {"Instead: time a greedy KV-cache generation of --tokens new tokens with and without this saved",
+                    "detector guarding it (flag mode, same tokens), alternating, and report the slowdown."})
+    Path guard;
 
     @Option(names = "--serve",
             description = {"With --detector: load the HTTP service of jlens serve on loopback instead (keep-alive clients,",
@@ -97,6 +104,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws InterruptedException {
+        if (guard != null) return GuardBench.run(guard, model, revision, iterations, tokens, System.out);
         if (serve && detector == null) throw new JlensException("--serve needs --detector DIR (the detector to serve)");
         if (detector != null && serve) return ServeBench.run(detector, model, revision, clients, seconds, System.out);
         if (detector != null) return DetectorBench.run(detector, model, revision, iterations, System.out);
