@@ -150,8 +150,15 @@ final class ProbeCommand implements Callable<Integer> {
         TokenAggregation aggregation = null;
         String poolName = pool.trim().toLowerCase(Locale.ROOT);
         if (poolName.equals("max") || poolName.startsWith("window-mean")) aggregation = TokenAggregation.parse(poolName);
-        Pooling pooling = aggregation != null ? Pooling.MEAN : Pooling.parse(pool);
-        if (pooling == Pooling.ALL) throw new JlensException("--pool all: a detector needs one vector per prompt; use mean, last or mean-skip-first");
+        Pooling pooling;
+        try {
+            pooling = aggregation != null ? Pooling.MEAN : Pooling.parse(pool);
+        } catch (JlensException e) {
+            throw new JlensException("--pool \"" + pool + "\": expected mean, last, mean-skip-first, max, window-mean or window-mean:K");
+        }
+        if (pooling == Pooling.ALL) {
+            throw new JlensException("--pool all: a detector needs one score per prompt; use mean, last, mean-skip-first, max or window-mean");
+        }
         chatOptions.validate(pooling);
         if (aggregation == null && !pooling.needsPostInstruction() && pooling != Pooling.ALL) aggregation = Detector.aggregationOf(pooling);
         if (pooling.needsPostInstruction()) {

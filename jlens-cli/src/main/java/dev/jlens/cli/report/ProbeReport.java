@@ -58,7 +58,9 @@ public final class ProbeReport {
         h.append("<h1>How early can a harmful request be recognised?</h1>");
         h.append("<p class=\"sub\">").append(esc(run.path("model").asText())).append(" · ").append(esc(run.path("architecture").asText()))
                 .append(" · ").append(run.path("n_layers").asInt()).append(" layers, d_model ").append(run.path("d_model").asInt())
-                .append(" · pooling ").append(esc(run.path("pooling").asText())).append(" · ").append(esc(data.description()))
+                .append(" · pooling ").append(esc(run.path("pooling").asText()))
+                .append(run.path("aggregation").isTextual() && !run.path("aggregation").asText().equals(run.path("pooling").asText())
+                        ? " · token scores aggregated by " + esc(run.path("aggregation").asText()) : "").append(" · ").append(esc(data.description()))
                 .append("</p>");
 
         h.append("<h2>Reading</h2><ul class=\"reading\">");
