@@ -106,21 +106,24 @@ public final class GenerationGuard {
             for (int s = 0; s < batch.size() && s < raw.length; s++) {
                 int len = batch.lengths()[s];
                 if (len == 0) continue;
-                int off = batch.offsets()[s];
+                int off = batch.offsets()[s], past = batch.pastLengths()[s];
+                int before = count[s];
+                // Rows are stored by position: with the KV cache each pass brings only the new token, without it
+                // (--no-kv-cache) every pass brings the whole sequence again and earlier positions are rewritten.
                 for (int t = 0; t < len; t++) {
-                    if (count[s] == raw[s].length) raw[s] = Arrays.copyOf(raw[s], 2 * raw[s].length);
-                    raw[s][count[s]++] = p.raw(value.data(), (off + t) * d);
+                    int pos = past + t;
+                    if (pos >= raw[s].length) raw[s] = Arrays.copyOf(raw[s], Math.max(2 * raw[s].length, pos + 1));
+                    raw[s][pos] = p.raw(value.data(), (off + t) * d);
                 }
+                count[s] = Math.max(count[s], past + len);
                 // Running score after this pass: the detector's own aggregation of every token so far.
                 double r = agg.aggregate(Arrays.copyOf(raw[s], count[s]));
                 double logit = p.logit(r);
                 running[s] = logit;
                 boolean crossed = p.flagged(logit);
                 if (crossed && crossedAt[s] < 0) crossedAt[s] = count[s] - 1;
-                int first = count[s] - len;
-                for (int t = 0; t < len; t++) {
-                    int pos = first + t;
-                    boolean last = t == len - 1;
+                for (int pos = before; pos < count[s]; pos++) {
+                    boolean last = pos == count[s] - 1;
                     listener.onScore(s, pos, pos >= promptLength[s], DetectorParams.probabilityOfLogit(p.logit(raw[s][pos])),
                             last ? DetectorParams.probabilityOfLogit(logit) : Double.NaN, last && crossedAt[s] >= 0);
                 }

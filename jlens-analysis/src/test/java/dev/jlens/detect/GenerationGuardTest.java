@@ -111,13 +111,19 @@ class GenerationGuardTest {
                     GenerationGuard.Mode.FLAG).checks();
             // a pass i >= 2 whose running score is above every earlier one: a threshold there trips first at i
             int trip = -1;
+            double highestBefore = Double.NEGATIVE_INFINITY;
             for (int i = 2; i < c.size() && trip < 0; i++) {
                 double before = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j < i; j++) before = Math.max(before, c.get(j));
-                if (c.get(i) > before) trip = i;
+                if (c.get(i) > before) {
+                    trip = i;
+                    highestBefore = before;
+                }
             }
             if (trip < 0) continue;   // this aggregation never rises after the start; another one will
-            Detector d = Detector.of(model, HOOK, pooling, explicit, withThreshold(fitted, c.get(trip)), null);
+            // halfway between: far from both values compared with rounding (the no-cache run below recomputes them)
+            double threshold = (c.get(trip) + highestBefore) / 2;
+            Detector d = Detector.of(model, HOOK, pooling, explicit, withThreshold(fitted, threshold), null);
             Run stop = guarded(d, GenerationGuard.Mode.STOP);
             // pass `trip` scored generated token trip - 1: the generation ends right after it
             assertEquals(Generation.StopReason.GUARD, stop.generation().stop(), agg.cliName());
@@ -127,6 +133,12 @@ class GenerationGuardTest {
             assertEquals(trip - 1, v.generatedIndex());
             assertEquals(prompt.length + trip - 1, v.position());
             assertEquals(DetectorParams.probabilityOfLogit(c.get(trip)), v.score(), 1e-12);
+            // without the KV cache every pass re-feeds the whole sequence: same stop, same tokens
+            GenerationGuard g2 = new GenerationGuard(d, GenerationGuard.Mode.STOP, new int[] {prompt.length}, null);
+            Generation noCache = new Generator(model).generate(List.of(prompt), config().withKvCache(false), g2.hooks(Hooks.none()),
+                    null, g2.stopCheck()).getFirst();
+            assertArrayEquals(stop.generation().newIds(), noCache.newIds(), agg.cliName() + " without the KV cache");
+            assertEquals(trip - 1, g2.verdict(0).generatedIndex());
             Run flag = guarded(d, GenerationGuard.Mode.FLAG);
             assertArrayEquals(free.newIds(), flag.generation().newIds(), "flag mode changes nothing");
             assertEquals(Generation.StopReason.MAX_TOKENS, flag.generation().stop());
