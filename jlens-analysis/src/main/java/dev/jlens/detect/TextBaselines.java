@@ -53,45 +53,11 @@ public final class TextBaselines {
     }
 
     public static Result tfidf(ProbeData data, Prober.Options o) {
-        List<ProbeData.Example> ex = data.examples();
-        int[] train = data.indices("train");
-        List<List<String>> terms = new ArrayList<>(ex.size());
-        for (ProbeData.Example e : ex) terms.add(terms(e.text()));
-        Map<String, Integer> df = new HashMap<>();
-        for (int i : train) for (String t : new java.util.HashSet<>(terms.get(i))) df.merge(t, 1, Integer::sum);
-        Map<String, Integer> vocab = new LinkedHashMap<>();
-        df.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey).sorted()
-                .forEach(t -> vocab.put(t, vocab.size()));
-        if (vocab.isEmpty()) throw new JlensException("TF-IDF baseline: no word occurs in two train prompts");
-        double[] idf = new double[vocab.size()];
-        for (var e : vocab.entrySet()) idf[e.getValue()] = Math.log((1.0 + train.length) / (1.0 + df.get(e.getKey()))) + 1;
-        double[][] x = new double[ex.size()][vocab.size()];
-        for (int i = 0; i < ex.size(); i++) {
-            for (String t : terms.get(i)) {
-                Integer j = vocab.get(t);
-                if (j != null) x[i][j] += idf[j];
-            }
-            double norm = 0;
-            for (double v : x[i]) norm += v * v;
-            norm = Math.sqrt(norm);
-            if (norm > 0) for (int j = 0; j < x[i].length; j++) x[i][j] /= norm;
-        }
-        return fit(TFIDF, x, data, o);
+        return fit(TFIDF, tfidfFeatures(data.texts(), data.indices("train")), data, o);
     }
 
     public static Result length(ProbeData data, Prober.Options o) {
-        List<ProbeData.Example> ex = data.examples();
-        int[] train = data.indices("train");
-        double[] len = new double[ex.size()];
-        for (int i = 0; i < ex.size(); i++) len[i] = words(ex.get(i).text()).size();
-        double m = 0, s = 0;
-        for (int i : train) m += len[i];
-        m /= train.length;
-        for (int i : train) s += (len[i] - m) * (len[i] - m);
-        s = Math.sqrt(s / train.length);
-        double[][] x = new double[ex.size()][1];
-        for (int i = 0; i < ex.size(); i++) x[i][0] = s > 0 ? (len[i] - m) / s : 0;
-        return fit(LENGTH, x, data, o);
+        return fit(LENGTH, lengthFeatures(data.texts(), data.indices("train")), data, o);
     }
 
     private static Result fit(String name, double[][] x, ProbeData data, Prober.Options o) {
@@ -145,6 +111,90 @@ public final class TextBaselines {
         List<Double> neg = new ArrayList<>(), pos = new ArrayList<>();
         for (int k = 0; k < score.length; k++) (positive[k] ? pos : neg).add(score[k]);
         return Auroc.of(neg.stream().mapToDouble(Double::doubleValue).toArray(), pos.stream().mapToDouble(Double::doubleValue).toArray());
+    }
+
+    /**
+     * A baseline measured the way {@code jlens analyze} measures its probe: out-of-fold scores of a k-fold
+     * stratified cross-validation with a fixed L2 penalty, the vocabulary, IDF (or the length's standardisation)
+     * refitted on each training fold; AUROC with a bootstrap interval (prompts resampled within each class).
+     *
+     * @param name {@link #TFIDF} or {@link #LENGTH}
+     */
+    public static Estimate crossValidated(String name, List<String> harmless, List<String> harmful, int folds, double lambda,
+                                          int bootstrap, long seed) {
+        int nA = harmless.size(), n = nA + harmful.size();
+        if (nA < 2 || harmful.size() < 2) throw new JlensException("a cross-validated baseline needs at least 2 prompts per class");
+        List<String> texts = new ArrayList<>(harmless);
+        texts.addAll(harmful);
+        boolean[] positive = new boolean[n];
+        for (int i = nA; i < n; i++) positive[i] = true;
+        int k = Math.min(folds, Math.min(nA, harmful.size()));
+        int[] fold = dev.jlens.stats.StratifiedKFold.assign(positive, k, Seeds.stream(seed, -1, "analyze-baseline-folds"));
+        double[] scores = new double[n];
+        for (int f = 0; f < k; f++) {
+            int ff = f;
+            int[] train = java.util.stream.IntStream.range(0, n).filter(i -> fold[i] != ff).toArray();
+            double[][] x = switch (name) {
+                case TFIDF -> tfidfFeatures(texts, train);
+                case LENGTH -> lengthFeatures(texts, train);
+                default -> throw new JlensException("unknown baseline " + name);
+            };
+            LogisticRegression.Model m = LogisticRegression.fit(x, positive, train, lambda);
+            for (int i = 0; i < n; i++) if (fold[i] == f) scores[i] = m.score(x[i]);
+        }
+        double[] sA = java.util.Arrays.copyOfRange(scores, 0, nA), sB = java.util.Arrays.copyOfRange(scores, nA, n);
+        double auc = Auroc.of(sA, sB);
+        if (bootstrap == 0) return Estimate.point(auc);
+        java.util.SplittableRandom rng = Seeds.stream(seed, -1, "analyze-baseline-bootstrap:" + name);
+        double[] draws = new double[bootstrap];
+        double[] ra = new double[sA.length], rb = new double[sB.length];
+        for (int b = 0; b < bootstrap; b++) {
+            for (int i = 0; i < ra.length; i++) ra[i] = sA[rng.nextInt(sA.length)];
+            for (int i = 0; i < rb.length; i++) rb[i] = sB[rng.nextInt(sB.length)];
+            draws[b] = Auroc.of(ra, rb);
+        }
+        java.util.Arrays.sort(draws);
+        return new Estimate(auc, draws[(int) Math.floor(0.025 * (bootstrap - 1))], draws[(int) Math.ceil(0.975 * (bootstrap - 1))]);
+    }
+
+    /** TF-IDF rows of every text, vocabulary and IDF from the texts in {@code fitRows}. */
+    static double[][] tfidfFeatures(List<String> texts, int[] fitRows) {
+        List<List<String>> terms = new ArrayList<>(texts.size());
+        for (String t : texts) terms.add(terms(t));
+        Map<String, Integer> df = new HashMap<>();
+        for (int i : fitRows) for (String t : new java.util.HashSet<>(terms.get(i))) df.merge(t, 1, Integer::sum);
+        Map<String, Integer> vocab = new LinkedHashMap<>();
+        df.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey).sorted()
+                .forEach(t -> vocab.put(t, vocab.size()));
+        if (vocab.isEmpty()) throw new JlensException("TF-IDF baseline: no word occurs in two train prompts");
+        double[] idf = new double[vocab.size()];
+        for (var e : vocab.entrySet()) idf[e.getValue()] = Math.log((1.0 + fitRows.length) / (1.0 + df.get(e.getKey()))) + 1;
+        double[][] x = new double[texts.size()][vocab.size()];
+        for (int i = 0; i < texts.size(); i++) {
+            for (String t : terms.get(i)) {
+                Integer j = vocab.get(t);
+                if (j != null) x[i][j] += idf[j];
+            }
+            double norm = 0;
+            for (double v : x[i]) norm += v * v;
+            norm = Math.sqrt(norm);
+            if (norm > 0) for (int j = 0; j < x[i].length; j++) x[i][j] /= norm;
+        }
+        return x;
+    }
+
+    /** Word counts standardised on the texts in {@code fitRows}. */
+    static double[][] lengthFeatures(List<String> texts, int[] fitRows) {
+        double[] len = new double[texts.size()];
+        for (int i = 0; i < texts.size(); i++) len[i] = words(texts.get(i)).size();
+        double m = 0, s = 0;
+        for (int i : fitRows) m += len[i];
+        m /= fitRows.length;
+        for (int i : fitRows) s += (len[i] - m) * (len[i] - m);
+        s = Math.sqrt(s / fitRows.length);
+        double[][] x = new double[texts.size()][1];
+        for (int i = 0; i < texts.size(); i++) x[i][0] = s > 0 ? (len[i] - m) / s : 0;
+        return x;
     }
 
     /** Lower-cased word tokens (runs of letters and digits). */

@@ -94,6 +94,26 @@ class TextBaselinesTest {
     }
 
     @Test
+    void crossValidatedLikeAnalyze() {
+        Random rnd = new Random(3);
+        List<String> harmless = new ArrayList<>(), marked = new ArrayList<>(), orderA = new ArrayList<>(), orderB = new ArrayList<>();
+        for (int i = 0; i < 120; i++) {
+            harmless.add(String.join(" ", fillers(rnd, 9)));
+            List<String> w = fillers(rnd, 9);
+            w.add(rnd.nextInt(w.size() + 1), "zorblax");
+            marked.add(String.join(" ", w));
+            List<String> o = fillers(rnd, 10);
+            o.add(7, i % 2 == 0 ? "beta" : "alpha");
+            o.add(3, i % 2 == 0 ? "alpha" : "beta");
+            (i % 2 == 0 ? orderB : orderA).add(String.join(" ", o));
+        }
+        Estimate word = TextBaselines.crossValidated(TextBaselines.TFIDF, harmless, marked, 5, 1.0, 200, 1);
+        assertTrue(word.value() > 0.995 && word.lo() <= word.value(), "one label word, 5-fold CV: " + word);
+        Estimate order = TextBaselines.crossValidated(TextBaselines.TFIDF, orderA, orderB, 5, 1.0, 200, 1);
+        assertTrue(Math.abs(order.value() - 0.5) < 0.15, "label in word order, 5-fold CV: " + order);
+    }
+
+    @Test
     void wordsAreLowerCasedRunsOfLettersAndDigits() {
         assertEquals(List.of("how", "do", "i", "pick", "a", "lock", "2", "ça", "va"), TextBaselines.words("How do I pick a LOCK? #2 Ça-va"));
         assertEquals(List.of("a", "b", "c"), TextBaselines.terms("a b c"));
