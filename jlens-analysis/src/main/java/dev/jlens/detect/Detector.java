@@ -76,12 +76,23 @@ public final class Detector implements AutoCloseable {
                         boolean truncated, double ms) {
     }
 
+    /**
+     * Every token of one prompt scored at the detector's hook: {@code raw[t]} is the detector's raw score of token
+     * t's activation (same standardisation, same linear form), {@code logit[t]} that through the detector's Platt
+     * map. {@code prompt} is the prompt's score, which is {@link #aggregation()} of {@code raw} (for a Mahalanobis
+     * detector with mean pooling, the distance of the mean activation instead: a quadratic score does not commute
+     * with the mean). {@code tokens} are the token strings, for display.
+     */
+    public record TokenScores(int[] ids, List<String> tokens, double[] raw, double[] logit, Score prompt) {
+    }
+
     private final HookedModel model;
     private final boolean ownsModel;
     private final ModelIdentity fittedOn;
     private final String hook;
     private final HookPoint point;
     private final Pooling pooling;
+    private final TokenAggregation aggregation;
     private final DetectorParams params;
     private final ForwardOptions early;
     private final ObjectNode description;
@@ -90,12 +101,13 @@ public final class Detector implements AutoCloseable {
     private final String chatSystem;
 
     private Detector(HookedModel model, boolean ownsModel, ModelIdentity fittedOn, String hook, Pooling pooling,
-                     DetectorParams params, ObjectNode description) {
+                     TokenAggregation aggregation, DetectorParams params, ObjectNode description) {
         this.model = model;
         this.ownsModel = ownsModel;
         this.fittedOn = fittedOn;
         this.hook = hook;
         this.pooling = pooling;
+        this.aggregation = aggregation == null ? aggregationOf(pooling) : aggregation;
         this.params = params;
         this.description = description;
         JsonNode chatNode = this.description.path("chat");
@@ -108,6 +120,13 @@ public final class Detector implements AutoCloseable {
         }
         if (p.kind() == HookKind.ATTN_PATTERN) throw new JlensException("detector hook " + hook + ": attention patterns cannot be pooled");
         if (pooling == Pooling.ALL) throw new JlensException("detector pooling \"all\": a detector needs one vector per prompt");
+        if (pooling == Pooling.POST_INSTRUCTION) {
+            throw new JlensException("detector pooling \"post-instruction\" is not supported; use mean or last");
+        }
+        if (!this.aggregation.isActivationPooling() && pooling != Pooling.MEAN) {
+            throw new JlensException("detector aggregation " + this.aggregation.cliName() + " needs pooling \"mean\" (the "
+                    + "direction is fitted on mean-pooled activations), found \"" + pooling.cliName() + "\"");
+        }
         this.point = p;
         int depth = p.depth();
         // The embedding needs no block at all, but the forward pass runs at least one; the final norm needs all.
@@ -120,12 +139,33 @@ public final class Detector implements AutoCloseable {
      * @param description extra JSON (metrics, training data) written into {@value #JSON} on {@link #save}
      */
     public static Detector of(HookedModel model, String hook, Pooling pooling, DetectorParams params, ObjectNode description) {
+        return of(model, hook, pooling, null, params, description);
+    }
+
+    /**
+     * As above, with the token aggregation the probe chose ({@code null}: the one of the pooling). With
+     * {@link TokenAggregation#MAX} or a window mean, {@code pooling} must be mean: the direction was fitted on
+     * mean-pooled activations and the Platt map and threshold on the aggregated token scores.
+     */
+    public static Detector of(HookedModel model, String hook, Pooling pooling, TokenAggregation aggregation,
+                              DetectorParams params, ObjectNode description) {
         if (params.dModel() != model.info().dModel()) {
             throw new JlensException("detector parameters have width " + params.dModel() + " but model "
                     + model.location().id() + " has d_model " + model.info().dModel());
         }
-        return new Detector(model, false, ModelIdentity.of(model), hook, pooling, params,
+        return new Detector(model, false, ModelIdentity.of(model), hook, pooling, aggregation, params,
                 description == null ? new ObjectMapper().createObjectNode() : description.deepCopy());
+    }
+
+    /** The token aggregation that equals an activation pooling for a linear detector. */
+    public static TokenAggregation aggregationOf(Pooling pooling) {
+        return switch (pooling) {
+            case MEAN -> TokenAggregation.MEAN;
+            case MEAN_SKIP_FIRST -> TokenAggregation.MEAN_SKIP_FIRST;
+            case LAST -> TokenAggregation.LAST;
+            default -> throw new JlensException("pooling \"" + pooling.cliName() + "\" has no token aggregation; a detector "
+                    + "uses mean, mean-skip-first or last");
+        };
     }
 
     /** Loads a detector folder (or its {@value #JSON}) and the model its JSON names; close it to free the model. */
@@ -182,7 +222,20 @@ public final class Detector implements AutoCloseable {
         } catch (JlensException e) {
             throw new JlensException(json + ": " + e.getMessage());
         }
-        Detector det = new Detector(model, owns, id, hook, pooling, params, root);
+        TokenAggregation aggregation = null;
+        if (root.path("aggregation").isTextual()) {
+            try {
+                aggregation = TokenAggregation.parse(root.get("aggregation").asText());
+            } catch (JlensException e) {
+                throw new JlensException(json + ": field \"aggregation\": " + e.getMessage());
+            }
+        }
+        Detector det;
+        try {
+            det = new Detector(model, owns, id, hook, pooling, aggregation, params, root);
+        } catch (JlensException e) {
+            throw new JlensException(json + ": " + e.getMessage());
+        }
         det.checkFingerprint(json, root);
         return det;
     }
@@ -335,6 +388,7 @@ public final class Detector implements AutoCloseable {
         root.put("hook", hook);
         root.put("layer", point.layer());
         root.put("pooling", pooling.cliName());
+        root.put("aggregation", aggregation.cliName());
         root.put("kind", params.kind().cliName());
         root.put("standardisation", "z = (x - mean) * inv_std, from the train split (tensors mean, inv_std)");
         root.put("score", params.kind() == DetectorKind.MAHALANOBIS
@@ -351,6 +405,8 @@ public final class Detector implements AutoCloseable {
             texts.add(t);
             raws.add(params.raw(pooled(encode(t, null), true)));
         }
+        root.put("token_scores", "raw_t = the score above of token t's activation; the prompt's raw score is "
+                + "the aggregation (" + aggregation.cliName() + ") of raw_t over its tokens");
         for (var it = description.properties().iterator(); it.hasNext(); ) {
             var e = it.next();
             if (!root.has(e.getKey())) root.set(e.getKey(), e.getValue());
@@ -384,11 +440,82 @@ public final class Detector implements AutoCloseable {
         if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
         boolean[] truncated = {false};
         int[] ids = encode(text, w -> truncated[0] = true);
-        double raw = params.raw(pooled(ids, earlyExit));
+        double raw = scoresPooledActivation() ? params.raw(pooled(ids, earlyExit)) : aggregation.aggregate(tokenRaw(ids, earlyExit));
+        return score(raw, ids.length, truncated[0], t0);
+    }
+
+    /** Scores token ids as they are (no encoding, no truncation), with the early exit. */
+    public Score score(int[] ids) {
+        long t0 = System.nanoTime();
+        if (ids.length == 0) throw new JlensException("no tokens: there is nothing to score");
+        double raw = scoresPooledActivation() ? params.raw(pooled(ids, true)) : aggregation.aggregate(tokenRaw(ids, true));
+        return score(raw, ids.length, false, t0);
+    }
+
+    private Score score(double raw, int tokens, boolean truncated, long t0) {
         double logit = params.logit(raw);
         double ms = (System.nanoTime() - t0) / 1e6;
         return new Score(DetectorParams.probabilityOfLogit(logit), logit, params.flagged(logit), point.layer(), hook,
-                ids.length, truncated[0], ms);
+                tokens, truncated, ms);
+    }
+
+    /** Mahalanobis with a mean pooling scores the mean activation: its quadratic score does not commute with the mean. */
+    private boolean scoresPooledActivation() {
+        return params.kind() == DetectorKind.MAHALANOBIS && aggregation.isActivationPooling() && aggregation != TokenAggregation.LAST;
+    }
+
+    /**
+     * Scores every token of a prompt (one forward pass, up to the detector's layer). The prompt score in the
+     * result is the one {@link #score(String)} gives, computed from these token scores.
+     */
+    public TokenScores tokenScores(String text) {
+        if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
+        boolean[] truncated = {false};
+        int[] ids = encode(text, w -> truncated[0] = true);
+        return tokenScores(ids, truncated[0]);
+    }
+
+    /** As {@link #tokenScores(String)} for token ids as they are (e.g. a prompt and its continuation). */
+    public TokenScores tokenScores(int[] ids) {
+        if (ids.length == 0) throw new JlensException("no tokens: there is nothing to score");
+        return tokenScores(ids, false);
+    }
+
+    private TokenScores tokenScores(int[] ids, boolean truncated) {
+        long t0 = System.nanoTime();
+        double[] raw = tokenRaw(ids, true);
+        double promptRaw = scoresPooledActivation() ? params.raw(pooled(ids, true)) : aggregation.aggregate(raw);
+        double[] logit = new double[raw.length];
+        for (int t = 0; t < raw.length; t++) logit[t] = params.logit(raw[t]);
+        List<String> tokens = new java.util.ArrayList<>(ids.length);
+        for (int id : ids) tokens.add(model.tokenizer().decode(new int[] {id}));
+        return new TokenScores(ids, List.copyOf(tokens), raw, logit, score(promptRaw, ids.length, truncated, t0));
+    }
+
+    /** The raw score of one token's activation at the hook, e.g. from a generation's own forward pass. */
+    public double tokenRaw(float[] activations, int offset) {
+        return params.raw(activations, offset);
+    }
+
+    private double[] tokenRaw(int[] ids, boolean earlyExit) {
+        double[] raw = new double[ids.length];
+        boolean[] seen = {false};
+        int d = params.dModel();
+        Hooks hooks = Hooks.none().with(hook::equals, (p, value, batch) -> {
+            int off = batch.offsets()[0];
+            for (int t = 0; t < batch.lengths()[0]; t++) raw[t] = params.raw(value.data(), (off + t) * d);
+            seen[0] = true;
+            return value;
+        });
+        model.model().forward(TokenBatch.single(ids), earlyExit ? early : ForwardOptions.full(), hooks);
+        if (!seen[0]) throw new IllegalStateException("hook " + hook + " did not fire");
+        return raw;
+    }
+
+    /** A prompt's token ids as the detector scores it (plain, or as the user message of the chat template it was fitted with). */
+    public int[] promptIds(String text, java.util.function.Consumer<String> warnings) {
+        if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
+        return encode(text, warnings);
     }
 
     /** The prompt's ids as the detector was fitted on them: plain, or through the model's chat template. */
@@ -419,6 +546,11 @@ public final class Detector implements AutoCloseable {
 
     public Pooling pooling() {
         return pooling;
+    }
+
+    /** How token scores make the prompt score (the pooling's own, or max / a window mean chosen by the probe). */
+    public TokenAggregation aggregation() {
+        return aggregation;
     }
 
     public DetectorParams params() {

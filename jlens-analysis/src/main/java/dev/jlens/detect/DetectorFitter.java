@@ -224,6 +224,28 @@ public final class DetectorFitter {
         return Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
     }
 
+    /**
+     * The same detector with its Platt map and threshold refitted on validation scores computed another way
+     * (token scores aggregated by max or a window mean): standardisation and direction stay as fitted.
+     *
+     * @param valRaw raw scores of the validation examples, in the order of {@code valPositive}
+     */
+    public static Fitted recalibrate(Fitted f, double[] valRaw, boolean[] valPositive, ThresholdRule rule) {
+        double[] ab = Calibration.platt(valRaw, valPositive);
+        double[] logit = new double[valRaw.length];
+        List<Double> neg = new ArrayList<>(), pos = new ArrayList<>();
+        for (int k = 0; k < valRaw.length; k++) {
+            logit[k] = ab[0] * valRaw[k] + ab[1];
+            (valPositive[k] ? pos : neg).add(valRaw[k]);
+        }
+        double threshold = Calibration.threshold(logit, valPositive, rule);
+        DetectorParams q = f.params();
+        DetectorParams done = new DetectorParams(q.kind(), q.mean(), q.invStd(), q.weights(), q.bias(), q.centroid(),
+                q.precision(), ab[0], ab[1], threshold);
+        double auc = Auroc.of(neg.stream().mapToDouble(Double::doubleValue).toArray(), pos.stream().mapToDouble(Double::doubleValue).toArray());
+        return new Fitted(done, f.hyper(), auc);
+    }
+
     private Fitted finish(Candidate c, Map<String, Double> hyper) {
         boolean[] valPos = new boolean[val.length];
         for (int k = 0; k < val.length; k++) valPos[k] = positive[val[k]];

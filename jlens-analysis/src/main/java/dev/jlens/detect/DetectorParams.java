@@ -6,7 +6,9 @@ import dev.jlens.JlensException;
  * The numbers of one fitted detector, as saved: standardisation, the kind's own parameters, the Platt map from
  * raw score to a calibrated log-odds ("logit") and probability, and the flagging threshold on the logit. Parameters are float32 because
  * that is how they are saved; the probe evaluates exactly these rounded values, so a loaded detector
- * reproduces the reported metrics bit for bit. Arithmetic is in double, in one fixed order, so a score does
+ * reproduces the reported scores: bit for bit with last-token pooling, to rounding (~10⁻⁷ relative) with mean
+ * pooling, where the detector averages its token scores in double and the probe scored the float32 mean
+ * activation. Arithmetic is in double, in one fixed order, so a score does
  * not depend on the thread that computes it.
  *
  * <p>With z_j = (x_j − mean_j)·invStd_j: linear kinds score w·z + bias; Mahalanobis scores −(z − c)ᵀP(z − c)
@@ -56,6 +58,14 @@ public record DetectorParams(DetectorKind kind, float[] mean, float[] invStd, fl
         if (x.length != d) throw new JlensException("detector expects activations of width " + d + ", got " + x.length);
         double[] z = new double[d];
         for (int j = 0; j < d; j++) z[j] = ((double) x[j] - mean[j]) * invStd[j];
+        return rawStandardised(z);
+    }
+
+    /** The raw score of one row {@code data[offset .. offset + d)}, e.g. one token's activation; same arithmetic as {@link #raw(double[])}. */
+    public double raw(float[] data, int offset) {
+        int d = mean.length;
+        double[] z = new double[d];
+        for (int j = 0; j < d; j++) z[j] = ((double) data[offset + j] - mean[j]) * invStd[j];
         return rawStandardised(z);
     }
 

@@ -79,6 +79,11 @@ public final class ProbeData {
         return new ProbeData(out, String.join("; ", parts));
     }
 
+    /** Examples made by the caller (each with its split), e.g. synthetic data in tests. */
+    public static ProbeData ofExamples(List<Example> examples, String description) {
+        return new ProbeData(examples, description);
+    }
+
     private static Example example(Prompt p, String split, String source) {
         boolean positive;
         if (p.label().equals(HARMFUL)) positive = true;

@@ -85,6 +85,40 @@ public final class Prober {
     }
 
     /**
+     * A kind's detector at one hook with its prompt score taken as an aggregation of token scores: the direction as
+     * fitted, the Platt map and threshold refitted on the aggregated validation scores, then evaluated on test.
+     *
+     * @param tokenRaw per example of {@code data} (in its order), the raw score of each of its tokens
+     */
+    public static KindResult aggregate(String hook, int layer, KindResult fitted, double[][] tokenRaw, TokenAggregation aggregation,
+                                       ProbeData data, Options o) {
+        if (tokenRaw.length != data.examples().size()) {
+            throw new JlensException(hook + ": token scores of " + tokenRaw.length + " prompts for " + data.examples().size());
+        }
+        boolean[] positive = data.positive();
+        int[] val = data.indices("val"), test = data.indices("test");
+        double[] valRaw = new double[val.length];
+        boolean[] valPos = new boolean[val.length];
+        for (int k = 0; k < val.length; k++) {
+            valRaw[k] = aggregation.aggregate(tokenRaw[val[k]]);
+            valPos[k] = positive[val[k]];
+        }
+        DetectorFitter.Fitted f = DetectorFitter.recalibrate(fitted.fitted(), valRaw, valPos, o.fit().threshold());
+        double[] logit = new double[test.length];
+        boolean[] testPos = new boolean[test.length];
+        String[] testGroup = new String[test.length];
+        for (int k = 0; k < test.length; k++) {
+            logit[k] = f.params().logit(aggregation.aggregate(tokenRaw[test[k]]));
+            testPos[k] = positive[test[k]];
+            testGroup[k] = data.examples().get(test[k]).group();
+        }
+        Evaluation ev = Evaluation.of(logit, testPos, testGroup, f.params().thresholdLogit(), o.bootstrap(),
+                Seeds.stream(o.seed(), layer, "detect-bootstrap:" + hook + ":" + fitted.kind().cliName() + ":" + aggregation.cliName()),
+                o.level());
+        return new KindResult(fitted.kind(), f, ev, logit);
+    }
+
+    /**
      * The first hook (in the given, forward order) whose test AUROC interval lower bound reaches the target;
      * without intervals the point estimate is used.
      */

@@ -14,6 +14,8 @@ import dev.jlens.hooks.Pooling;
 import dev.jlens.io.AtomicFiles;
 import dev.jlens.load.MemoryEstimate;
 import dev.jlens.model.HookedModel;
+import dev.jlens.detect.TextBaselines;
+import dev.jlens.geometry.Estimate;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
 import dev.jlens.cli.report.AnalyzeReport;
@@ -189,6 +191,20 @@ final class AnalyzeCommand implements Callable<Integer> {
             }
             Map<String, LayerMetrics> peaks = GeometryAnalyzer.peaks(rows);
             printTable(o, rows, peaks);
+            // What the words alone achieve, measured like the probe (same folds count, same penalty, CIs).
+            Map<String, Estimate> baselines = new LinkedHashMap<>();
+            for (String name : List.of(TextBaselines.TFIDF, TextBaselines.LENGTH)) {
+                baselines.put(name, TextBaselines.crossValidated(name, setA.texts(), setB.texts(), cvFolds, 1.0, bootstrap, seed));
+            }
+            LayerMetrics best = peaks.get("probe_auroc");
+            if (best != null) {
+                Estimate probeCi = best.probeAurocCi() == null ? Estimate.point(best.probeAuroc()) : best.probeAurocCi();
+                o.printf(java.util.Locale.ROOT, "%nbaselines (words only, %d-fold CV): tf-idf AUROC %s, length AUROC %s; the probe at %s "
+                                + "(%s) %s%n", cvFolds, ProbeCommand.ci(baselines.get(TextBaselines.TFIDF)),
+                        ProbeCommand.ci(baselines.get(TextBaselines.LENGTH)), best.hook(), ProbeCommand.ci(probeCi),
+                        TextBaselines.beats(probeCi, baselines.get(TextBaselines.TFIDF)) ? "beats the words"
+                                : "does not beat the words (the CIs overlap)");
+            }
 
             ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, false, hookNames,
                     "prompts.jsonl (harmless, harmful, reference)", combinedSha(setA, setB, setR),
@@ -203,8 +219,8 @@ final class AnalyzeCommand implements Callable<Integer> {
             double[][] peakActs = pooledByHook.get(peaks.containsKey("l2_rel") ? peaks.get("l2_rel").hook() : peak.hook());
             String peakHook = peaks.containsKey("l2_rel") ? peaks.get("l2_rel").hook() : peak.hook();
             AnalyzeReport.write(out.resolve("REPORT.html"), info, rows, peaks, peakHook,
-                    java.util.Arrays.copyOfRange(peakActs, 0, nA + nB), nA, nB);
-            writeJson(out, info, rows, peaks);
+                    java.util.Arrays.copyOfRange(peakActs, 0, nA + nB), nA, nB, baselines);
+            writeJson(out, info, rows, peaks, baselines);
             ResumableCache.discard(out);
             o.printf("%nwrote %s (metrics.csv, metrics.json, REPORT.html, activations.safetensors) in %.1f s%n",
                     out, (System.nanoTime() - t0) / 1e9);
@@ -300,7 +316,8 @@ final class AnalyzeCommand implements Callable<Integer> {
         AtomicFiles.writeString(dir.resolve("prompts.jsonl"), sb.toString());
     }
 
-    private static void writeJson(Path dir, RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks) throws IOException {
+    private static void writeJson(Path dir, RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks,
+                                  Map<String, Estimate> baselines) throws IOException {
         ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = om.createObjectNode();
         root.put("jlens_version", JlensCli.VERSION);
@@ -309,6 +326,8 @@ final class AnalyzeCommand implements Callable<Integer> {
         for (LayerMetrics r : rows) layers.add(om.valueToTree(r));
         ObjectNode pk = root.putObject("peaks");
         peaks.forEach((k, r) -> pk.putObject(k).put("hook", r.hook()).put("layer", r.layer()).put("value", value(k, r)));
+        ObjectNode bl = root.putObject("baselines");
+        baselines.forEach((k, e) -> bl.putObject(k).put("auroc", e.value()).put("ci_lo", e.lo()).put("ci_hi", e.hi()));
         root.put("complete", true);
         nanToNull(root);
         AtomicFiles.writeString(dir.resolve("metrics.json"), om.writeValueAsString(root) + "\n");

@@ -48,7 +48,11 @@ import java.util.concurrent.Callable;
                 "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 \\",
                 "      --hooks 'blocks.*.hook_resid_post' --pool mean",
                 "Early exit of a saved detector (ms/prompt up to its layer vs the full pass):",
-                "  jlens bench --detector out/guard"})
+                "  jlens bench --detector out/guard",
+                "The HTTP service under load (8 keep-alive clients for 20 s, bad requests mixed in):",
+                "  jlens bench --detector out/guard --serve --clients 8 --seconds 20",
+                "What a guard costs a generation (tokens/s with and without, same run):",
+                "  jlens bench --guard out/guard --tokens 64 --iterations 5"})
 final class BenchCommand implements Callable<Integer> {
 
     @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
@@ -59,6 +63,22 @@ final class BenchCommand implements Callable<Integer> {
             description = {"Instead: time a saved detector on the built-in test prompts, one prompt per forward pass,",
                     "with the early exit and with the full forward pass, and report the compute saved."})
     Path detector;
+
+    @Option(names = "--guard", paramLabel = "DIR",
+            description = {"Instead: time a greedy KV-cache generation of --tokens new tokens with and without this saved",
+                    "detector guarding it (flag mode, same tokens), alternating, and report the slowdown."})
+    Path guard;
+
+    @Option(names = "--serve",
+            description = {"With --detector: load the HTTP service of jlens serve on loopback instead (keep-alive clients,",
+                    "malformed and oversized bodies mixed in) and report scores/s, latency and every status."})
+    boolean serve;
+
+    @Option(names = "--clients", defaultValue = "8", paramLabel = "N", description = "With --serve: concurrent clients (default: ${DEFAULT-VALUE}).")
+    int clients;
+
+    @Option(names = "--seconds", defaultValue = "20", paramLabel = "S", description = "With --serve: how long the load runs (default: ${DEFAULT-VALUE}).")
+    int seconds;
 
     @Option(names = "--revision", paramLabel = "REV", description = "For ORG/NAME models: branch, tag or commit.")
     String revision;
@@ -86,7 +106,10 @@ final class BenchCommand implements Callable<Integer> {
     long seed;
 
     @Override
-    public Integer call() {
+    public Integer call() throws InterruptedException {
+        if (guard != null) return GuardBench.run(guard, model, revision, iterations, tokens, System.out);
+        if (serve && detector == null) throw new JlensException("--serve needs --detector DIR (the detector to serve)");
+        if (detector != null && serve) return ServeBench.run(detector, model, revision, clients, seconds, System.out);
         if (detector != null) return DetectorBench.run(detector, model, revision, iterations, System.out);
         if (model == null) throw new JlensException("--model is required (or --detector DIR to time a detector's early exit)");
         int cores = Runtime.getRuntime().availableProcessors();

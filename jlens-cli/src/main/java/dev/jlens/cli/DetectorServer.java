@@ -10,6 +10,7 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import dev.jlens.JlensException;
 import dev.jlens.detect.Detector;
+import dev.jlens.detect.GenerationGuard;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -41,14 +42,26 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * requests; when both are full a request gets 503 at once instead of waiting. Each connection's exchange runs
  * on a virtual thread (cheap while it waits for its score), and at most {@code 2 × (threads + queue) + 16}
  * exchanges are admitted at a time, so memory stays bounded under a flood: beyond that, 503 before the body is
- * read. Bodies over {@code maxBytes} get 413. Graceful close: answer 503 to new work, let running and queued
- * scores finish (up to {@code graceSeconds}), then stop listening (see {@link #close()}).
+ * read. Bodies over {@code maxBytes} get 413. An answer given before the body was read to its end keeps the
+ * connection open only if the rest of the body (up to 1 MiB) could be read and dropped; otherwise it carries
+ * {@code Connection: close}, so keep-alive clients open a new connection instead of failing on a closed one.
+ * Graceful close: answer 503 to new work, let running and queued scores finish (up to {@code graceSeconds}),
+ * then stop listening (see {@link #close()}).
  */
 final class DetectorServer implements AutoCloseable {
 
     /** What the server calls to score a text; a {@link Detector} in production, a stub in tests. */
     interface Scorer {
         Detector.Score score(String text);
+    }
+
+    /**
+     * A guarded generation for POST /v1/generate: continues {@code text} with at most {@code maxNewTokens} tokens and
+     * hands every event (a JSON object: token, score, end) to {@code emit} as it happens. Null when the model cannot
+     * generate.
+     */
+    interface Streamer {
+        void generate(String text, int maxNewTokens, GenerationGuard.Mode mode, java.util.function.Consumer<ObjectNode> emit);
     }
 
     record Config(String host, int port, int threads, int queue, int maxBytes, int graceSeconds) {
@@ -61,11 +74,20 @@ final class DetectorServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Largest unread rest of a request body that is read and dropped before an early answer, keeping the
+     * connection; a longer one gets {@code Connection: close} instead. 1 MiB takes well under a millisecond to
+     * read on loopback and bounds what a client can make the server read for nothing.
+     */
+    static final long DISCARD_LIMIT = 1 << 20;
+
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .enable(JsonGenerator.Feature.ESCAPE_NON_ASCII);
 
     private final Scorer scorer;
+    private final Streamer streamer;
+    private final int maxNewTokens;
     private final ObjectNode health;
     private final Config config;
     private final HttpServer server;
@@ -76,7 +98,14 @@ final class DetectorServer implements AutoCloseable {
 
     /** @param health fields reported by GET /healthz next to "status" (model, hook, layer) */
     DetectorServer(Scorer scorer, ObjectNode health, Config config) {
+        this(scorer, null, 0, health, config);
+    }
+
+    /** With a streamer, POST /v1/generate streams guarded generations of at most {@code maxNewTokens} tokens. */
+    DetectorServer(Scorer scorer, Streamer streamer, int maxNewTokens, ObjectNode health, Config config) {
         this.scorer = scorer;
+        this.streamer = streamer;
+        this.maxNewTokens = maxNewTokens;
         this.health = health.deepCopy();
         this.config = config;
         BlockingQueue<Runnable> q = config.queue() == 0 ? new SynchronousQueue<>() : new ArrayBlockingQueue<>(config.queue());
@@ -149,14 +178,27 @@ final class DetectorServer implements AutoCloseable {
                 }
                 score(ex);
             }
-            default -> send(ex, 404, error("no such endpoint " + path + "; use POST /v1/score or GET /healthz"));
+            case "/v1/generate" -> {
+                if (streamer == null) {
+                    send(ex, 404, error("generation is not served: start jlens serve with --generate (and a causal model)"));
+                    return;
+                }
+                if (!method.equals("POST")) {
+                    ex.getResponseHeaders().set("Allow", "POST");
+                    send(ex, 405, error("use POST /v1/generate with a JSON body {\"text\": \"...\", \"max_new_tokens\": N, \"mode\": \"stop\"}"));
+                    return;
+                }
+                generate(ex);
+            }
+            default -> send(ex, 404, error("no such endpoint " + path + "; use POST /v1/score, POST /v1/generate or GET /healthz"));
         }
     }
 
-    private void score(HttpExchange ex) throws IOException {
+    /** The request's JSON object with a non-blank string "text", or null after answering with the error. */
+    private JsonNode readText(HttpExchange ex) throws IOException {
         if (stopping.get()) {
             send(ex, 503, error("server is shutting down"));
-            return;
+            return null;
         }
         String declared = ex.getRequestHeaders().getFirst("Content-Length");
         if (declared != null) {
@@ -165,20 +207,19 @@ final class DetectorServer implements AutoCloseable {
                 n = Long.parseLong(declared.trim());
             } catch (NumberFormatException e) {
                 send(ex, 400, error("Content-Length \"" + declared + "\" is not a number"));
-                return;
+                return null;
             }
             if (n > config.maxBytes()) {
                 send(ex, 413, error("request body of " + n + " bytes is over the limit of " + config.maxBytes() + " bytes"));
-                return;
+                return null;
             }
         }
         byte[] body;
-        try (InputStream in = ex.getRequestBody()) {
-            body = in.readNBytes(config.maxBytes() + 1);
-        }
+        InputStream in = ex.getRequestBody();
+        body = in.readNBytes(config.maxBytes() + 1);
         if (body.length > config.maxBytes()) {
             send(ex, 413, error("request body is over the limit of " + config.maxBytes() + " bytes"));
-            return;
+            return null;
         }
         JsonNode node;
         try {
@@ -186,25 +227,32 @@ final class DetectorServer implements AutoCloseable {
         } catch (JsonProcessingException e) {
             String reason = e.getOriginalMessage() == null ? "" : e.getOriginalMessage().lines().findFirst().orElse("");
             send(ex, 400, error("request body is not valid JSON (" + reason + "); expected {\"text\": \"...\"}"));
-            return;
+            return null;
         }
         if (node == null || !node.isObject()) {
             send(ex, 400, error("expected a JSON object {\"text\": \"...\"}"));
-            return;
+            return null;
         }
         JsonNode text = node.get("text");
         if (text == null || text.isNull()) {
             send(ex, 400, error("missing field \"text\"; expected {\"text\": \"...\"}"));
-            return;
+            return null;
         }
         if (!text.isTextual()) {
             send(ex, 400, error("field \"text\" must be a string"));
-            return;
+            return null;
         }
         if (text.asText().isBlank()) {
             send(ex, 400, error("empty text: there is nothing to score"));
-            return;
+            return null;
         }
+        return node;
+    }
+
+    private void score(HttpExchange ex) throws IOException {
+        JsonNode node = readText(ex);
+        if (node == null) return;
+        JsonNode text = node.get("text");
         Future<Detector.Score> f;
         try {
             f = workers.submit(() -> scorer.score(text.asText()));
@@ -235,6 +283,124 @@ final class DetectorServer implements AutoCloseable {
         send(ex, 200, r);
     }
 
+    /**
+     * POST /v1/generate: a guarded generation streamed as JSON lines (Content-Type application/x-ndjson, chunked):
+     * {"type": "token", ...} per new token, {"type": "score", ...} when a token has been scored by the guard, and a
+     * last {"type": "end", "stop", "guard": {...}, "text"}. Errors before the stream starts are the usual JSON
+     * 4xx/503; an error during it ends the stream with {"type": "error", "error": ...}.
+     */
+    private void generate(HttpExchange ex) throws IOException {
+        JsonNode node = readText(ex);
+        if (node == null) return;
+        int n = maxNewTokens;
+        JsonNode mx = node.get("max_new_tokens");
+        if (mx != null && !mx.isNull()) {
+            if (!mx.canConvertToInt() || mx.asInt() < 1 || !mx.isIntegralNumber()) {
+                send(ex, 400, error("field \"max_new_tokens\" must be a positive whole number (at most " + maxNewTokens + ")"));
+                return;
+            }
+            n = Math.min(maxNewTokens, mx.asInt());
+        }
+        GenerationGuard.Mode mode = GenerationGuard.Mode.STOP;
+        JsonNode m = node.get("mode");
+        if (m != null && !m.isNull()) {
+            try {
+                mode = GenerationGuard.Mode.parse(m.asText());
+            } catch (JlensException e) {
+                send(ex, 400, error("field \"mode\" must be \"stop\" or \"flag\""));
+                return;
+            }
+        }
+        int limit = n;
+        GenerationGuard.Mode chosen = mode;
+        String text = node.get("text").asText();
+        // The worker streams only once the status line is out; the handler sends it after the worker was accepted,
+        // so that a full queue can still be answered with a plain 503.
+        java.util.concurrent.CompletableFuture<Void> headersSent = new java.util.concurrent.CompletableFuture<>();
+        Future<?> f;
+        try {
+            f = workers.submit(() -> {
+                headersSent.join();
+                try {
+                    streamer.generate(text, limit, chosen, event -> writeLine(ex, event));
+                } catch (JlensException e) {
+                    writeLine(ex, JSON.createObjectNode().put("type", "error").put("error", e.getMessage()));
+                }
+                return null;
+            });
+        } catch (RejectedExecutionException e) {
+            ex.getResponseHeaders().set("Retry-After", "1");
+            send(ex, 503, error("server busy: " + config.threads() + " request(s) running and " + config.queue()
+                    + " queued; retry later"));
+            return;
+        }
+        ex.getResponseHeaders().set("Content-Type", "application/x-ndjson");
+        if (stopping.get()) ex.getResponseHeaders().set("Connection", "close");
+        try {
+            ex.sendResponseHeaders(200, 0);
+        } catch (IOException e) {
+            f.cancel(true);
+            headersSent.completeExceptionally(e);
+            throw e;
+        }
+        headersSent.complete(null);
+        try {
+            f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException e) {
+            // a client that went away ends its generation through the failed write; anything else is reported
+            if (!(e.getCause() instanceof UncheckedIOException)) {
+                writeLine(ex, JSON.createObjectNode().put("type", "error").put("error", "internal error: " + e.getCause()));
+            }
+        }
+        ex.getResponseBody().close();
+    }
+
+    /** One JSON line on a streaming answer, flushed so that the client sees it at once. */
+    private static void writeLine(HttpExchange ex, ObjectNode event) {
+        try {
+            var out = ex.getResponseBody();
+            synchronized (ex) {
+                out.write((JSON.writeValueAsString(event) + "\n").getBytes(StandardCharsets.UTF_8));
+                out.flush();
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Reads and drops what is left of the request body when that is at most {@link #DISCARD_LIMIT} bytes, so that the
+     * connection can stay open and a client still writing its body reads our status rather than a reset. True when
+     * the body has been read to its end (at once if the handler already read it all); false when it is longer or
+     * cannot be read, and the connection must then be closed. (Exchange attributes cannot carry "already read":
+     * the JDK server keeps them per context, shared by every exchange.)
+     */
+    private static boolean discardBody(HttpExchange ex) {
+        byte[] sink = new byte[8192];
+        try {
+            InputStream in = ex.getRequestBody();
+            int n = in.read(sink);
+            if (n < 0) return true;
+            String declared = ex.getRequestHeaders().getFirst("Content-Length");
+            if (declared != null) {
+                try {
+                    if (Long.parseLong(declared.trim()) > DISCARD_LIMIT) return false;
+                } catch (NumberFormatException e) {
+                    return false;
+                }
+            }
+            for (long left = DISCARD_LIMIT - n; left >= 0; left -= n) {
+                n = in.read(sink);
+                if (n < 0) return true;
+            }
+            return false;
+        } catch (IOException | UncheckedIOException e) {
+            return false;
+        }
+    }
+
     private static ObjectNode error(String message) {
         return JSON.createObjectNode().put("error", message);
     }
@@ -242,13 +408,21 @@ final class DetectorServer implements AutoCloseable {
     private void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
         byte[] bytes = (JSON.writeValueAsString(body) + "\n").getBytes(StandardCharsets.UTF_8);
         ex.getResponseHeaders().set("Content-Type", "application/json");
-        if (stopping.get()) ex.getResponseHeaders().set("Connection", "close");
+        // An answer given before the request body was read (413, an early 503, a bad Content-Length) leaves the
+        // rest of the body on the connection, and the JDK server then closes it after the answer. It must say so:
+        // a keep-alive client that is not told reuses the connection and its next request fails with a reset.
+        boolean bodyDone = discardBody(ex);
+        if (stopping.get() || !bodyDone) ex.getResponseHeaders().set("Connection", "close");
         if (ex.getRequestMethod().equals("HEAD")) {
             ex.sendResponseHeaders(status, -1);
             return;
         }
         ex.sendResponseHeaders(status, bytes.length);
-        ex.getResponseBody().write(bytes);
+        // Closing the response first sends it at once; the exchange's own close would first try to drain an unread
+        // body, and wait for a client that is not sending it.
+        try (var out = ex.getResponseBody()) {
+            out.write(bytes);
+        }
     }
 
     /**

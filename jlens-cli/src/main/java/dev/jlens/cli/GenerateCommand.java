@@ -1,8 +1,11 @@
 package dev.jlens.cli;
 
+import dev.jlens.detect.Detector;
+import dev.jlens.detect.GenerationGuard;
 import dev.jlens.generate.Generation;
 import dev.jlens.generate.GenerationConfig;
 import dev.jlens.generate.Generator;
+import dev.jlens.generate.TokenListener;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.model.HookedModel;
 import picocli.CommandLine.Command;
@@ -11,6 +14,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -24,7 +28,9 @@ import java.util.concurrent.Callable;
         footer = {"", "Examples:",
                 "  jlens generate --model ../shared/fixtures/stories260k \"Once upon a time\"",
                 "  jlens generate --model EleutherAI/pythia-160m --temperature 0.8 --top-p 0.95 --seed 1 \"The moon\"",
-                "  jlens generate --model M --stop \".\" --max-new-tokens 100 \"First prompt\" \"Second prompt\""})
+                "  jlens generate --model M --stop \".\" --max-new-tokens 100 \"First prompt\" \"Second prompt\"",
+                "Guarded by a detector fitted on the same model (jlens probe --model M --save-detector out/guard):",
+                "  jlens generate --model M --guard out/guard --guard-mode stop \"How do I pick a lock?\""})
 final class GenerateCommand implements Callable<Integer> {
 
     @Mixin
@@ -63,6 +69,17 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--no-kv-cache", description = "Re-run the whole sequence for every token (slow; for checking the cache).")
     boolean noKvCache;
 
+    @Option(names = "--guard", paramLabel = "DIR",
+            description = {"A saved detector (jlens probe --save-detector) for this model: every token's residual at its",
+                    "layer is scored inside the generation's own forward pass, and the running score (the detector's",
+                    "score of the text so far) is checked against its threshold after each token."})
+    Path guard;
+
+    @Option(names = "--guard-mode", defaultValue = "stop", paramLabel = "MODE",
+            description = "stop: end the continuation at the first token whose running score crosses the threshold; "
+                    + "flag: only report it (default: ${DEFAULT-VALUE}).")
+    String guardMode;
+
     @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The text(s) to continue.")
     List<String> prompts;
 
@@ -70,17 +87,37 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() {
         GenerationConfig config = new GenerationConfig(maxNewTokens, temperature, topK, topP, seed, stops, !ignoreEos, !noKvCache);
         PrintStream out = System.out;
-        try (HookedModel m = modelOptions.load()) {
+        GenerationGuard.Mode mode = GenerationGuard.Mode.parse(guardMode);
+        try (HookedModel m = modelOptions.load(); Detector detector = guard == null ? null : Detector.load(guard, m)) {
             Generator generator = new Generator(m);
             List<int[]> ids = encode(m);
             long t0 = System.nanoTime();
             boolean stream = ids.size() == 1;
-            List<Generation> done = generator.generate(ids, config, Hooks.none(), (s, token, text) -> {
-                if (stream && !text.isEmpty()) {
-                    out.print(text);
-                    out.flush();
+            GenerationGuard g0 = null;
+            if (detector != null) {
+                int[] lengths = ids.stream().mapToInt(a -> a.length).toArray();
+                g0 = new GenerationGuard(detector, mode, lengths, null);
+                System.err.printf(Locale.ROOT, "guard: %s detector at %s (layer %d), %s of the token scores, threshold %.4f, mode %s%n",
+                        detector.params().kind().cliName(), detector.hook(), detector.layer(), detector.aggregation().cliName(),
+                        detector.params().thresholdProbability(), mode.name().toLowerCase(Locale.ROOT));
+            }
+            GenerationGuard guarded = g0;
+            TokenListener listener = new TokenListener() {
+                @Override
+                public void onToken(int s, int token, String text) {
+                    if (stream && !text.isEmpty()) {
+                        out.print(text);
+                        out.flush();
+                    }
                 }
-            });
+
+                @Override
+                public void onEnd(int s, Generation.StopReason reason, String text) {
+                    onToken(s, -1, text);
+                }
+            };
+            List<Generation> done = guarded == null ? generator.generate(ids, config, Hooks.none(), listener)
+                    : generator.generate(ids, config, guarded.hooks(Hooks.none()), listener, guarded.stopCheck());
             double secs = (System.nanoTime() - t0) / 1e9;
             int tokens = 0;
             for (int s = 0; s < done.size(); s++) {
@@ -92,11 +129,30 @@ final class GenerateCommand implements Callable<Integer> {
                 }
                 out.println();
                 out.flush();
+                if (guarded != null) System.err.println(guardReport(s, g, guarded, m, ids.get(s).length));
             }
             System.err.printf(Locale.ROOT, "%d new tokens in %.2f s (%.1f tokens/s); stopped: %s%n", tokens, secs,
                     tokens / Math.max(secs, 1e-9), stopReasons(done));
         }
         return 0;
+    }
+
+    /** One line saying whether, where and why the guard tripped. */
+    static String guardReport(int s, Generation g, GenerationGuard guard, HookedModel m, int promptLength) {
+        GenerationGuard.Verdict v = guard.verdict(s);
+        String who = "guard (prompt " + (s + 1) + "): ";
+        if (!v.tripped()) {
+            return String.format(Locale.ROOT, "%snot tripped: running score %.4f < threshold %.4f after %d scored tokens", who,
+                    v.score(), v.threshold(), v.scored());
+        }
+        String action = guard.mode() == GenerationGuard.Mode.STOP ? "stopped" : "flagged (generation went on)";
+        if (v.generatedIndex() < 0) {
+            return String.format(Locale.ROOT, "%s%s before the first new token: the prompt itself scores %.4f >= threshold %.4f", who,
+                    action, v.score(), v.threshold());
+        }
+        String token = m.tokenizer().decode(new int[] {g.newIds()[v.generatedIndex()]});
+        return String.format(Locale.ROOT, "%s%s at new token %d (%s): running score %.4f >= threshold %.4f", who, action,
+                v.generatedIndex() + 1, new com.fasterxml.jackson.databind.node.TextNode(token).toString(), v.score(), v.threshold());
     }
 
     /** Token ids of every prompt; with --chat each is the user message of the model's chat template. */

@@ -9,6 +9,10 @@ import dev.jlens.cli.report.ProbeReport;
 import dev.jlens.detect.Detector;
 import dev.jlens.detect.DetectorFitter;
 import dev.jlens.detect.DetectorKind;
+import dev.jlens.detect.DetectorParams;
+import dev.jlens.detect.TokenAggregation;
+import dev.jlens.detect.TextBaselines;
+import dev.jlens.detect.TokenScorer;
 import dev.jlens.detect.Evaluation;
 import dev.jlens.detect.ProbeData;
 import dev.jlens.detect.Prober;
@@ -87,7 +91,11 @@ final class ProbeCommand implements Callable<Integer> {
     String hooks;
 
     @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",
-            description = "mean, last or mean-skip-first (default: ${DEFAULT-VALUE}).")
+            description = {"How the prompt's tokens make one score (default: ${DEFAULT-VALUE}): mean, last or mean-skip-first",
+                    "(fitted on the pooled activation), or max / window-mean[:K] (the direction fitted on mean-pooled",
+                    "activations, each token scored, the prompt score the max over tokens or over K-token window means,",
+                    "K = 8 by default; Platt map and threshold chosen on val for that score). PROBE.html compares mean,",
+                    "max, window-mean and last per layer whatever this is."})
     String pool;
 
     @Option(names = "--target", defaultValue = "0.95", paramLabel = "AUROC",
@@ -139,9 +147,20 @@ final class ProbeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Pooling pooling = Pooling.parse(pool);
-        if (pooling == Pooling.ALL) throw new JlensException("--pool all: a detector needs one vector per prompt; use mean, last or mean-skip-first");
+        TokenAggregation aggregation = null;
+        String poolName = pool.trim().toLowerCase(Locale.ROOT);
+        if (poolName.equals("max") || poolName.startsWith("window-mean")) aggregation = TokenAggregation.parse(poolName);
+        Pooling pooling;
+        try {
+            pooling = aggregation != null ? Pooling.MEAN : Pooling.parse(pool);
+        } catch (JlensException e) {
+            throw new JlensException("--pool \"" + pool + "\": expected mean, last, mean-skip-first, max, window-mean or window-mean:K");
+        }
+        if (pooling == Pooling.ALL) {
+            throw new JlensException("--pool all: a detector needs one score per prompt; use mean, last, mean-skip-first, max or window-mean");
+        }
         chatOptions.validate(pooling);
+        if (aggregation == null && !pooling.needsPostInstruction() && pooling != Pooling.ALL) aggregation = Detector.aggregationOf(pooling);
         if (pooling.needsPostInstruction()) {
             throw new JlensException("--pool post-instruction is not available for detectors yet; with --chat use --pool last "
                     + "(the last post-instruction token, where Arditi et al. read refusal)");
@@ -206,6 +225,41 @@ final class ProbeCommand implements Callable<Integer> {
                 }
             }
 
+            // Token scores of every fitted detector (one more forward pass, scalars only): the aggregations compared
+            // in PROBE.html, and the prompt scores themselves when --pool is max or a window mean.
+            Map<String, List<DetectorParams>> byHook = new LinkedHashMap<>();
+            for (Prober.HookResult r : results) {
+                List<DetectorParams> ps = new ArrayList<>();
+                for (DetectorKind k : kinds) ps.add(r.get(k).fitted().params());
+                byHook.put(r.hook(), ps);
+            }
+            Map<String, List<double[][]>> tokenRaw;
+            System.err.println("token scores: one more forward pass");
+            tokenRaw = TokenScorer.score(m, ids, byHook, batchSize);
+            Map<String, Map<String, Prober.KindResult>> compared = new LinkedHashMap<>();
+            for (Prober.HookResult r : results) {
+                Map<String, Prober.KindResult> perAgg = new LinkedHashMap<>();
+                double[][] raw = tokenRaw.get(r.hook()).get(kinds.indexOf(mainKind));
+                for (TokenAggregation a : TokenAggregation.compared()) {
+                    perAgg.put(a.cliName(), Prober.aggregate(r.hook(), r.layer(), r.get(mainKind), raw, a, data, options));
+                }
+                compared.put(r.hook(), perAgg);
+            }
+            if (!aggregation.isActivationPooling()) {
+                List<Prober.HookResult> aggregated = new ArrayList<>();
+                for (Prober.HookResult r : results) {
+                    Map<DetectorKind, Prober.KindResult> kr = new LinkedHashMap<>();
+                    for (int k = 0; k < kinds.size(); k++) {
+                        kr.put(kinds.get(k), Prober.aggregate(r.hook(), r.layer(), r.get(kinds.get(k)),
+                                tokenRaw.get(r.hook()).get(k), aggregation, data, options));
+                    }
+                    aggregated.add(new Prober.HookResult(r.hook(), r.layer(), kr));
+                }
+                results = aggregated;
+            }
+
+            List<TextBaselines.Result> baselines = TextBaselines.all(data, options);
+
             Map<DetectorKind, Optional<Prober.HookResult>> earliest = new LinkedHashMap<>();
             for (DetectorKind k : kinds) earliest.put(k, Prober.earliest(results, k, target));
             Prober.HookResult chosen = choose(results, mainKind, earliest.get(mainKind));
@@ -222,7 +276,38 @@ final class ProbeCommand implements Callable<Integer> {
             writeCsv(out, results, kinds);
             writeScores(out, results, data);
             ObjectNode summary = summary(m, data, results, kinds, earliest, chosen, mainKind, pooling, rule);
-            ProbeReport.write(out.resolve("PROBE.html"), summary, results, data, kinds, mainKind, chosen.hook(), target);
+            summary.with("run").put("aggregation", aggregation.cliName());
+            ObjectNode aggJson = summary.putObject("token_aggregations");
+            aggJson.put("kind", mainKind.cliName());
+            for (var e : compared.entrySet()) {
+                ObjectNode h = aggJson.putObject(e.getKey());
+                for (var a : e.getValue().entrySet()) {
+                    ObjectNode an = h.putObject(a.getKey());
+                    a.getValue().test().overall().forEach((name, est) -> an.set(name, estJson(est)));
+                }
+            }
+            ObjectNode baseJson = summary.putObject("baselines");
+            for (TextBaselines.Result b : baselines) {
+                ObjectNode bn = baseJson.putObject(b.name());
+                bn.put("c", b.c());
+                bn.put("val_auroc", b.valAuroc());
+                bn.put("features", b.features());
+                ObjectNode t = bn.putObject("test");
+                b.test().overall().forEach((name, est) -> t.set(name, estJson(est)));
+                ObjectNode cats = bn.putObject("categories");
+                for (Evaluation.GroupMetrics g : b.test().groups().values()) {
+                    cats.putObject(g.group()).put("n", g.n()).set("auroc", estJson(g.auroc()));
+                }
+            }
+            Estimate chosenAuc = chosen.get(mainKind).test().overall().get(Evaluation.AUROC);
+            Estimate wordsAuc = baselines.getFirst().test().overall().get(Evaluation.AUROC);
+            boolean beats = TextBaselines.beats(chosenAuc, wordsAuc);
+            baseJson.put("probe_beats_tf_idf", beats);
+            o.printf(Locale.ROOT, "baselines (words only, same splits): tf-idf AUROC %s, length AUROC %s; the %s probe at %s (%s) %s%n",
+                    ci(wordsAuc), ci(baselines.get(1).test().overall().get(Evaluation.AUROC)), mainKind.cliName(), chosen.hook(),
+                    ci(chosenAuc), beats ? "beats the words (its CI lies above)" : "does not beat the words (the CIs overlap)");
+            ProbeReport.write(out.resolve("PROBE.html"), summary, results, data, kinds, mainKind, chosen.hook(), target, compared,
+                    baselines);
             ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
             AtomicFiles.writeString(out.resolve("probe.json"), om.writeValueAsString(summary) + "\n");
             ResumableCache.discard(out);
@@ -247,7 +332,7 @@ final class ProbeCommand implements Callable<Integer> {
                     var chat = desc.putObject("chat");
                     if (chatOptions.system() != null) chat.put("system", chatOptions.system());
                 }
-                Detector.of(m, chosen.hook(), pooling, kr.fitted().params(), desc).save(saveDetector);
+                Detector.of(m, chosen.hook(), pooling, aggregation, kr.fitted().params(), desc).save(saveDetector);
                 o.printf(Locale.ROOT, "saved detector %s: %s at %s (layer %d), threshold %.4f, test AUROC %s%n", saveDetector,
                         mainKind.cliName(), chosen.hook(), chosen.layer(), kr.fitted().params().thresholdProbability(),
                         ci(kr.test().overall().get(Evaluation.AUROC)));
@@ -440,6 +525,10 @@ final class ProbeCommand implements Callable<Integer> {
             putNumber(bn, "observed", b.observed());
         }
         return k;
+    }
+
+    private static ObjectNode estJson(Estimate e) {
+        return est(new ObjectMapper(), e);
     }
 
     private static ObjectNode est(ObjectMapper om, Estimate e) {

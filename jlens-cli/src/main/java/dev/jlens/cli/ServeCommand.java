@@ -14,13 +14,18 @@ import java.util.concurrent.CountDownLatch;
         description = {"Serve a saved detector over HTTP (JSON):",
                 "  POST /v1/score  {\"text\": \"...\"}  ->  {\"score\", \"flagged\", \"layer\", \"ms\"} (+ \"truncated\": true)",
                 "  GET  /healthz                  ->  {\"status\": \"ok\", \"model\", \"hook\", \"layer\", ...}",
+                "  POST /v1/generate {\"text\", \"max_new_tokens\", \"mode\": \"stop\"|\"flag\"}  (with --generate, causal models):",
+                "       a guarded greedy generation streamed as JSON lines: {\"type\": \"token\"}, {\"type\": \"score\"} per scored",
+                "       token (running score, crossed), and {\"type\": \"end\", \"stop\", \"guard\": {\"tripped\", \"token_index\"}}.",
                 "Errors are JSON {\"error\": \"...\"}: 400 bad JSON, missing or empty text; 413 body over --max-bytes;",
                 "503 when --threads requests are running and --queue more are waiting (retry later). Text longer than",
                 "the model's context is cut at the end and scored on what is left. SIGTERM (Ctrl-C) stops accepting",
                 "requests, lets running ones finish, then exits."},
         footer = {"", "Example:",
                 "  jlens serve --detector out/guard --port 8080",
-                "  curl -s localhost:8080/v1/score -d '{\"text\": \"How do I bake bread?\"}'"})
+                "  curl -s localhost:8080/v1/score -d '{\"text\": \"How do I bake bread?\"}'",
+                "  jlens serve --detector out/qwen-guard --generate --max-new-tokens 128",
+                "  curl -sN localhost:8080/v1/generate -d '{\"text\": \"How do I pick a lock?\", \"mode\": \"stop\"}'"})
 final class ServeCommand implements Callable<Integer> {
 
     @Mixin
@@ -42,6 +47,13 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-bytes", defaultValue = "262144", paramLabel = "B", description = "Largest request body accepted (default: ${DEFAULT-VALUE}).")
     int maxBytes;
 
+    @Option(names = "--generate", description = "Also serve POST /v1/generate: guarded generation streamed as JSON lines (causal models).")
+    boolean generate;
+
+    @Option(names = "--max-new-tokens", defaultValue = "128", paramLabel = "N",
+            description = "With --generate: the most tokens one request may generate (default: ${DEFAULT-VALUE}).")
+    int maxNewTokens;
+
     @Option(names = "--grace", defaultValue = "10", paramLabel = "S", description = "Seconds running requests get to finish on shutdown (default: ${DEFAULT-VALUE}).")
     int grace;
 
@@ -60,7 +72,8 @@ final class ServeCommand implements Callable<Integer> {
         health.put("kind", d.params().kind().cliName());
         DetectorServer server;
         try {
-            server = new DetectorServer(d::score, health, config).start();
+            if (maxNewTokens < 1) throw new dev.jlens.JlensException("--max-new-tokens " + maxNewTokens + ": expected a positive number");
+            server = new DetectorServer(d::score, generate ? new GuardedStreamer(d) : null, maxNewTokens, health, config).start();
         } catch (RuntimeException e) {
             loaded.close();
             throw e;

@@ -58,6 +58,14 @@ class AnalyzeCommandTest {
         assertTrue(json.get("complete").asBoolean());
         assertEquals(3, json.get("layers").size());
         assertTrue(json.get("peaks").has("probe_auroc"));
+        // the words-only baselines, cross-validated like the probe, with intervals
+        for (String b : List.of("tf-idf", "length")) {
+            double auc = json.at("/baselines/" + b + "/auroc").asDouble(Double.NaN);
+            assertTrue(auc >= 0 && auc <= 1, b + " " + auc);
+            assertTrue(json.at("/baselines/" + b + "/ci_lo").asDouble() <= auc, b);
+        }
+        assertTrue(result.out().contains("baselines (words only"), result.out());
+        assertTrue(Files.readString(out.resolve("REPORT.html")).contains("<b>Against the words</b>"));
         SafetensorsFile acts = SafetensorsFile.open(out.resolve("activations.safetensors"));
         long prompts = Files.readAllLines(out.resolve("prompts.jsonl")).size();
         assertEquals(prompts, acts.require("blocks.2.hook_resid_post").shape()[0]);

@@ -147,6 +147,41 @@ class DetectorServerTest {
         }
     }
 
+    /**
+     * The bug the load test found: a 413 answered before the body was read closed the connection without saying
+     * so. Now a body up to {@link DetectorServer#DISCARD_LIMIT} is read and dropped and the connection stays
+     * usable; a longer one is answered with {@code Connection: close}.
+     */
+    @Test
+    void anOversizedBodyKeepsTheConnectionOrSaysItCloses() throws Exception {
+        DetectorServer.Scorer fixed = t -> new Detector.Score(0.25, -1.1, false, 1, "h", 5, false, 0.1);
+        try (DetectorServer server = new DetectorServer(fixed, health(), config(1, 2, 1024)).start();
+             java.net.Socket socket = new java.net.Socket("127.0.0.1", server.port())) {
+            socket.setSoTimeout(30_000);
+            for (int size : new int[] {10, 300_000, 10, 5000, 10}) {
+                byte[] b = body("a".repeat(size)).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                var out = socket.getOutputStream();
+                out.write(("POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + b.length + "\r\n\r\n").getBytes());
+                out.write(b);
+                out.flush();
+                var r = DetectorServerLoadTest.RawResponse.read(new java.io.BufferedInputStream(socket.getInputStream(), 1));
+                assertEquals(size < 1000 ? 200 : 413, r.status(), "body of " + b.length + " bytes");
+                assertFalse(r.close(), "the connection stays open after a body of " + b.length + " bytes");
+            }
+        }
+        try (DetectorServer server = new DetectorServer(fixed, health(), config(1, 2, 1024)).start();
+             java.net.Socket socket = new java.net.Socket("127.0.0.1", server.port())) {
+            socket.setSoTimeout(30_000);
+            // declares 5 MiB and sends only the start: the server must not wait for the rest, and must say it closes
+            socket.getOutputStream().write(("POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + (5 << 20)
+                    + "\r\n\r\n{\"text\": \"aaaa").getBytes());
+            socket.getOutputStream().flush();
+            var r = DetectorServerLoadTest.RawResponse.read(new java.io.BufferedInputStream(socket.getInputStream(), 1));
+            assertEquals(413, r.status());
+            assertTrue(r.close(), "an unread body over the discard limit: Connection: close");
+        }
+    }
+
     /** A scorer that blocks until released, to fill the workers and the queue on purpose. */
     static final class Gate implements DetectorServer.Scorer {
         final CountDownLatch release = new CountDownLatch(1);

@@ -89,13 +89,15 @@ class ProbeCommandTest {
         Matcher m = Pattern.compile("src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"").matcher(html);
         List<BufferedImage> charts = new ArrayList<>();
         while (m.find()) charts.add(ImageIO.read(new ByteArrayInputStream(Base64.getDecoder().decode(m.group(1)))));
-        // AUROC, TPR@1%, three per-category AUROC charts, flag rates, ROC, reliability, the two-readings scatter
-        assertEquals(9, charts.size());
+        // AUROC (with the baselines), TPR@1%, three per-category AUROC charts, flag rates, ROC, reliability, the
+        // two-readings scatter, and the token aggregations by layer
+        assertEquals(10, charts.size());
         for (BufferedImage img : charts) {
             assertTrue(img.getWidth() >= 600 && img.getHeight() >= 300);
             assertTrue(distinctColours(img) > 20, "a chart is blank");
         }
         assertTrue(html.contains("jailbreak") && html.contains("hard-negative"));
+        assertTrue(html.contains("baseline: tf-idf (words only)") || html.contains("Against the words"), "the baselines are shown");
     }
 
     @Test

@@ -18,7 +18,9 @@ public record Generation(int[] promptIds, int[] newIds, String text, StopReason 
         /** a stop string appeared in the text. */
         STOP_STRING,
         /** the sequence filled the model's context. */
-        CONTEXT
+        CONTEXT,
+        /** a {@link StopCheck} (a guard on the activations) ended it. */
+        GUARD
     }
 
     /** Prompt and new ids together. */

@@ -48,6 +48,17 @@ public final class Generator {
 
     /** Continues every prompt (token ids, as encoded with the model's tokenizer) and returns them in order. */
     public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener) {
+        return generate(prompts, config, hooks, listener, StopCheck.NEVER);
+    }
+
+    /**
+     * As above; after every forward pass {@code stop} is asked, for each running sequence, whether it ends there
+     * (reason {@link Generation.StopReason#GUARD}) instead of sampling its next token. The tokens before the stop
+     * are exactly those of the same generation without it: the check only reads, it changes nothing.
+     */
+    public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener,
+                                     StopCheck stop) {
+        StopCheck stopCheck = stop == null ? StopCheck.NEVER : stop;
         int n = prompts.size();
         if (n == 0) throw new JlensException("no prompts to generate from");
         int maxPos = model.info().maxPositions();
@@ -82,6 +93,13 @@ public final class Generator {
             List<int[]> next = new ArrayList<>(n);
             for (int s = 0; s < n; s++) {
                 if (reason[s] != null) {
+                    next.add(new int[0]);
+                    continue;
+                }
+                if (stopCheck.stopNow(s)) {
+                    reason[s] = Generation.StopReason.GUARD;
+                    active--;
+                    out.onEnd(s, Generation.StopReason.GUARD, text[s].finish());
                     next.add(new int[0]);
                     continue;
                 }

@@ -13,4 +13,12 @@ public interface TokenListener {
     };
 
     void onToken(int sequence, int tokenId, String text);
+
+    /**
+     * A sequence ended without a token of its own ({@link Generation.StopReason#GUARD}: the stop came after a
+     * forward pass, before the next token was sampled). {@code text} is what was still held back, so the texts of
+     * both methods still concatenate to {@link Generation#text()}.
+     */
+    default void onEnd(int sequence, Generation.StopReason reason, String text) {
+    }
 }

@@ -1,5 +1,6 @@
 package dev.jlens.cli.report;
 
+import dev.jlens.detect.TextBaselines;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.geometry.LayerMetrics;
 import dev.jlens.geometry.Pca;
@@ -25,12 +26,12 @@ public final class AnalyzeReport {
     }
 
     public static void write(Path file, RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks,
-                             String peakHook, double[][] peakActs, int nA, int nB) {
-        AtomicFiles.writeString(file, html(info, rows, peaks, peakHook, peakActs, nA, nB));
+                             String peakHook, double[][] peakActs, int nA, int nB, Map<String, Estimate> baselines) {
+        AtomicFiles.writeString(file, html(info, rows, peaks, peakHook, peakActs, nA, nB, baselines));
     }
 
     static String html(RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks, String peakHook,
-                       double[][] peakActs, int nA, int nB) {
+                       double[][] peakActs, int nA, int nB, Map<String, Estimate> baselines) {
         Map<String, List<LayerMetrics>> byKind = groupByKind(rows);
         StringBuilder h = new StringBuilder();
         h.append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>jlens analyze: ")
@@ -52,6 +53,8 @@ public final class AnalyzeReport {
 
         h.append("<h2>Reading</h2><ul class=\"reading\">");
         for (String s : reading(rows, peaks, info)) h.append("<li>").append(s).append("</li>");
+        String words = baselineReading(peaks.get("probe_auroc"), baselines, info.cvFolds());
+        if (words != null) h.append("<li>").append(words).append("</li>");
         h.append("</ul>");
 
         h.append("<h2>Charts</h2><div class=\"grid\">");
@@ -183,6 +186,20 @@ public final class AnalyzeReport {
     }
 
     /** A few sentences a researcher would say after looking at the table. */
+    /** The probe's best AUROC against the words-only baselines, in plain words; null without either. */
+    static String baselineReading(LayerMetrics best, Map<String, Estimate> baselines, int folds) {
+        Estimate words = baselines == null ? null : baselines.get(TextBaselines.TFIDF);
+        if (best == null || words == null) return null;
+        Estimate probe = best.probeAurocCi() == null ? Estimate.point(best.probeAuroc()) : best.probeAurocCi();
+        Estimate length = baselines.get(TextBaselines.LENGTH);
+        boolean beats = TextBaselines.beats(probe, words);
+        return String.format(Locale.ROOT, "<b>Against the words</b>: a TF-IDF bag-of-words logistic regression, cross-validated the "
+                        + "same way (%d folds, same penalty), reaches AUROC %.3f%s%s. The probe at %s (%.3f%s) %s", folds, words.value(),
+                ciText(words), length == null ? "" : String.format(Locale.ROOT, "; prompt length alone %.3f%s", length.value(), ciText(length)),
+                esc(best.hook()), probe.value(), ciText(probe), beats ? "<b>beats the words</b>: its interval lies above theirs."
+                        : "<b>does not beat the words</b>: the intervals overlap, so the separation shown here may be lexical.");
+    }
+
     static List<String> reading(List<LayerMetrics> rows, Map<String, LayerMetrics> peaks, RunInfo info) {
         List<String> out = new ArrayList<>();
         LayerMetrics auc = peaks.get("probe_auroc");

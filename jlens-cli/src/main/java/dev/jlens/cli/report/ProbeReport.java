@@ -6,6 +6,7 @@ import dev.jlens.detect.DetectorKind;
 import dev.jlens.detect.Evaluation;
 import dev.jlens.detect.ProbeData;
 import dev.jlens.detect.Prober;
+import dev.jlens.detect.TextBaselines;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.io.AtomicFiles;
 
@@ -27,13 +28,19 @@ public final class ProbeReport {
     private ProbeReport() {
     }
 
+    /**
+     * @param aggregations per hook, per token aggregation (mean, max, window-mean, last), the main kind's detector
+     *                     scored that way (empty: no such section)
+     */
     public static void write(Path file, ObjectNode summary, List<Prober.HookResult> results, ProbeData data,
-                             List<DetectorKind> kinds, DetectorKind mainKind, String chosenHook, double target) {
-        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target));
+                             List<DetectorKind> kinds, DetectorKind mainKind, String chosenHook, double target,
+                             Map<String, Map<String, Prober.KindResult>> aggregations, List<TextBaselines.Result> baselines) {
+        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target, aggregations, baselines));
     }
 
     static String html(ObjectNode summary, List<Prober.HookResult> results, ProbeData data, List<DetectorKind> kinds,
-                       DetectorKind mainKind, String chosenHook, double target) {
+                       DetectorKind mainKind, String chosenHook, double target,
+                       Map<String, Map<String, Prober.KindResult>> aggregations, List<TextBaselines.Result> baselines) {
         JsonNode run = summary.get("run");
         Prober.HookResult chosen = results.stream().filter(r -> r.hook().equals(chosenHook)).findFirst().orElseThrow();
         Map<String, List<Prober.HookResult>> byKind = groupByHookKind(results);
@@ -51,11 +58,15 @@ public final class ProbeReport {
         h.append("<h1>How early can a harmful request be recognised?</h1>");
         h.append("<p class=\"sub\">").append(esc(run.path("model").asText())).append(" · ").append(esc(run.path("architecture").asText()))
                 .append(" · ").append(run.path("n_layers").asInt()).append(" layers, d_model ").append(run.path("d_model").asInt())
-                .append(" · pooling ").append(esc(run.path("pooling").asText())).append(" · ").append(esc(data.description()))
+                .append(" · pooling ").append(esc(run.path("pooling").asText()))
+                .append(run.path("aggregation").isTextual() && !run.path("aggregation").asText().equals(run.path("pooling").asText())
+                        ? " · token scores aggregated by " + esc(run.path("aggregation").asText()) : "").append(" · ").append(esc(data.description()))
                 .append("</p>");
 
         h.append("<h2>Reading</h2><ul class=\"reading\">");
         for (String s : reading(summary, results, kinds, mainKind, chosen, target)) h.append("<li>").append(s).append("</li>");
+        for (String s : baselineReading(baselines, chosen, mainKind)) h.append("<li>").append(s).append("</li>");
+        for (String s : aggregationReading(aggregations, results, mainKind, target)) h.append("<li>").append(s).append("</li>");
         h.append("</ul>");
 
         h.append("<h2>Charts</h2><div class=\"grid\">");
@@ -65,8 +76,18 @@ public final class ProbeReport {
         double[] ts = new double[xs.length];
         java.util.Arrays.fill(ts, target);
         auc.add(new Charts.Line("target " + fmt(target), xs, ts, null, null, true));
+        for (TextBaselines.Result b : baselines) {
+            Estimate e = b.test().overall().get(Evaluation.AUROC);
+            double[] v = new double[xs.length], lo = new double[xs.length], hi = new double[xs.length];
+            java.util.Arrays.fill(v, e.value());
+            java.util.Arrays.fill(lo, e.lo());
+            java.util.Arrays.fill(hi, e.hi());
+            auc.add(new Charts.Line("baseline: " + b.name() + " (words only)", xs, v, lo, hi, true));
+        }
         card(h, Charts.lineChart("Test AUROC by layer", "layer", "AUROC (95% CI)", auc, null, null),
-                "AUROC of each detector on the test split, with 95% bootstrap bands; dashed: the target the CI lower bound must reach.");
+                "AUROC of each detector on the test split, with 95% bootstrap bands; dashed: the target the CI lower bound must reach, "
+                        + "and the words-only baselines (TF-IDF bag of words, prompt length) on the same splits, flat because they "
+                        + "do not depend on the layer.");
         List<Charts.Line> tpr = new ArrayList<>();
         for (DetectorKind k : kinds) tpr.addAll(layerLines(byKind, k.cliName(), r -> r.get(k).test().overall().get(Evaluation.TPR_AT_1)));
         card(h, Charts.lineChart("Test TPR at 1% FPR by layer", "layer", "TPR at FPR ≤ 1% (95% CI)", tpr, null, null),
@@ -125,7 +146,34 @@ public final class ProbeReport {
                     "Each dot is a test prompt. x: the linear probe; y: the calibrated negative Mahalanobis distance to the harmful "
                             + "centroid. Agreement puts the classes in opposite corners; a category the centroid misses sits low on y.");
         }
+        if (!aggregations.isEmpty()) {
+            List<Charts.Line> agg = new ArrayList<>();
+            List<String> names = new ArrayList<>(aggregations.values().iterator().next().keySet());
+            for (String a : names) {
+                Map<String, List<Prober.HookResult>> one = groupByHookKind(results);
+                agg.addAll(layerLines(one, a, r -> aggregations.get(r.hook()).get(a).test().overall().get(Evaluation.AUROC)));
+            }
+            card(h, Charts.lineChart("Token aggregations: " + mainKind.cliName(), "layer", "test AUROC (95% CI)", agg, null, null),
+                    "The same direction at each layer, each token of a prompt scored, the prompt score taken as the mean, the max, "
+                            + "the best window mean or the last token's score; Platt map and threshold chosen on validation for each.");
+        }
         h.append("</div>");
+
+        if (!aggregations.isEmpty()) {
+            List<String> names = new ArrayList<>(aggregations.values().iterator().next().keySet());
+            h.append("<h2>Token aggregations side by side (").append(esc(mainKind.cliName())).append(")</h2><table><tr><th>hook</th>");
+            for (String a : names) h.append("<th>").append(esc(a)).append(" AUROC</th><th>").append(esc(a)).append(" TPR@1%FPR</th>");
+            h.append("</tr>");
+            for (var e : aggregations.entrySet()) {
+                h.append("<tr><td>").append(esc(e.getKey())).append("</td>");
+                for (String a : names) {
+                    Map<String, Estimate> o = e.getValue().get(a).test().overall();
+                    h.append("<td>").append(ci(o.get(Evaluation.AUROC))).append("</td><td>").append(ci(o.get(Evaluation.TPR_AT_1))).append("</td>");
+                }
+                h.append("</tr>");
+            }
+            h.append("</table>");
+        }
 
         h.append("<h2>Caveats</h2><div class=\"caveat\"><ul>")
                 .append("<li>The test split is small (").append(chosen.get(mainKind).test().nPositive()).append(" harmful, ")
@@ -139,6 +187,34 @@ public final class ProbeReport {
                 .append("<li>Recognising a request is not refusing it: these numbers say the information is present at a layer, "
                         + "not that the model acts on it.</li>")
                 .append("</ul></div>");
+
+        if (!baselines.isEmpty()) {
+            h.append("<h2>Baselines: what the words alone achieve</h2><table><tr><th>model</th><th>features</th><th>C (val)</th>")
+                    .append("<th>AUROC [95% CI]</th><th>TPR@1%FPR [95% CI]</th>");
+            List<String> gs = new ArrayList<>(chosen.get(mainKind).test().groups().keySet());
+            for (String g : gs) h.append("<th>").append(esc(g)).append(" AUROC</th>");
+            h.append("</tr>");
+            Prober.KindResult main = chosen.get(mainKind);
+            h.append("<tr><td>").append(esc(mainKind.cliName())).append(" probe at ").append(esc(chosen.hook())).append("</td><td>residual, d_model ")
+                    .append(main.fitted().params().dModel()).append("</td><td>").append(esc(String.valueOf(main.fitted().hyper().getOrDefault("C", Double.NaN))))
+                    .append("</td><td>").append(ci(main.test().overall().get(Evaluation.AUROC))).append("</td><td>")
+                    .append(ci(main.test().overall().get(Evaluation.TPR_AT_1))).append("</td>");
+            for (String g : gs) h.append("<td>").append(ci(main.test().groups().get(g).auroc())).append("</td>");
+            h.append("</tr>");
+            for (TextBaselines.Result b : baselines) {
+                h.append("<tr><td>").append(esc(b.name())).append(" logistic regression</td><td>").append(b.features()).append("</td><td>")
+                        .append(fmt(b.c())).append("</td><td>").append(ci(b.test().overall().get(Evaluation.AUROC))).append("</td><td>")
+                        .append(ci(b.test().overall().get(Evaluation.TPR_AT_1))).append("</td>");
+                for (String g : gs) {
+                    Evaluation.GroupMetrics gm = b.test().groups().get(g);
+                    h.append("<td>").append(gm == null ? "–" : ci(gm.auroc())).append("</td>");
+                }
+                h.append("</tr>");
+            }
+            h.append("</table><p class=\"sub\">Same train/val/test prompts; C, the Platt map and the threshold chosen on validation. "
+                    + "TF-IDF: lower-cased words seen in at least two train prompts. Category AUROCs: each "
+                    + "category against all test prompts of the other class.</p>");
+        }
 
         h.append("<h2>Per category at ").append(esc(chosen.hook())).append("</h2>");
         for (DetectorKind k : kinds) {
@@ -271,6 +347,72 @@ public final class ProbeReport {
         out.add(String.format(Locale.ROOT, "Calibration of the %s scores at %s: ECE %s, Brier %s (0 is perfect).",
                 esc(mainKind.cliName()), esc(chosen.hook()), ci(ece), ci(main.test().overall().get(Evaluation.BRIER))));
         return out;
+    }
+
+    /** The plain reading of the probe against the words-only baselines, overall and per category. */
+    static List<String> baselineReading(List<TextBaselines.Result> baselines, Prober.HookResult chosen, DetectorKind mainKind) {
+        if (baselines.isEmpty()) return List.of();
+        TextBaselines.Result words = baselines.getFirst();
+        Prober.KindResult main = chosen.get(mainKind);
+        Estimate p = main.test().overall().get(Evaluation.AUROC), w = words.test().overall().get(Evaluation.AUROC);
+        List<String> out = new ArrayList<>();
+        StringBuilder others = new StringBuilder();
+        for (TextBaselines.Result b : baselines.subList(1, baselines.size())) {
+            others.append(", ").append(esc(b.name())).append(" alone ").append(ci(b.test().overall().get(Evaluation.AUROC)));
+        }
+        boolean beats = TextBaselines.beats(p, w);
+        out.add(String.format(Locale.ROOT, "<b>Against the words</b>: a %s bag-of-words logistic regression on the same splits reaches "
+                        + "test AUROC %s%s. The %s probe at %s (%s) %s", esc(words.name()), ci(w), others, esc(mainKind.cliName()),
+                esc(chosen.hook()), ci(p), beats ? "<b>beats the words</b>: its interval lies above theirs."
+                        : "<b>does not beat the words</b>: the intervals overlap, so this probe has not shown that it reads more "
+                        + "than which words the prompt contains."));
+        StringBuilder notBeaten = new StringBuilder(), beaten = new StringBuilder();
+        for (Evaluation.GroupMetrics g : main.test().groups().values()) {
+            Evaluation.GroupMetrics gw = words.test().groups().get(g.group());
+            if (gw == null) continue;
+            StringBuilder sb = TextBaselines.beats(g.auroc(), gw.auroc()) ? beaten : notBeaten;
+            if (!sb.isEmpty()) sb.append("; ");
+            sb.append(esc(g.group())).append(' ').append(ci(g.auroc())).append(" vs ").append(ci(gw.auroc()));
+        }
+        out.add("Per category (probe vs " + esc(words.name()) + " AUROC): "
+                + (beaten.isEmpty() ? "" : "the probe beats the words on " + beaten + ". ")
+                + (notBeaten.isEmpty() ? "" : "It does not beat them on " + notBeaten + "."));
+        return out;
+    }
+
+    /** Which aggregation reaches the target first, and which is best at the chosen layer. */
+    static List<String> aggregationReading(Map<String, Map<String, Prober.KindResult>> aggregations, List<Prober.HookResult> results,
+                                           DetectorKind mainKind, double target) {
+        if (aggregations.isEmpty()) return List.of();
+        List<String> names = new ArrayList<>(aggregations.values().iterator().next().keySet());
+        StringBuilder first = new StringBuilder();
+        for (String a : names) {
+            String layer = "none";
+            for (Prober.HookResult r : results) {
+                if (Prober.reaches(aggregations.get(r.hook()).get(a).test().overall().get(Evaluation.AUROC), target)) {
+                    layer = "layer " + r.layer();
+                    break;
+                }
+            }
+            if (!first.isEmpty()) first.append("; ");
+            first.append(esc(a)).append(": ").append(layer);
+        }
+        String best = null;
+        double bestAuc = -1;
+        String bestHook = null;
+        for (var e : aggregations.entrySet()) {
+            for (String a : names) {
+                double v = e.getValue().get(a).test().overall().get(Evaluation.AUROC).value();
+                if (v > bestAuc + 1e-12) {
+                    bestAuc = v;
+                    best = a;
+                    bestHook = e.getKey();
+                }
+            }
+        }
+        return List.of(String.format(Locale.ROOT, "Token aggregations of the %s detector's token scores: earliest layer whose test "
+                        + "AUROC CI lower bound reaches %s: %s. Highest test AUROC: %s at %s (%s).", esc(mainKind.cliName()), fmt(target),
+                first, esc(best), esc(bestHook), fmt(bestAuc)));
     }
 
     private static String pct(Estimate e) {
