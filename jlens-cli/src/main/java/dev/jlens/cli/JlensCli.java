@@ -25,6 +25,7 @@ import java.io.PrintWriter;
                 DirectionCommand.class,
                 OrthogonalizeCommand.class,
                 SteerCommand.class,
+                EvalCommand.class,
                 ProbeCommand.class,
                 DetectCommand.class,
                 ServeCommand.class,
