@@ -101,6 +101,10 @@ final class DirectionCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         DirectionMethod m = DirectionMethod.parse(method);
+        if (m == DirectionMethod.CONTROL_VECTOR) {
+            throw new JlensException("--method control-vector: such directions are imported with jlens control-vector import; "
+                    + "expected diff-means, pca or probe");
+        }
         boolean arditi = select != null;
         if (arditi && !select.strip().equalsIgnoreCase("arditi")) throw new JlensException("--select \"" + select + "\": expected arditi");
         if (arditi && (filterTokens < 0 || selectPrompts < 1 || !(klMax > 0))) {

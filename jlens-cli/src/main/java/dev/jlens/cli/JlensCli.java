@@ -26,6 +26,7 @@ import java.io.PrintWriter;
                 OrthogonalizeCommand.class,
                 SteerCommand.class,
                 EvalCommand.class,
+                ControlVectorCommand.class,
                 ProbeCommand.class,
                 DetectCommand.class,
                 ServeCommand.class,
