@@ -7,6 +7,7 @@ import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
 import dev.jlens.steering.Direction;
+import dev.jlens.steering.DirectionArithmetic;
 import dev.jlens.steering.DirectionFinder;
 import dev.jlens.steering.DirectionMethod;
 import dev.jlens.steering.DirectionSet;
@@ -34,7 +35,8 @@ import java.util.concurrent.Callable;
         footer = {"", "Examples:",
                 "  jlens direction --model EleutherAI/pythia-410m --out out/dir-pythia",
                 "  jlens direction --model M --safe happy.txt --harmful sad.txt --positions last:3,mean --method pca --out D",
-                "  jlens direction --model Qwen/Qwen2.5-0.5B-Instruct --chat --select arditi --out out/dir-arditi"})
+                "  jlens direction --model Qwen/Qwen2.5-0.5B-Instruct --chat --select arditi --out out/dir-arditi",
+                "  jlens direction --combine out/dir-happy:1,out/dir-sad:-1 --out out/dir-mood"})
 final class DirectionCommand implements Callable<Integer> {
 
     @Mixin
@@ -76,6 +78,11 @@ final class DirectionCommand implements Callable<Integer> {
     @Option(names = "--batch-size", defaultValue = "16", paramLabel = "N", description = "Prompts per forward pass (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
+    @Option(names = "--combine", paramLabel = "DIR:W,...",
+            description = {"Vector arithmetic instead of a fit: the weighted sum of the raw directions (norm × r̂) of saved",
+                    "folders, per (hook, position) all of them have, e.g. out/happy:1,out/sad:-1. No model is run."})
+    String combine;
+
     @Option(names = "--select", paramLabel = "RULE",
             description = {"arditi: Arditi et al.'s selection. Training prompts are first kept to the harmful ones the model",
                     "refuses and the harmless ones it answers (refusal-phrase judge on greedy completions); every",
@@ -100,6 +107,7 @@ final class DirectionCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (combine != null) return combine();
         DirectionMethod m = DirectionMethod.parse(method);
         if (m == DirectionMethod.CONTROL_VECTOR) {
             throw new JlensException("--method control-vector: such directions are imported with jlens control-vector import; "
@@ -154,6 +162,31 @@ final class DirectionCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "%nwrote %s (%s, %s, DIRECTIONS.html) in %.1f s%n", out, DirectionSet.TENSORS,
                     DirectionSet.METADATA, (System.nanoTime() - t0) / 1e9);
         }
+        return 0;
+    }
+
+    private int combine() {
+        List<DirectionArithmetic.Term> terms = new java.util.ArrayList<>();
+        for (String raw : combine.split(",", -1)) {
+            String t = raw.strip();
+            int colon = t.lastIndexOf(':');
+            double w = 1;
+            String path = t;
+            if (colon > 0 && t.substring(colon + 1).strip().matches("[-+]?(\\d+\\.?\\d*|\\.\\d+)(e[-+]?\\d+)?")) {
+                w = Double.parseDouble(t.substring(colon + 1).strip());
+                path = t.substring(0, colon);
+            }
+            if (path.isBlank()) throw new JlensException("--combine \"" + combine + "\": an empty item; expected DIR:WEIGHT,DIR:WEIGHT");
+            Path dir = Path.of(path.strip());
+            terms.add(new DirectionArithmetic.Term(dir, DirectionSet.load(dir), w));
+        }
+        if (out == null) out = Path.of("out", "direction-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        DirectionSet set = DirectionArithmetic.combine(terms, JlensCli.VERSION);
+        set.save(out);
+        DirectionReport.write(out.resolve("DIRECTIONS.html"), set);
+        print(System.out, set);
+        System.out.printf(Locale.ROOT, "%nwrote %s (%s, %s, DIRECTIONS.html): %s%n", out, DirectionSet.TENSORS, DirectionSet.METADATA,
+                set.meta().classA().name());
         return 0;
     }
 

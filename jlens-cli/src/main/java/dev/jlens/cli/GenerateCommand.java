@@ -1,16 +1,25 @@
 package dev.jlens.cli;
 
+import dev.jlens.JlensException;
 import dev.jlens.generate.Generation;
 import dev.jlens.generate.GenerationConfig;
 import dev.jlens.generate.Generator;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.model.HookedModel;
+import dev.jlens.steering.Direction;
+import dev.jlens.steering.DirectionChoice;
+import dev.jlens.steering.DirectionSet;
+import dev.jlens.steering.Intervention;
+import dev.jlens.steering.SteeringSweep;
+import dev.jlens.steering.TokenScope;
+import dev.jlens.steering.WeightedLayers;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -24,7 +33,10 @@ import java.util.concurrent.Callable;
         footer = {"", "Examples:",
                 "  jlens generate --model ../shared/fixtures/stories260k \"Once upon a time\"",
                 "  jlens generate --model EleutherAI/pythia-160m --temperature 0.8 --top-p 0.95 --seed 1 \"The moon\"",
-                "  jlens generate --model M --stop \".\" --max-new-tokens 100 \"First prompt\" \"Second prompt\""})
+                "  jlens generate --model M --stop \".\" --max-new-tokens 100 \"First prompt\" \"Second prompt\"",
+                "  jlens generate --model M --chat \"How do I bake bread?\"",
+                "  jlens generate --model M --chat --direction out/dir --layers 8:1.0,9:0.5 --alpha 4 \"Tell me about cats\"",
+                "  jlens generate --model M --chat --direction out/dir --mode ablate --layers 10 \"How do I pick a lock?\""})
 final class GenerateCommand implements Callable<Integer> {
 
     @Mixin
@@ -63,6 +75,28 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--no-kv-cache", description = "Re-run the whole sequence for every token (slow; for checking the cache).")
     boolean noKvCache;
 
+    @Option(names = "--direction", paramLabel = "DIR",
+            description = "Steer while generating with the directions of this jlens direction (or control-vector import) folder.")
+    Path direction;
+
+    @Option(names = "--mode", defaultValue = "add", paramLabel = "M",
+            description = "With --direction: add (α · weight · r̂ at each layer's hook, every token) or ablate (each layer's r̂ removed at every layer).")
+    String mode;
+
+    @Option(names = "--layers", paramLabel = "LIST",
+            description = "With --direction: layers and weights, e.g. 8 or 8:1.0,9:0.5 (default: the layer with the largest separation).")
+    String layers;
+
+    @Option(names = "--alpha", defaultValue = "1x", paramLabel = "A",
+            description = "With --direction and add: α in activation units, or a multiple of each direction's norm with x (default: ${DEFAULT-VALUE}).")
+    String alpha;
+
+    @Option(names = "--hook", paramLabel = "KIND", description = "With --direction: hook kind (default: the file's first).")
+    String hook;
+
+    @Option(names = "--position", paramLabel = "POS", description = "With --direction: token position (default: last).")
+    String position;
+
     @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The text(s) to continue.")
     List<String> prompts;
 
@@ -75,7 +109,8 @@ final class GenerateCommand implements Callable<Integer> {
             List<int[]> ids = encode(m);
             long t0 = System.nanoTime();
             boolean stream = ids.size() == 1;
-            List<Generation> done = generator.generate(ids, config, Hooks.none(), (s, token, text) -> {
+            Hooks hooks = steering(m, ids);
+            List<Generation> done = generator.generate(ids, config, hooks, (s, token, text) -> {
                 if (stream && !text.isEmpty()) {
                     out.print(text);
                     out.flush();
@@ -97,6 +132,37 @@ final class GenerateCommand implements Callable<Integer> {
                     tokens / Math.max(secs, 1e-9), stopReasons(done));
         }
         return 0;
+    }
+
+    /** The --direction interventions as hooks, or none. */
+    private Hooks steering(HookedModel m, List<int[]> ids) {
+        if (direction == null) {
+            if (layers != null) throw new JlensException("--layers needs --direction");
+            return Hooks.none();
+        }
+        Intervention.Mode md = Intervention.Mode.parse(mode);
+        if (md == Intervention.Mode.CLAMP) throw new JlensException("--mode clamp: generate steers with add or ablate");
+        DirectionSet set = DirectionSet.load(direction);
+        String w = set.checkCompatible(m.info(), m.location().id(), direction);
+        if (w != null) System.err.println("warning: " + w);
+        DirectionChoice choice = DirectionChoice.resolve(set, hook, position, direction);
+        WeightedLayers wl = WeightedLayers.parse(layers != null ? layers : Integer.toString(choice.defaultLayer(set)), m.info().nLayers());
+        List<SteeringSweep.Alpha> a = SteeringSweep.parseAlphas(alpha, Intervention.Mode.ADD);
+        if (a.size() != 1) throw new JlensException("--alpha \"" + alpha + "\": generate takes one coefficient");
+        int[] lengths = ids.stream().mapToInt(x -> x.length).toArray();
+        Hooks hooks = Hooks.none();
+        List<String> parts = new ArrayList<>();
+        for (WeightedLayers.Entry e : wl.entries()) {
+            Direction d = choice.at(set, e.layer(), direction);
+            Intervention iv = md == Intervention.Mode.ADD
+                    ? Intervention.add(d.unit(), e.weight() * a.getFirst().value(d), List.of(d.hook()), TokenScope.BOTH)
+                    : Intervention.ablate(d.unit(), Intervention.everyLayer(m.model()));
+            iv.checkFor(m.model());
+            hooks = iv.addTo(hooks, lengths);
+            parts.add(md == Intervention.Mode.ADD ? String.format(Locale.ROOT, "%s %+.4g", d.hook(), iv.value()) : "r̂ of " + d.hook());
+        }
+        System.err.println("steering: " + md.cliName() + " " + String.join(", ", parts));
+        return hooks;
     }
 
     /** Token ids of every prompt; with --chat each is the user message of the model's chat template. */

@@ -54,6 +54,21 @@ class ControlVectorAndChatCliTest {
                 "--ce-window", "0", "--out", tmp.resolve("steer").toString());
         assertEquals(0, r.exitCode(), r.err());
 
+        // vector arithmetic: 2·dir has the same unit directions and twice the norms
+        Path twice = tmp.resolve("twice");
+        r = CliTestSupport.run("direction", "--combine", dir + ":2", "--out", twice.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode tw = new ObjectMapper().readTree(twice.resolve("directions.json").toFile());
+        assertEquals(2 * orig.get("directions").get(2).get("norm").asDouble(), tw.get("directions").get(2).get("norm").asDouble(), 1e-4);
+
+        // steered generation with two weighted layers, as the control vector applies them
+        r = CliTestSupport.run("generate", "--model", model, "--direction", dir.toString(), "--layers", "2:1.0,4:0.5", "--alpha", "30",
+                "--max-new-tokens", "8", "Once upon a time");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("steering: add blocks.2.hook_resid_pre +"), r.err());
+        var unsteered = CliTestSupport.run("generate", "--model", model, "--max-new-tokens", "8", "Once upon a time");
+        assertNotEquals(unsteered.out(), r.out(), "steering changes the continuation");
+
         r = CliTestSupport.run("control-vector", "export", "--direction", dir.toString(), "--layers", "1", "--out", tmp.resolve("x.gguf").toString());
         assertEquals(1, r.exitCode());
         assertTrue(r.err().contains("llama.cpp never steers the input of block 1"), r.err());
