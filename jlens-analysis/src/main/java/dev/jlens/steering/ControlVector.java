@@ -229,7 +229,7 @@ public record ControlVector(String modelHint, SortedMap<Integer, float[]> direct
                     throw new JlensException(source + ": tensor \"" + t.name() + "\" does not end in a layer number");
                 }
                 if (layer < 1) throw new JlensException(source + ": tensor \"" + t.name() + "\": llama.cpp refuses layer 0 (its layers start at 1)");
-                if (t.n() > Integer.MAX_VALUE / 4) throw new JlensException(source + ": tensor " + t.name() + " is too large");
+                if (t.n() < 1 || t.n() > Integer.MAX_VALUE / 4) throw new JlensException(source + ": tensor " + t.name() + " claims " + t.n() + " values");
                 long start = dataStart + t.offset();
                 if (t.offset() < 0 || start + t.n() * 4 > bytes.length) {
                     throw new JlensException(source + ": tensor " + t.name() + " lies outside the file (truncated?)");

@@ -19,6 +19,11 @@ public enum DirectionMethod {
         this.cliName = cliName;
     }
 
+    /** The methods jlens direction fits (all but {@link #CONTROL_VECTOR}). */
+    public static java.util.List<DirectionMethod> fitted() {
+        return java.util.List.of(DIFF_MEANS, PCA, PROBE);
+    }
+
     public String cliName() {
         return cliName;
     }

@@ -200,6 +200,30 @@ class ControlVectorTest {
         assertTrue(assertThrows(JlensException.class, () -> ControlVector.read(widths)).getMessage().contains("model's width"));
     }
 
+    /** Damaged files end in a JlensException, never another exception or an allocation sized by a claim. */
+    @Test
+    void randomMutationsAreRefusedCleanly() {
+        byte[] valid = sample().toBytes();
+        SplittableRandom r = new SplittableRandom(11);
+        int parsed = 0;
+        for (int i = 0; i < 3000; i++) {
+            byte[] b = valid.clone();
+            int edits = 1 + r.nextInt(4);
+            for (int e = 0; e < edits; e++) {
+                int at = r.nextInt(Math.min(b.length, 400));   // the header, metadata and tensor infos
+                b[at] = (byte) (r.nextBoolean() ? r.nextInt(256) : b[at] ^ (1 << r.nextInt(8)));
+            }
+            if (r.nextInt(5) == 0) b = java.util.Arrays.copyOf(b, r.nextInt(b.length));
+            try {
+                ControlVector.parse("m.gguf", b);
+                parsed++;
+            } catch (JlensException e) {
+                assertTrue(e.getMessage().startsWith("m.gguf: "), e.getMessage());
+            }
+        }
+        assertTrue(parsed < 3000, "most mutations are refused");
+    }
+
     @Test
     void hooksMapToLlamaCppLayers() {
         assertEquals(5, ControlVector.llamaLayerOf("blocks.5.hook_resid_post"));

@@ -132,6 +132,27 @@ class EvalCommandTest {
         assertFalse(Files.readString(log).contains(torn + "\n"), "the torn line is gone");
     }
 
+    /** A checkpoint as the only condition, judged by a model run by jlens with Llama Guard's prompt. */
+    @Test
+    void checkpointConditionAndGuardModelJudge() throws IOException {
+        Path out = tmp.resolve("ckpt");
+        var r = CliTestSupport.run("eval", "--model", model.toString(), "--benchmark", bench.toString(), "--no-baseline",
+                "--checkpoint", model.toString(), "--judge", "llama-guard", "--judge-model", model.toString(), "--limit", "2",
+                "--max-new-tokens", "4", "--cost-prompts", "2", "--ce-tokens", "128", "--out", out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode json = new ObjectMapper().readTree(out.resolve("eval.json").toFile());
+        assertTrue(json.get("judge").asText().startsWith("llama-guard(") && json.get("judge").asText().contains("stories260k"), json.get("judge").asText());
+        JsonNode c = json.get("conditions").get(0);
+        assertEquals("checkpoint stories260k", c.get("name").asText());
+        assertEquals(0.0, c.get("kl").asDouble(), 1e-9, "the same weights: no KL");
+        // a story model is no guard: its answers are parsed, and unreadable ones are counted, not dropped
+        List<JsonNode> verdicts = lines(out.resolve("judgements.jsonl"));
+        assertEquals(2, verdicts.size());
+        int unclear = 0;
+        for (JsonNode v : verdicts) if (v.get("outcome").asText().equals("unclear")) unclear++;
+        assertEquals(unclear, c.get("unclear_verdicts").asInt());
+    }
+
     @Test
     void otherSettingsInTheSameFolderAreRefused() {
         Path out = tmp.resolve("settings");
