@@ -24,14 +24,14 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "control-vector", mixinStandardHelpOptions = true,
-        description = {"Exchange directions with llama.cpp and Ollama as control vectors (GGUF, the format repeng writes).",
-                "llama.cpp adds strength × direction.N to the output of block N (jlens: blocks.N.hook_resid_post, which is",
-                "blocks.N+1.hook_resid_pre) on every token; N starts at 1."},
+        description = {"Exchange directions with llama.cpp and Ollama as control vectors (GGUF, as repeng writes).",
+                "llama.cpp adds strength × direction.N to the output of block N (jlens:",
+                "blocks.N.hook_resid_post, which is blocks.N+1.hook_resid_pre) on every token; N starts at 1."},
         subcommands = {ControlVectorCommand.Export.class, ControlVectorCommand.Import.class},
         footer = {"", "Examples:",
                 "  jlens control-vector export --direction out/dir --layers 8:1.0,9:0.5 --alpha 4 --out refusal.gguf",
                 "  llama-cli -m model.gguf --control-vector-scaled refusal.gguf -1.0 -p \"...\"",
-                "  jlens control-vector import happy.gguf --model M --out out/dir-happy && jlens steer --direction out/dir-happy ..."})
+                "  jlens control-vector import happy.gguf --model M --out out/dir-happy"})
 final class ControlVectorCommand implements Runnable {
 
     @picocli.CommandLine.Spec
@@ -43,9 +43,9 @@ final class ControlVectorCommand implements Runnable {
     }
 
     @Command(name = "export", mixinStandardHelpOptions = true,
-            description = {"Write directions of a jlens direction folder as a llama.cpp control vector: for each --layers",
-                    "entry LAYER:WEIGHT, the unit direction times WEIGHT × α. Directions at hook_resid_pre of block L go",
-                    "to direction.(L−1), at hook_resid_post of block L to direction.L."},
+            description = {"Write directions of a jlens direction folder as a llama.cpp control vector.",
+                    "For each --layers entry LAYER:WEIGHT, the unit direction times WEIGHT × α. Directions at",
+                    "hook_resid_pre of block L go to direction.(L−1), at hook_resid_post of block L to direction.L."},
             footer = {"", "Example:", "  jlens control-vector export --direction out/dir --layers 8:1.0,9:0.5 --alpha 2x --out cv.gguf"})
     static final class Export implements Callable<Integer> {
 
@@ -89,9 +89,9 @@ final class ControlVectorCommand implements Runnable {
     }
 
     @Command(name = "import", mixinStandardHelpOptions = true,
-            description = {"Read a llama.cpp / repeng control vector into a jlens direction folder (one direction per layer",
-                    "at blocks.N.hook_resid_post, norm = the vector's length, so --alpha 1x adds what llama.cpp adds at",
-                    "strength 1). --model gives the shape it must fit."},
+            description = {"Read a llama.cpp / repeng control vector into a jlens direction folder.",
+                    "One direction per layer at blocks.N.hook_resid_post, norm = the vector's length, so",
+                    "--alpha 1x adds what llama.cpp adds at strength 1. --model gives the shape it must fit."},
             footer = {"", "Example:", "  jlens control-vector import happy.gguf --model M --out out/dir-happy"})
     static final class Import implements Callable<Integer> {
 

@@ -87,7 +87,7 @@ final class DirectionCommand implements Callable<Integer> {
             description = {"arditi: Arditi et al.'s selection. Training prompts are first kept to the harmful ones the model",
                     "refuses and the harmless ones it answers (refusal-phrase judge on greedy completions); every",
                     "(position, layer) candidate gets a bypass, induce and KL score on the val split; the choice is the",
-                    "lowest bypass with induce > 0, KL < --kl-max and layer < 80% of depth. Writes arditi.csv and",
+                    "lowest bypass with induce > 0, KL < --kl-max and layer < 80%% of depth. Writes arditi.csv and",
                     "arditi.json. With --chat the default positions are every post-instruction token."})
     String select;
 

@@ -57,14 +57,16 @@ import java.util.concurrent.Callable;
 
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = {"Attack success rate on a benchmark, per category, under one or more conditions.",
-                "Reads a benchmark (AdvBench, HarmBench, JailbreakBench, StrongREJECT, XSTest, or any CSV/JSONL/Parquet",
-                "with --field), generates a greedy completion of every prompt under each condition (the unsteered",
-                "model; --ablate DIR; --add DIR with --alpha and --layers; --checkpoint, e.g. an orthogonalised copy),",
-                "asks a judge whether each completion complies, and reports per condition and category the attack",
-                "success rate with a bootstrap CI, the refusal rate, the over-refusal on safe prompts (XSTest's safe",
-                "ones) and the cost: cross-entropy on jlens' harmless corpus and KL on harmless prompts, as steer",
-                "measures them. Writes completions.jsonl (resumable: a rerun generates only what is missing),",
-                "judgements.jsonl, eval.csv, eval.json and EVAL.html to --out. docs/EVALUATION.md explains each number."},
+                "Reads a benchmark (AdvBench, HarmBench, JailbreakBench, StrongREJECT, XSTest, or any",
+                "CSV/JSONL/Parquet with --field), generates a greedy completion of every prompt under each",
+                "condition (the unsteered model; --ablate DIR; --add DIR with --alpha and --layers;",
+                "--checkpoint, e.g. an orthogonalised copy), asks a judge whether each completion complies,",
+                "and reports per condition and category the attack success rate with a bootstrap CI, the",
+                "refusal rate, the over-refusal on safe prompts (XSTest's safe ones) and the cost:",
+                "cross-entropy on jlens' harmless corpus and KL on harmless prompts, as steer measures them.",
+                "Writes completions.jsonl (resumable: a rerun generates only what is missing),",
+                "judgements.jsonl, eval.csv, eval.json and EVAL.html to --out. docs/EVALUATION.md explains",
+                "each number."},
         footer = {"", "Examples:",
                 "  jlens eval --model M --chat --benchmark harmful_behaviors.csv --ablate out/dir --out out/eval",
                 "  jlens eval --model M --chat --benchmark xstest_prompts.csv --add out/dir --layers 8:1.0,9:0.5 --alpha 2x --out E",
@@ -113,7 +115,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--layers", paramLabel = "LIST",
             description = {"Layers whose directions --ablate and --add use, with per-layer weights for --add:",
-                    "8 or 8:1.0,9:0.5 (default: the layer with the largest separation in the first 80%)."})
+                    "8 or 8:1.0,9:0.5 (default: the layer with the largest separation in the first 80%%)."})
     String layers;
 
     @Option(names = "--alpha", defaultValue = "1x", paramLabel = "A",
@@ -159,7 +161,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--batch-size", defaultValue = "8", paramLabel = "N", description = "Prompts generated together (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
-    @Option(names = "--bootstrap", defaultValue = "1000", paramLabel = "N", description = "Bootstrap draws for the 95% CIs (default: ${DEFAULT-VALUE}; 0: none).")
+    @Option(names = "--bootstrap", defaultValue = "1000", paramLabel = "N", description = "Bootstrap draws for the 95%% CIs (default: ${DEFAULT-VALUE}; 0: none).")
     int bootstrap;
 
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Seed of the bootstrap (default: ${DEFAULT-VALUE}).")

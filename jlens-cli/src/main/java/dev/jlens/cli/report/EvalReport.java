@@ -37,7 +37,7 @@ public final class EvalReport {
         StringBuilder h = new StringBuilder();
         h.append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>jlens eval: ").append(esc(info.model()))
                 .append("</title><style>").append(DirectionReport.CSS)
-                .append("td.c{white-space:pre-wrap;vertical-align:top;font-size:13px;max-width:420px}</style></head><body>");
+                .append("td.c{white-space:pre-wrap;vertical-align:top;text-align:left;font-size:13px;max-width:420px}</style></head><body>");
         h.append("<h1>Evaluation: ").append(esc(info.benchmark())).append("</h1><p class=\"sub\">").append(esc(info.model()))
                 .append(" · ").append(info.prompts()).append(" prompts, ").append(esc(info.format())).append(" layout, sha256 ")
                 .append(esc(info.sha256().substring(0, 12))).append("… · judge ").append(esc(info.judge())).append(" · greedy, ")
