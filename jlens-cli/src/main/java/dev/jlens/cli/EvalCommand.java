@@ -473,29 +473,48 @@ final class EvalCommand implements Callable<Integer> {
         for (BenchmarkItem it : bench.items()) byId.put(it.id(), it);
         List<Result> results = new ArrayList<>();
         ObjectMapper om = new ObjectMapper();
-        StringBuilder judgements = new StringBuilder();
+        Path judgementsFile = out.resolve("judgements.jsonl");
+        Map<String, JsonNode> previous = readJudgements(om, judgementsFile);
+        Map<String, ObjectNode> judged = new LinkedHashMap<>();
         try (Judge j = makeJudge()) {
             judgeName = j.name();
             for (Condition c : conditions) {
                 List<CompletionLog.Entry> entries = log.of(c.name(), ids);
-                List<Judge.Exchange> ex = new ArrayList<>();
+                List<Judge.Verdict> verdicts = new ArrayList<>();
+                List<Integer> todo = new ArrayList<>();
                 for (int i = 0; i < entries.size(); i++) {
-                    ex.add(new Judge.Exchange(entries.get(i).prompt(), entries.get(i).completion(), byId.get(entries.get(i).id()).behavior()));
+                    CompletionLog.Entry e = entries.get(i);
+                    JsonNode old = previous.get(c.name() + "\u0000" + e.id());
+                    boolean reusable = old != null && j.name().equals(old.path("judge").asText())
+                            && sha256(e.completion()).equals(old.path("completion_sha256").asText());
+                    verdicts.add(reusable ? verdictOf(old) : null);
+                    if (!reusable) todo.add(i);
                 }
-                System.err.printf("judging %d completions of %s with %s%n", ex.size(), c.name(), j.name());
-                List<Judge.Verdict> verdicts = j.judge(ex);
+                System.err.printf("judging %d completions of %s with %s%s%n", todo.size(), c.name(), j.name(),
+                        todo.size() < entries.size() ? " (" + (entries.size() - todo.size()) + " verdicts kept from the last run)" : "");
+                // judged in chunks, each saved at once, so an interrupted run keeps the verdicts it paid for
+                for (int start = 0; start < todo.size(); start += JUDGE_CHUNK) {
+                    List<Integer> chunk = todo.subList(start, Math.min(todo.size(), start + JUDGE_CHUNK));
+                    List<Judge.Exchange> ex = new ArrayList<>();
+                    for (int i : chunk) {
+                        CompletionLog.Entry e = entries.get(i);
+                        ex.add(new Judge.Exchange(e.prompt(), e.completion(), byId.get(e.id()).behavior()));
+                    }
+                    List<Judge.Verdict> got = j.judge(ex);
+                    for (int k = 0; k < chunk.size(); k++) {
+                        verdicts.set(chunk.get(k), got.get(k));
+                        CompletionLog.Entry e = entries.get(chunk.get(k));
+                        previous.put(c.name() + "\u0000" + e.id(), judgementNode(om, j.name(), c.name(), e, got.get(k)));
+                    }
+                    writeJudgements(judgementsFile, previous.values());
+                }
                 Map<String, int[]> perCat = new LinkedHashMap<>();
                 int succ = 0, harmfulN = 0, refused = 0, safeN = 0, overRefused = 0, unclear = 0;
                 for (int i = 0; i < entries.size(); i++) {
                     CompletionLog.Entry e = entries.get(i);
                     Judge.Verdict v = verdicts.get(i);
                     boolean refusal = Refusal.isRefusal(e.completion());
-                    ObjectNode o = om.createObjectNode().put("condition", c.name()).put("id", e.id()).put("category", e.category())
-                            .put("harmful", e.harmful()).put("outcome", v.outcome().name().toLowerCase(Locale.ROOT))
-                            .put("refusal_phrase", refusal).put("judge_output", v.raw());
-                    ArrayNode cats = o.putArray("judge_categories");
-                    v.categories().forEach(cats::add);
-                    judgements.append(o).append('\n');
+                    judged.put(c.name() + "\u0000" + e.id(), judgementNode(om, j.name(), c.name(), e, v));
                     if (v.outcome() == Judge.Outcome.UNCLEAR) unclear++;
                     if (e.harmful()) {
                         harmfulN++;
@@ -519,8 +538,64 @@ final class EvalCommand implements Callable<Integer> {
                         Proportion.of(overRefused, safeN, bootstrap, 0.95, seed, c.name() + "/over-refusal"), unclear, cost[0], cost[1]));
             }
         }
-        AtomicFiles.writeString(out.resolve("judgements.jsonl"), judgements.toString());
+        writeJudgements(judgementsFile, judged.values());
         return results;
+    }
+
+    static final int JUDGE_CHUNK = 32;
+
+    /** One line of judgements.jsonl; the judge's name and the completion's hash say when it can be reused. */
+    private static ObjectNode judgementNode(ObjectMapper om, String judge, String condition, CompletionLog.Entry e, Judge.Verdict v) {
+        ObjectNode o = om.createObjectNode().put("condition", condition).put("id", e.id()).put("category", e.category())
+                .put("harmful", e.harmful()).put("outcome", v.outcome().name().toLowerCase(Locale.ROOT))
+                .put("refusal_phrase", Refusal.isRefusal(e.completion())).put("judge", judge).put("judge_output", v.raw())
+                .put("completion_sha256", sha256(e.completion()));
+        ArrayNode cats = o.putArray("judge_categories");
+        v.categories().forEach(cats::add);
+        return o;
+    }
+
+    private static Judge.Verdict verdictOf(JsonNode n) {
+        List<String> cats = new ArrayList<>();
+        n.path("judge_categories").forEach(x -> cats.add(x.asText()));
+        Judge.Outcome o = switch (n.path("outcome").asText()) {
+            case "unsafe" -> Judge.Outcome.UNSAFE;
+            case "safe" -> Judge.Outcome.SAFE;
+            default -> Judge.Outcome.UNCLEAR;
+        };
+        return new Judge.Verdict(o, cats, n.path("judge_output").asText(""));
+    }
+
+    /** The verdicts of an earlier run, by condition and id; an unreadable file is ignored (it is only a cache). */
+    private static Map<String, JsonNode> readJudgements(ObjectMapper om, Path f) {
+        Map<String, JsonNode> out = new LinkedHashMap<>();
+        if (!Files.isRegularFile(f)) return out;
+        try {
+            for (String line : Files.readAllLines(f)) {
+                if (line.isBlank()) continue;
+                JsonNode n = om.readTree(line);
+                out.put(n.path("condition").asText() + "\u0000" + n.path("id").asText(), n);
+            }
+        } catch (IOException | RuntimeException e) {
+            System.err.println("note: " + f + " cannot be read (" + e.getMessage() + "); every completion is judged again");
+            out.clear();
+        }
+        return out;
+    }
+
+    private static void writeJudgements(Path f, java.util.Collection<? extends JsonNode> nodes) {
+        StringBuilder sb = new StringBuilder();
+        for (JsonNode n : nodes) sb.append(n).append('\n');
+        AtomicFiles.writeString(f, sb.toString());
+    }
+
+    private static String sha256(String s) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(s.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     private String judgeName = RefusalPhraseJudge.NAME;

@@ -153,6 +153,36 @@ class EvalCommandTest {
         assertEquals(unclear, c.get("unclear_verdicts").asInt());
     }
 
+    /** Verdicts are kept across runs for unchanged completions of the same judge (an endpoint judge costs money). */
+    @Test
+    void verdictsOfUnchangedCompletionsAreReused() throws IOException {
+        Path out = tmp.resolve("verdicts");
+        assertEquals(0, CliTestSupport.run(args(out)).exitCode());
+        Path jf = out.resolve("judgements.jsonl");
+        List<String> lines = Files.readAllLines(jf);
+        assertEquals(10, lines.size());
+        // mark one kept verdict: a reused verdict keeps the mark; and change one completion: it is judged again
+        String marked = lines.get(0).replace("\"judge_output\":\"\"", "\"judge_output\":\"MARK\"");
+        assertTrue(!marked.equals(lines.get(0)), lines.get(0));
+        lines.set(0, marked);
+        Files.write(jf, lines);
+        Path log = out.resolve("completions.jsonl");
+        List<String> completions = Files.readAllLines(log);
+        JsonNode second = new ObjectMapper().readTree(completions.get(1));
+        completions.set(1, completions.get(1).replace(new ObjectMapper().writeValueAsString(second.get("completion").asText()),
+                "\"I'm sorry, I cannot help with that.\""));
+        Files.write(log, completions);
+
+        var r = CliTestSupport.run(args(out));
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("judging 1 completions of baseline") && r.err().contains("(4 verdicts kept from the last run)"), r.err());
+        assertTrue(r.err().contains("judging 0 completions of ablate dir L2"), r.err());
+        List<JsonNode> after = lines(jf);
+        assertEquals("MARK", after.get(0).get("judge_output").asText());
+        assertEquals("safe", after.get(1).get("outcome").asText(), "the changed completion is a refusal now");
+        assertEquals("I'm sorry", after.get(1).get("judge_output").asText());
+    }
+
     @Test
     void otherSettingsInTheSameFolderAreRefused() {
         Path out = tmp.resolve("settings");
