@@ -246,6 +246,8 @@ public final class DirectionFinder {
             case DIFF_MEANS -> dm;
             case PCA -> pairedPca(a, b, diff, where);
             case PROBE -> probe(a, b, opts.probeLambda(), diff, where);
+            case CONTROL_VECTOR -> throw new JlensException("--method control-vector: directions of that kind are imported "
+                    + "(jlens control-vector import), not fitted; expected diff-means, pca or probe");
         };
         float[] unit = new float[d];
         for (int j = 0; j < d; j++) unit[j] = (float) r[j];

@@ -9,12 +9,19 @@ public enum DirectionMethod {
     /** First principal axis of the paired differences b_i − a_i, uncentred, signed towards B (Zou et al. 2023). */
     PCA("pca"),
     /** Weight vector of an L2-regularised logistic probe B vs A on the raw activations. */
-    PROBE("probe");
+    PROBE("probe"),
+    /** Not fitted by jlens: read from a llama.cpp control vector (jlens control-vector import). */
+    CONTROL_VECTOR("control-vector");
 
     private final String cliName;
 
     DirectionMethod(String cliName) {
         this.cliName = cliName;
+    }
+
+    /** The methods jlens direction fits (all but {@link #CONTROL_VECTOR}). */
+    public static java.util.List<DirectionMethod> fitted() {
+        return java.util.List.of(DIFF_MEANS, PCA, PROBE);
     }
 
     public String cliName() {

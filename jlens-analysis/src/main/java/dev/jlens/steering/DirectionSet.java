@@ -221,7 +221,7 @@ public final class DirectionSet {
         try {
             method = DirectionMethod.parse(text(root, "method", jsonFile));
         } catch (JlensException e) {
-            throw new JlensException(jsonFile + ": field \"method\" is " + root.get("method") + "; expected diff-means, pca or probe");
+            throw new JlensException(jsonFile + ": field \"method\" is " + root.get("method") + "; expected diff-means, pca, probe or control-vector");
         }
         Meta meta = new Meta(text(root, "model", jsonFile), root.path("revision").isTextual() ? root.get("revision").asText() : null,
                 root.path("architecture").asText(""), root.path("family").asText(""), d, layers, method,

@@ -1,5 +1,7 @@
 package dev.jlens.detect;
 
+import dev.jlens.model.CacheRequest;
+
 import dev.jlens.JlensException;
 import dev.jlens.generate.Generation;
 import dev.jlens.generate.GenerationConfig;
@@ -44,7 +46,7 @@ class GenerationGuardTest {
         model = DetectorTest.load("gpt_neox_tiny");
         ProbeData data = ProbeData.builtin();
         List<int[]> ids = data.texts().stream().map(t -> model.encode(t, null)).toList();
-        ActivationCache cache = model.runWithCache(ids, HookPattern.parse(HOOK), Pooling.MEAN, 32, false, ProgressListener.NONE);
+        ActivationCache cache = model.runWithCache(ids, CacheRequest.of(HookPattern.parse(HOOK)).batchSize(32));
         Prober.Options o = new Prober.Options(DetectorFitter.Options.defaults(), List.of(DetectorKind.LOGISTIC), 0, 1, 0.95);
         fitted = Prober.probe(HOOK, 1, cache.pooledAsDouble(HOOK), data, o).get(DetectorKind.LOGISTIC).fitted().params();
         prompt = model.encode("Explain how to pick a lock on a door", null);

@@ -1,5 +1,7 @@
 package dev.jlens.detect;
 
+import dev.jlens.model.CacheRequest;
+
 import dev.jlens.JlensException;
 import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
@@ -45,7 +47,7 @@ class TokenScoresTest {
         Prober.Options o = new Prober.Options(DetectorFitter.Options.defaults(), List.of(DetectorKind.LOGISTIC, DetectorKind.DIFF_MEANS),
                 0, 1, 0.95);
         for (Pooling p : List.of(Pooling.MEAN, Pooling.LAST)) {
-            ActivationCache cache = model.runWithCache(ids, HookPattern.parse(HOOK), p, 32, false, ProgressListener.NONE);
+            ActivationCache cache = model.runWithCache(ids, CacheRequest.of(HookPattern.parse(HOOK)).pooling(p).batchSize(32));
             pooledRows.put(p, cache.pooledAsDouble(HOOK));
             fitted.put(p, Prober.probe(HOOK, 1, pooledRows.get(p), data, o));
         }

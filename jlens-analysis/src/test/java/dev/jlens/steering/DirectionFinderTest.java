@@ -92,7 +92,7 @@ class DirectionFinderTest {
             add(b, y, i);
         }
         HookPoint p = HookPoint.of(HookKind.RESID_PRE, 0);
-        for (DirectionMethod method : DirectionMethod.values()) {
+        for (DirectionMethod method : DirectionMethod.fitted()) {
             DirectionFinder.Options opts = new DirectionFinder.Options(HookPattern.parse("*"), List.of(TokenPosition.LAST), method, 1, 1.0);
             Direction dir = DirectionFinder.fit(p, TokenPosition.LAST, a, b, opts);
             double cos = 0;

@@ -1,5 +1,6 @@
 package dev.jlens.cli;
 
+import dev.jlens.JlensException;
 import dev.jlens.detect.Detector;
 import dev.jlens.detect.GenerationGuard;
 import dev.jlens.generate.Generation;
@@ -8,6 +9,13 @@ import dev.jlens.generate.Generator;
 import dev.jlens.generate.TokenListener;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.model.HookedModel;
+import dev.jlens.steering.Direction;
+import dev.jlens.steering.DirectionChoice;
+import dev.jlens.steering.DirectionSet;
+import dev.jlens.steering.Intervention;
+import dev.jlens.steering.SteeringSweep;
+import dev.jlens.steering.TokenScope;
+import dev.jlens.steering.WeightedLayers;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -29,6 +37,9 @@ import java.util.concurrent.Callable;
                 "  jlens generate --model ../shared/fixtures/stories260k \"Once upon a time\"",
                 "  jlens generate --model EleutherAI/pythia-160m --temperature 0.8 --top-p 0.95 --seed 1 \"The moon\"",
                 "  jlens generate --model M --stop \".\" --max-new-tokens 100 \"First prompt\" \"Second prompt\"",
+                "  jlens generate --model M --chat \"How do I bake bread?\"",
+                "  jlens generate --model M --chat --direction out/dir --layers 8:1.0,9:0.5 --alpha 4 \"Tell me about cats\"",
+                "  jlens generate --model M --chat --direction out/dir --mode ablate --layers 10 \"How do I pick a lock?\"",
                 "Guarded by a detector fitted on the same model (jlens probe --model M --save-detector out/guard):",
                 "  jlens generate --model M --guard out/guard --guard-mode stop \"How do I pick a lock?\""})
 final class GenerateCommand implements Callable<Integer> {
@@ -80,6 +91,28 @@ final class GenerateCommand implements Callable<Integer> {
                     + "flag: only report it (default: ${DEFAULT-VALUE}).")
     String guardMode;
 
+    @Option(names = "--direction", paramLabel = "DIR",
+            description = "Steer while generating with the directions of this jlens direction (or control-vector import) folder.")
+    Path direction;
+
+    @Option(names = "--mode", defaultValue = "add", paramLabel = "M",
+            description = "With --direction: add (α · weight · r̂ at each layer's hook, every token) or ablate (each layer's r̂ removed at every layer).")
+    String mode;
+
+    @Option(names = "--layers", paramLabel = "LIST",
+            description = "With --direction: layers and weights, e.g. 8 or 8:1.0,9:0.5 (default: the layer with the largest separation).")
+    String layers;
+
+    @Option(names = "--alpha", defaultValue = "1x", paramLabel = "A",
+            description = "With --direction and add: α in activation units, or a multiple of each direction's norm with x (default: ${DEFAULT-VALUE}).")
+    String alpha;
+
+    @Option(names = "--hook", paramLabel = "KIND", description = "With --direction: hook kind (default: the file's first).")
+    String hook;
+
+    @Option(names = "--position", paramLabel = "POS", description = "With --direction: token position (default: last).")
+    String position;
+
     @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The text(s) to continue.")
     List<String> prompts;
 
@@ -87,19 +120,20 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() {
         GenerationConfig config = new GenerationConfig(maxNewTokens, temperature, topK, topP, seed, stops, !ignoreEos, !noKvCache);
         PrintStream out = System.out;
-        GenerationGuard.Mode mode = GenerationGuard.Mode.parse(guardMode);
+        GenerationGuard.Mode guardModeValue = GenerationGuard.Mode.parse(guardMode);
         try (HookedModel m = modelOptions.load(); Detector detector = guard == null ? null : Detector.load(guard, m)) {
             Generator generator = new Generator(m);
             List<int[]> ids = encode(m);
             long t0 = System.nanoTime();
             boolean stream = ids.size() == 1;
+            Hooks hooks = steering(m, ids);
             GenerationGuard g0 = null;
             if (detector != null) {
                 int[] lengths = ids.stream().mapToInt(a -> a.length).toArray();
-                g0 = new GenerationGuard(detector, mode, lengths, null);
+                g0 = new GenerationGuard(detector, guardModeValue, lengths, null);
                 System.err.printf(Locale.ROOT, "guard: %s detector at %s (layer %d), %s of the token scores, threshold %.4f, mode %s%n",
                         detector.params().kind().cliName(), detector.hook(), detector.layer(), detector.aggregation().cliName(),
-                        detector.params().thresholdProbability(), mode.name().toLowerCase(Locale.ROOT));
+                        detector.params().thresholdProbability(), guardModeValue.name().toLowerCase(Locale.ROOT));
             }
             GenerationGuard guarded = g0;
             TokenListener listener = new TokenListener() {
@@ -116,8 +150,8 @@ final class GenerateCommand implements Callable<Integer> {
                     onToken(s, -1, text);
                 }
             };
-            List<Generation> done = guarded == null ? generator.generate(ids, config, Hooks.none(), listener)
-                    : generator.generate(ids, config, guarded.hooks(Hooks.none()), listener, guarded.stopCheck());
+            List<Generation> done = guarded == null ? generator.generate(ids, config, hooks, listener)
+                    : generator.generate(ids, config, guarded.hooks(hooks), listener, guarded.stopCheck());
             double secs = (System.nanoTime() - t0) / 1e9;
             int tokens = 0;
             for (int s = 0; s < done.size(); s++) {
@@ -153,6 +187,37 @@ final class GenerateCommand implements Callable<Integer> {
         String token = m.tokenizer().decode(new int[] {g.newIds()[v.generatedIndex()]});
         return String.format(Locale.ROOT, "%s%s at new token %d (%s): running score %.4f >= threshold %.4f", who, action,
                 v.generatedIndex() + 1, new com.fasterxml.jackson.databind.node.TextNode(token).toString(), v.score(), v.threshold());
+    }
+
+    /** The --direction interventions as hooks, or none. */
+    private Hooks steering(HookedModel m, List<int[]> ids) {
+        if (direction == null) {
+            if (layers != null) throw new JlensException("--layers needs --direction");
+            return Hooks.none();
+        }
+        Intervention.Mode md = Intervention.Mode.parse(mode);
+        if (md == Intervention.Mode.CLAMP) throw new JlensException("--mode clamp: generate steers with add or ablate");
+        DirectionSet set = DirectionSet.load(direction);
+        String w = set.checkCompatible(m.info(), m.location().id(), direction);
+        if (w != null) System.err.println("warning: " + w);
+        DirectionChoice choice = DirectionChoice.resolve(set, hook, position, direction);
+        WeightedLayers wl = WeightedLayers.parse(layers != null ? layers : Integer.toString(choice.defaultLayer(set)), m.info().nLayers());
+        List<SteeringSweep.Alpha> a = SteeringSweep.parseAlphas(alpha, Intervention.Mode.ADD);
+        if (a.size() != 1) throw new JlensException("--alpha \"" + alpha + "\": generate takes one coefficient");
+        int[] lengths = ids.stream().mapToInt(x -> x.length).toArray();
+        Hooks hooks = Hooks.none();
+        List<String> parts = new ArrayList<>();
+        for (WeightedLayers.Entry e : wl.entries()) {
+            Direction d = choice.at(set, e.layer(), direction);
+            Intervention iv = md == Intervention.Mode.ADD
+                    ? Intervention.add(d.unit(), e.weight() * a.getFirst().value(d), List.of(d.hook()), TokenScope.BOTH)
+                    : Intervention.ablate(d.unit(), Intervention.everyLayer(m.model()));
+            iv.checkFor(m.model());
+            hooks = iv.addTo(hooks, lengths);
+            parts.add(md == Intervention.Mode.ADD ? String.format(Locale.ROOT, "%s %+.4g", d.hook(), iv.value()) : "r̂ of " + d.hook());
+        }
+        System.err.println("steering: " + md.cliName() + " " + String.join(", ", parts));
+        return hooks;
     }
 
     /** Token ids of every prompt; with --chat each is the user message of the model's chat template. */
