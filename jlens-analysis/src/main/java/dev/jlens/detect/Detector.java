@@ -106,7 +106,7 @@ public final class Detector implements AutoCloseable {
         if (p == null) {
             throw new JlensException("detector hook \"" + hook + "\" is not a hook point of model " + model.location().id());
         }
-        if (p.kind() == HookKind.ATTN_PATTERN) throw new JlensException("detector hook " + hook + ": attention patterns cannot be pooled");
+        if (p.kind().isAttentionMap()) throw new JlensException("detector hook " + hook + ": attention scores and patterns cannot be pooled");
         if (pooling == Pooling.ALL) throw new JlensException("detector pooling \"all\": a detector needs one vector per prompt");
         this.point = p;
         int depth = p.depth();
