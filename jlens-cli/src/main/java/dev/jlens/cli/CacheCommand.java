@@ -25,6 +25,7 @@ import java.util.concurrent.Callable;
         footer = {"", "Examples:",
                 "  jlens cache --prompts prompts.txt --hooks 'blocks.*.hook_resid_post' --pool mean --out out/run1",
                 "  jlens cache --model ../shared/fixtures/gpt_neox_tiny --prompts p.jsonl --hooks '*' --pool all --logits --out out/all",
+                "  jlens cache --model ../shared/fixtures/gpt2_tiny --prompts p.txt --hooks 'blocks.*.attn.*' --pool all --out out/heads",
                 "  jlens cache --model Qwen/Qwen2.5-0.5B-Instruct --chat --pool post-instruction --prompts p.txt --out out/chat",
                 "In Python:  from safetensors.numpy import load_file; acts = load_file('out/run1/activations.safetensors')"})
 final class CacheCommand implements Callable<Integer> {
@@ -44,8 +45,11 @@ final class CacheCommand implements Callable<Integer> {
     String field;
 
     @Option(names = "--hooks", defaultValue = "blocks.*.hook_resid_post", paramLabel = "PATTERN",
-            description = "Comma-separated hook names or globs; * matches anything including dots, so '*' caches "
-                    + "every hook (default: ${DEFAULT-VALUE}). `jlens inspect` lists the names.")
+            description = {"Comma-separated hook names or globs; * matches anything including dots, so '*' caches "
+                    + "every hook (default: ${DEFAULT-VALUE}). `jlens inspect` lists the names.",
+                    "Per-head hooks (blocks.L.attn.hook_q/k/v/z [len, heads, d_head], hook_result [len, heads, d_model],",
+                    "mlp.hook_pre/post [len, d_mlp]) pool over tokens like the others; attention scores and patterns",
+                    "[heads, len, len] are saved with --pool all only."})
     String hooks;
 
     @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",
@@ -80,7 +84,13 @@ final class CacheCommand implements Callable<Integer> {
             HookPattern pattern = HookPattern.parse(hooks);
             List<String> names = new ArrayList<>();
             for (HookPoint p : pattern.select(m.hookPoints())) {
-                if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) names.add(p.name());
+                // Attention scores and patterns are kept whole per prompt: saved with --pool all only.
+                if (!p.kind().isAttentionMap() || pooling == Pooling.ALL) names.add(p.name());
+            }
+            if (names.isEmpty()) {
+                throw new JlensException("--hooks \"" + hooks + "\" selects only attention scores or patterns, which are "
+                        + "saved per prompt with --pool all only; add --pool all, or select hooks such as "
+                        + "blocks.*.hook_resid_post or blocks.*.attn.hook_z (`jlens inspect` lists them)");
             }
             ChatOptions.Encoded encoded = chatOptions.encode(m, set.texts(), w -> System.err.println("warning: " + w));
             List<int[]> ids = encoded.ids();

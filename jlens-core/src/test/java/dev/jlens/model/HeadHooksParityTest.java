@@ -37,7 +37,7 @@ class HeadHooksParityTest {
     static final double ATOL = 1e-4;
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt_neox_tiny_fp16", "gpt_neox_tiny_bin",
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt_neox_tiny_fp16", "gpt_neox_tiny_bin", "gpt_neox_tiny_sharded",
             "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
     void matchesHuggingFace(String fixture) {
         Fixtures.Golden g = Fixtures.golden(fixture);
@@ -74,9 +74,9 @@ class HeadHooksParityTest {
         }
     }
 
-    /** The bin variants hold gpt_neox_tiny_fp16's weights and use its file (fixtures README). */
+    /** The bin and sharded variants hold gpt_neox_tiny_fp16's weights and use its file (fixtures README). */
     static Path headsFile(String fixture) {
-        String dir = fixture.startsWith("gpt_neox_tiny_bin") ? "gpt_neox_tiny_fp16" : fixture;
+        String dir = fixture.startsWith("gpt_neox_tiny_bin") || fixture.equals("gpt_neox_tiny_sharded") ? "gpt_neox_tiny_fp16" : fixture;
         return Fixtures.dir(dir).resolve("golden_heads.safetensors");
     }
 
