@@ -243,6 +243,12 @@ public final class CausalLm implements TransformerModel {
     }
 
     @Override
+    public Readout readout() {
+        return new Readout(backend, spec.norm().layerNorm(), spec.norm().eps(), spec.norm().onePlus(), finalNorm.w,
+                finalNorm.b, unembed, spec.embedding().finalSoftcap());
+    }
+
+    @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks) {
         return forward(batch, options, hooks, null);
     }
