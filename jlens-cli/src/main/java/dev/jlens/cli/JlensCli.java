@@ -28,6 +28,10 @@ import java.io.PrintWriter;
                 ProbeCommand.class,
                 DetectCommand.class,
                 ServeCommand.class,
+                LensCommand.class,
+                AttributeCommand.class,
+                PatchCommand.class,
+                AttentionCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
