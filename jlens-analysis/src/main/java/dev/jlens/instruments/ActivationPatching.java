@@ -61,6 +61,11 @@ public final class ActivationPatching {
 
         /** logit(a) − logit(b) at the last position. */
         static Metric logitDifference(int a, int b) {
+            return logitDifference(a, b, "logit(#" + a + ") − logit(#" + b + ")");
+        }
+
+        /** As above, described by {@code label} (e.g. the tokens' text). */
+        static Metric logitDifference(int a, int b, String label) {
             return new Metric() {
                 public String hook() {
                     return null;
@@ -72,7 +77,7 @@ public final class ActivationPatching {
                 }
 
                 public String describe() {
-                    return "logit(#" + a + ") − logit(#" + b + ") at the last position";
+                    return label + " at the last position";
                 }
             };
         }
@@ -166,7 +171,7 @@ public final class ActivationPatching {
 
     /** (patched − corrupted) / (clean − corrupted). */
     public double normalise(double patched) {
-        return (patched - corruptedMetric) / (cleanMetric - corruptedMetric);
+        return (patched - corruptedMetric) / (cleanMetric - corruptedMetric) + 0.0;   // + 0.0: no -0 in the tables
     }
 
     /** [layer][corrupted position]: the site patched at one position at a time. */

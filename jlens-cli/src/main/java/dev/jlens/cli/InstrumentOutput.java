@@ -82,7 +82,8 @@ final class InstrumentOutput {
         }
         if (tokens != null) {
             int[] ab = twoTokens(m, tokens);
-            return ActivationPatching.Metric.logitDifference(ab[0], ab[1]);
+            return ActivationPatching.Metric.logitDifference(ab[0], ab[1], "logit(\"" + TokenChoice.show(m.tokenizer(), ab[0])
+                    + "\") − logit(\"" + TokenChoice.show(m.tokenizer(), ab[1]) + "\")");
         }
         Direction d = direction(m, directionDir, hook, position);
         return ActivationPatching.Metric.projection(d.hook(), d.unit(), m.info().dModel());
