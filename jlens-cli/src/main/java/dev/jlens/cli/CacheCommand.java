@@ -71,6 +71,28 @@ final class CacheCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Redo a run whose --out folder already holds finished (or other) results.")
     boolean force;
 
+    /**
+     * The selected hooks' values per token in units of d_model, for the memory check: a head's result is
+     * heads × d_model wide, an MLP hook d_mlp, an attention map heads × the longest prompt.
+     */
+    static int residualWidths(List<HookPoint> selected, List<String> names, dev.jlens.model.ModelInfo info, List<int[]> ids) {
+        int maxLen = 0;
+        for (int[] p : ids) maxLen = Math.max(maxLen, p.length);
+        long d = info.dModel(), total = 0;
+        for (HookPoint p : selected) {
+            if (!names.contains(p.name())) continue;
+            long width = switch (p.kind()) {
+                case ATTN_RESULT -> (long) info.nHeads() * d;
+                case ATTN_K, ATTN_V, ATTN_ROT_K -> d * info.nKvHeads() / info.nHeads();
+                case MLP_PRE, MLP_PRE_LINEAR, MLP_POST -> info.dMlp();
+                case ATTN_SCORES, ATTN_PATTERN -> (long) info.nHeads() * maxLen;
+                default -> d;
+            };
+            total += (width + d - 1) / d;
+        }
+        return (int) Math.min(Integer.MAX_VALUE, total);
+    }
+
     @Override
     public Integer call() {
         Pooling pooling = Pooling.parse(pool);
@@ -96,7 +118,8 @@ final class CacheCommand implements Callable<Integer> {
             List<int[]> ids = encoded.ids();
             // A batch never holds more than every prompt; clamping also keeps batch arithmetic from overflowing.
             int batch = Math.min(batchSize, ids.size());
-            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, names.size(), logits, MemoryEstimate.Limits.ofThisJvm());
+            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, residualWidths(pattern.select(m.hookPoints()), names,
+                    m.info(), ids), logits, MemoryEstimate.Limits.ofThisJvm());
             ActivationsOutput.guardFinished(out, "activations.json", force);
             String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
                     names, pooling, batch, logits, chatOptions.fingerprint());
