@@ -56,7 +56,8 @@ import java.util.Map;
  * Every hook may change what it is given, and the pass continues with the change (a hook on hook_z that zeroes
  * one head ablates it; on hook_attn_scores or hook_pattern the attention output is recomputed from the changed
  * values; on hook_result the attention output becomes Σ_h result + bias, as TransformerLens computes it then).
- * A hook nobody registered costs nothing: hook_result, the scores and the recomputations run only when hooked.
+ * A hook that only reads changes no bit of the pass. A hook nobody registered costs nothing: hook_result, the
+ * scores and the recomputations run only when hooked.
  * Immutable after loading and safe to call from several threads (each call has its own buffers).
  */
 public final class CausalLm implements TransformerModel {
@@ -369,7 +370,8 @@ public final class CausalLm implements TransformerModel {
 
     /**
      * p.ctx ← attention of p.q over the keys. A hook on the scores or the pattern sees them and may change
-     * them: the pattern is then the softmax of the (changed) scores and the output its product with the values.
+     * them: the pattern is then the softmax of the changed scores, and the output the changed pattern times the
+     * values. Unchanged, the fused kernel's output stands, so reading them never changes a bit downstream.
      */
     private void attend(Pass p, Block b, KvCache.Keys kv, AttentionLayout layout) {
         BlockHooks hp = b.hooks;
@@ -378,20 +380,19 @@ public final class CausalLm implements TransformerModel {
         DeviceTensor scores = hookScores ? backend.allocate(1, mapSize) : null;
         DeviceTensor pattern = hookScores || hookPattern ? backend.allocate(1, mapSize) : null;
         backend.attention(p.q, kv.keys(), kv.values(), p.ctx, layout, b.attention, pattern, scores);
-        if (scores != null) {
-            p.fire(hp.scores, scores, mapSize);
+        boolean changed = false;
+        if (scores != null && p.fireAndCompare(hp.scores, scores, mapSize)) {
             backend.softmaxScores(scores, pattern, layout, b.attention);
+            changed = true;
         }
-        if (pattern != null) {
-            p.fire(hp.pattern, pattern, mapSize);
-            backend.mixValues(pattern, kv.values(), p.ctx, layout, b.attention);
-        }
+        if (pattern != null) changed |= p.fireAndCompare(hp.pattern, pattern, mapSize);
+        if (changed) backend.mixValues(pattern, kv.values(), p.ctx, layout, b.attention);
     }
 
     /**
-     * hook_result: head h's z through columns h·d_head.. of W_O, [T, heads, d]; the attention output is then
-     * the sum of the (possibly changed) results plus the bias, as TransformerLens computes it with
-     * use_attn_result.
+     * hook_result: head h's z through columns h·d_head.. of W_O, [T, heads, d]. When a hook changes it, the
+     * attention output is the sum of the results plus the bias, as TransformerLens computes it with
+     * use_attn_result; unchanged, it is the output projection's own product, bit for bit.
      */
     private void headResults(Pass p, Block b, DeviceTensor attnOut) {
         int heads = b.attention.nHeads(), hd = b.attention.headDim();
@@ -403,7 +404,10 @@ public final class CausalLm implements TransformerModel {
             backend.matmul(z, wo[h], null, one);
             backend.copyColumns(one, 0, result, h * d, d);
         }
-        p.fire(b.hooks.result, result, p.T, heads, d);
+        if (!p.fireAndCompare(b.hooks.result, result, p.T, heads, d)) {
+            backend.matmul(p.ctx, b.o.w, b.o.b, attnOut);
+            return;
+        }
         float[] rows = new float[p.T * d];
         if (b.o.b != null) for (int t = 0; t < p.T; t++) System.arraycopy(b.o.b, 0, rows, t * d, d);
         backend.copyRows(backend.upload(rows, p.T, d), 0, attnOut, 0, p.T);
@@ -558,6 +562,21 @@ public final class CausalLm implements TransformerModel {
 
         void fire(HookPoint point, DeviceTensor t, int... shape) {
             site.fire(point, t, shape);
+        }
+
+        /**
+         * Fires the hooks on point with a copy of t (they may keep it) and, if they changed it, copies the change
+         * into t: true when something changed. Lets the pass recompute what depends on t only when it must.
+         */
+        boolean fireAndCompare(HookPoint point, DeviceTensor t, int... shape) {
+            if (!site.wants(point)) return false;
+            DeviceTensor copy = backend.allocate(t.rows(), t.cols());
+            backend.copyRows(t, 0, copy, 0, t.rows());
+            site.fire(point, copy, shape);
+            float[] before = backend.toHost(t, t.rows(), t.cols()).data(), after = backend.toHost(copy, t.rows(), t.cols()).data();
+            if (java.util.Arrays.equals(before, after)) return false;
+            backend.copyRows(copy, 0, t, 0, t.rows());
+            return true;
         }
 
         /**
