@@ -21,8 +21,10 @@ import java.util.List;
  * its own would give.
  * <pre>{@code
  * try (HookedModel m = ModelLoader.load("../shared/fixtures/gpt2_tiny", null)) {
- *     int[] clean = m.encode("The Eiffel Tower is in Paris", null), corrupt = m.encode("The Colosseum is in Paris", null);
- *     int[] ab = TokenChoice.parse(m.tokenizer(), " France, Italy", m.info().vocabSize(), "--tokens");
+ *     // the indirect-object task: same length, one name swapped
+ *     int[] clean = m.encode("When John and Mary went to the store, John gave a drink to", null);
+ *     int[] corrupt = m.encode("When John and Mary went to the store, Mary gave a drink to", null);
+ *     int[] ab = TokenChoice.parse(m.tokenizer(), " Mary, John", m.info().vocabSize(), "--tokens");
  *     ActivationPatching p = new ActivationPatching(m, clean, corrupt, null, ActivationPatching.Metric.logitDifference(ab[0], ab[1]));
  *     double[][] resid = p.perPosition(ActivationPatching.Site.RESID_PRE);   // [layer][position]
  *     double[][] heads = p.perHead();                                        // [layer][head], hook_z

@@ -37,7 +37,7 @@ import java.io.PrintWriter;
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
                 "             jlens inspect --model DIR   (what a checkpoint holds and which hooks it has)",
                 "             jlens probe --save-detector out/det   (how early can a detector see harmful prompts?)",
-                "Docs: README.md and docs/ (HOOKS, METRICS, PROMPTS, STEERING, DETECTION, EXPERIMENTS, PERFORMANCE)"})
+                "Docs: README.md and docs/ (HOOKS, INSTRUMENTS, METRICS, PROMPTS, STEERING, DETECTION, EXPERIMENTS, PERFORMANCE)"})
 public final class JlensCli implements Runnable {
 
     public static final String VERSION = "0.1.0";
