@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
-import dev.jlens.hooks.HookKind;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.hooks.Pooling;

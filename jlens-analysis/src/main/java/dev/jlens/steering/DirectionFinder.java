@@ -1,7 +1,6 @@
 package dev.jlens.steering;
 
 import dev.jlens.JlensException;
-import dev.jlens.hooks.HookKind;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;

@@ -15,7 +15,6 @@ import dev.jlens.detect.Prober;
 import dev.jlens.detect.ThresholdRule;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.hooks.ActivationCache;
-import dev.jlens.hooks.HookKind;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
