@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
-import dev.jlens.hooks.HookKind;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.hooks.Pooling;
@@ -118,7 +117,7 @@ public final class Detector implements AutoCloseable {
         if (p == null) {
             throw new JlensException("detector hook \"" + hook + "\" is not a hook point of model " + model.location().id());
         }
-        if (p.kind() == HookKind.ATTN_PATTERN) throw new JlensException("detector hook " + hook + ": attention patterns cannot be pooled");
+        if (p.kind().isAttentionMap()) throw new JlensException("detector hook " + hook + ": attention scores and patterns cannot be pooled");
         if (pooling == Pooling.ALL) throw new JlensException("detector pooling \"all\": a detector needs one vector per prompt");
         if (pooling == Pooling.POST_INSTRUCTION) {
             throw new JlensException("detector pooling \"post-instruction\" is not supported; use mean or last");

@@ -1,7 +1,6 @@
 package dev.jlens.steering;
 
 import dev.jlens.JlensException;
-import dev.jlens.hooks.HookKind;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Hooks;
@@ -55,11 +54,11 @@ public final class DirectionFinder {
     public static List<HookPoint> selectPoints(TransformerModel model, HookPattern pattern) {
         List<HookPoint> out = new ArrayList<>();
         for (HookPoint p : pattern.select(model.hookPoints())) {
-            if (p.kind() != HookKind.ATTN_PATTERN && p.kind() != HookKind.LN_FINAL_SCALE) out.add(p);
+            if (p.kind().residualWidth()) out.add(p);
         }
         if (out.isEmpty()) {
-            throw new JlensException("--hooks \"" + pattern + "\" selects no residual-width activation (attention patterns and "
-                    + "ln_final.hook_scale have no direction); use e.g. blocks.*.hook_resid_pre");
+            throw new JlensException("--hooks \"" + pattern + "\" selects no residual-width activation (attention patterns, "
+                    + "per-head hooks and ln_final.hook_scale have no d_model-wide direction); use e.g. blocks.*.hook_resid_pre");
         }
         return out;
     }

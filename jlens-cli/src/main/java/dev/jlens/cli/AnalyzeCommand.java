@@ -141,7 +141,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             HookPattern pattern = HookPattern.parse(seedCompat ? "blocks.*.hook_resid_post" : hooks);
             List<HookPoint> points = new ArrayList<>();
             for (HookPoint p : pattern.select(m.hookPoints())) {
-                if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) points.add(p);
+                if (!p.kind().isAttentionMap()) points.add(p);
             }
             List<String> texts = new ArrayList<>();
             texts.addAll(setA.texts());

@@ -344,7 +344,7 @@ final class BenchCommand implements Callable<Integer> {
 
         @Override
         public void attention(DeviceTensor q, DeviceTensor kk, DeviceTensor v, DeviceTensor out, AttentionLayout layout,
-                              AttentionSpec spec, DeviceTensor pattern) {
+                              AttentionSpec spec, DeviceTensor pattern, DeviceTensor scores) {
             long pairs = 0;
             for (int s = 0; s < layout.sequences(); s++) {
                 int qLen = layout.qLen()[s], kLen = layout.kLen()[s];
@@ -356,8 +356,18 @@ final class BenchCommand implements Callable<Integer> {
             // q·k and p·v: two multiply-adds per head dimension per visible (query, key) pair
             attentionFlops += 4L * pairs * spec.nHeads() * spec.headDim();
             long t0 = System.nanoTime();
-            k.attention(q, kk, v, out, layout, spec, pattern);
+            k.attention(q, kk, v, out, layout, spec, pattern, scores);
             attentionNanos += System.nanoTime() - t0;
+        }
+
+        @Override
+        public void softmaxScores(DeviceTensor scores, DeviceTensor pattern, AttentionLayout layout, AttentionSpec spec) {
+            other(() -> k.softmaxScores(scores, pattern, layout, spec));
+        }
+
+        @Override
+        public void mixValues(DeviceTensor pattern, DeviceTensor v, DeviceTensor out, AttentionLayout layout, AttentionSpec spec) {
+            other(() -> k.mixValues(pattern, v, out, layout, spec));
         }
     }
 }

@@ -25,6 +25,7 @@ import java.util.concurrent.Callable;
         footer = {"", "Examples:",
                 "  jlens cache --prompts prompts.txt --hooks 'blocks.*.hook_resid_post' --pool mean --out out/run1",
                 "  jlens cache --model ../shared/fixtures/gpt_neox_tiny --prompts p.jsonl --hooks '*' --pool all --logits --out out/all",
+                "  jlens cache --model ../shared/fixtures/gpt2_tiny --prompts p.txt --hooks 'blocks.*.attn.*' --pool all --out out/heads",
                 "  jlens cache --model Qwen/Qwen2.5-0.5B-Instruct --chat --pool post-instruction --prompts p.txt --out out/chat",
                 "In Python:  from safetensors.numpy import load_file; acts = load_file('out/run1/activations.safetensors')"})
 final class CacheCommand implements Callable<Integer> {
@@ -44,8 +45,11 @@ final class CacheCommand implements Callable<Integer> {
     String field;
 
     @Option(names = "--hooks", defaultValue = "blocks.*.hook_resid_post", paramLabel = "PATTERN",
-            description = "Comma-separated hook names or globs; * matches anything including dots, so '*' caches "
-                    + "every hook (default: ${DEFAULT-VALUE}). `jlens inspect` lists the names.")
+            description = {"Comma-separated hook names or globs; * matches anything including dots, so '*' caches "
+                    + "every hook (default: ${DEFAULT-VALUE}). `jlens inspect` lists the names.",
+                    "Per-head hooks (blocks.L.attn.hook_q/k/v/z [len, heads, d_head], hook_result [len, heads, d_model],",
+                    "mlp.hook_pre/post [len, d_mlp]) pool over tokens like the others; attention scores and patterns",
+                    "[heads, len, len] are saved with --pool all only."})
     String hooks;
 
     @Option(names = "--pool", defaultValue = "mean", paramLabel = "P",
@@ -67,6 +71,28 @@ final class CacheCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Redo a run whose --out folder already holds finished (or other) results.")
     boolean force;
 
+    /**
+     * The selected hooks' values per token in units of d_model, for the memory check: a head's result is
+     * heads × d_model wide, an MLP hook d_mlp, an attention map heads × the longest prompt.
+     */
+    static int residualWidths(List<HookPoint> selected, List<String> names, dev.jlens.model.ModelInfo info, List<int[]> ids) {
+        int maxLen = 0;
+        for (int[] p : ids) maxLen = Math.max(maxLen, p.length);
+        long d = info.dModel(), total = 0;
+        for (HookPoint p : selected) {
+            if (!names.contains(p.name())) continue;
+            long width = switch (p.kind()) {
+                case ATTN_RESULT -> (long) info.nHeads() * d;
+                case ATTN_K, ATTN_V, ATTN_ROT_K -> d * info.nKvHeads() / info.nHeads();
+                case MLP_PRE, MLP_PRE_LINEAR, MLP_POST -> info.dMlp();
+                case ATTN_SCORES, ATTN_PATTERN -> (long) info.nHeads() * maxLen;
+                default -> d;
+            };
+            total += (width + d - 1) / d;
+        }
+        return (int) Math.min(Integer.MAX_VALUE, total);
+    }
+
     @Override
     public Integer call() {
         Pooling pooling = Pooling.parse(pool);
@@ -80,13 +106,20 @@ final class CacheCommand implements Callable<Integer> {
             HookPattern pattern = HookPattern.parse(hooks);
             List<String> names = new ArrayList<>();
             for (HookPoint p : pattern.select(m.hookPoints())) {
-                if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN) names.add(p.name());
+                // Attention scores and patterns are kept whole per prompt: saved with --pool all only.
+                if (!p.kind().isAttentionMap() || pooling == Pooling.ALL) names.add(p.name());
+            }
+            if (names.isEmpty()) {
+                throw new JlensException("--hooks \"" + hooks + "\" selects only attention scores or patterns, which are "
+                        + "saved per prompt with --pool all only; add --pool all, or select hooks such as "
+                        + "blocks.*.hook_resid_post or blocks.*.attn.hook_z (`jlens inspect` lists them)");
             }
             ChatOptions.Encoded encoded = chatOptions.encode(m, set.texts(), w -> System.err.println("warning: " + w));
             List<int[]> ids = encoded.ids();
             // A batch never holds more than every prompt; clamping also keeps batch arithmetic from overflowing.
             int batch = Math.min(batchSize, ids.size());
-            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, names.size(), logits, MemoryEstimate.Limits.ofThisJvm());
+            MemoryEstimate.checkBatch("--batch-size", m.info(), ids, batchSize, residualWidths(pattern.select(m.hookPoints()), names,
+                    m.info(), ids), logits, MemoryEstimate.Limits.ofThisJvm());
             ActivationsOutput.guardFinished(out, "activations.json", force);
             String fp = ActivationsOutput.fingerprint("cache", m.location().id(), m.location().revision(), set.sha256(),
                     names, pooling, batch, logits, chatOptions.fingerprint());

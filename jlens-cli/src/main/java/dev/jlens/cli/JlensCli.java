@@ -30,12 +30,16 @@ import java.io.PrintWriter;
                 ProbeCommand.class,
                 DetectCommand.class,
                 ServeCommand.class,
+                LensCommand.class,
+                AttributeCommand.class,
+                PatchCommand.class,
+                AttentionCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"", "Start with:  jlens analyze        (the harmful-vs-harmless geometry experiment, ~1 minute)",
                 "             jlens inspect --model DIR   (what a checkpoint holds and which hooks it has)",
                 "             jlens probe --save-detector out/det   (how early can a detector see harmful prompts?)",
-                "Docs: README.md and docs/ (HOOKS, METRICS, PROMPTS, STEERING, EVALUATION, DETECTION, EXPERIMENTS, PERFORMANCE)"})
+                "Docs: README.md and docs/ (ARCHITECTURE, HOOKS, INSTRUMENTS, METRICS, PROMPTS, STEERING, EVALUATION, DETECTION, EXPERIMENTS, PERFORMANCE)"})
 public final class JlensCli implements Runnable {
 
     public static final String VERSION = "0.1.0";

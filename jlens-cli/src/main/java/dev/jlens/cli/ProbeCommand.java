@@ -19,7 +19,6 @@ import dev.jlens.detect.Prober;
 import dev.jlens.detect.ThresholdRule;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.hooks.ActivationCache;
-import dev.jlens.hooks.HookKind;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.HookPoint;
 import dev.jlens.hooks.Pooling;
@@ -192,7 +191,7 @@ final class ProbeCommand implements Callable<Integer> {
         try (HookedModel m = modelOptions.load()) {
             HookPattern pattern = HookPattern.parse(hooks);
             List<HookPoint> points = new ArrayList<>();
-            for (HookPoint p : pattern.select(m.hookPoints())) if (p.kind() != HookKind.ATTN_PATTERN) points.add(p);
+            for (HookPoint p : pattern.select(m.hookPoints())) if (!p.kind().isAttentionMap()) points.add(p);
             if (points.isEmpty()) throw new JlensException("--hooks \"" + hooks + "\" selects only attention patterns; a detector needs a residual-stream hook");
             if (saveHook != null && points.stream().noneMatch(p -> p.name().equals(saveHook))) {
                 throw new JlensException("--save-hook " + saveHook + " is not among the probed hooks (--hooks \"" + hooks + "\")");

@@ -79,6 +79,14 @@ class FamiliesAndChatCliTest {
                     "hook_resid_post")) {
                 assertTrue(hooks.contains("blocks." + l + "." + h), dir + " lacks blocks." + l + "." + h + ": " + hooks);
             }
+            for (String h : List.of("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores", "attn.hook_z",
+                    "attn.hook_result", "mlp.hook_pre", "mlp.hook_post")) {
+                assertTrue(hooks.contains("blocks." + l + "." + h), dir + " lacks blocks." + l + "." + h + ": " + hooks);
+            }
+            // GPT-2 has learned positions (no rotary) and a plain MLP; the Llama family rotary and a gated MLP
+            boolean gpt2 = dir.equals("gpt2_tiny");
+            assertEquals(!gpt2, hooks.contains("blocks." + l + ".attn.hook_rot_q"), dir + " hook_rot_q");
+            assertEquals(!gpt2, hooks.contains("blocks." + l + ".mlp.hook_pre_linear"), dir + " hook_pre_linear");
         }
     }
 

@@ -64,19 +64,29 @@ public final class ActivationCache {
     }
 
     private synchronized FloatTensor record(HookPoint point, FloatTensor original, TokenBatch batch) {
-        FloatTensor value = original;
-        if (point.kind() == HookKind.ATTN_PATTERN) {
-            recordPattern(point, original, batch);
+        if (point.kind().isAttentionMap()) {
+            recordAttentionMap(point, original, batch);
             return original;
         }
-        value = view.apply(value);
+        // Per-head hooks arrive as [T, heads, d_head] (or [T, heads, d_model]): views and pooling see each token's
+        // values as one row, and --pool all keeps the trailing dimensions.
+        int[] shape = original.shape();
+        int tokens = shape[0];
+        int width = tokens == 0 ? 0 : original.data().length / tokens;
+        FloatTensor value = view.apply(shape.length == 2 ? original : new FloatTensor(original.data(), tokens, width));
         int d = value.cols();
         widths.put(point.name(), d);
         float[] data = value.data();
         for (int s = 0; s < batch.size(); s++) {
             int off = batch.offsets()[s], len = batch.lengths()[s];
             if (pooling == Pooling.ALL) {
-                perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(value.rowSlice(off, off + len));
+                FloatTensor rows = value.rowSlice(off, off + len);
+                if (shape.length != 2) {
+                    int[] perPrompt = shape.clone();
+                    perPrompt[0] = len;
+                    rows = new FloatTensor(rows.data(), perPrompt);
+                }
+                perPrompt.computeIfAbsent(point.name(), k -> new ArrayList<>()).add(rows);
             } else {
                 float[] row = new float[d];
                 List<float[]> rows = pooledRows.computeIfAbsent(point.name(), k -> new ArrayList<>());
@@ -92,10 +102,10 @@ public final class ActivationCache {
     }
 
     /**
-     * An attention pattern arrives as one block [heads, len, len] per sequence, concatenated; it is kept per
-     * prompt with {@link Pooling#ALL} (a mean over tokens means nothing for it) and ignored otherwise.
+     * Attention scores and patterns arrive as one block [heads, q, k] per sequence, concatenated; they are kept
+     * per prompt with {@link Pooling#ALL} (a mean over tokens means nothing for them) and ignored otherwise.
      */
-    private void recordPattern(HookPoint point, FloatTensor value, TokenBatch batch) {
+    private void recordAttentionMap(HookPoint point, FloatTensor value, TokenBatch batch) {
         if (pooling != Pooling.ALL) return;
         long squares = 0;
         for (int len : batch.lengths()) squares += (long) len * len;
@@ -119,7 +129,7 @@ public final class ActivationCache {
         return perPrompt.containsKey(name) || pooledRows.containsKey(name);
     }
 
-    /** [n_prompts, d] for a reducing pooling. */
+    /** [n_prompts, d] for a reducing pooling (per-head hooks: d = heads × d_head, head-major). */
     public FloatTensor pooled(String name) {
         List<float[]> rows = pooledRows.get(name);
         if (rows == null) throw new IllegalArgumentException("no pooled activations for " + name);
@@ -143,7 +153,10 @@ public final class ActivationCache {
         return out;
     }
 
-    /** One [len_i, d] tensor per prompt, for {@link Pooling#ALL}. */
+    /**
+     * One tensor per prompt for {@link Pooling#ALL}: [len_i, d], per-head hooks [len_i, heads, d_head] (hook_result
+     * [len_i, heads, d_model]), attention scores and patterns [heads, len_i, len_i].
+     */
     public List<FloatTensor> perPrompt(String name) {
         List<FloatTensor> l = perPrompt.get(name);
         if (l == null) throw new IllegalArgumentException("no per-token activations for " + name);

@@ -95,10 +95,30 @@ public interface Backend {
      * Scaled dot-product attention per sequence of the batch. q is [rows, nHeads*headDim]; k and v are
      * [kvRows, nKvHeads*headDim], the keys of sequence s being its cached prefix followed by its new rows
      * ({@link AttentionLayout}); out is [rows, nHeads*headDim]. {@code pattern}, when not null, receives the
-     * softmax per sequence as [heads, new tokens, all tokens] blocks one after another (0 where masked).
+     * softmax per sequence as [heads, new tokens, all tokens] blocks one after another (0 where masked);
+     * {@code scores}, when not null, receives the softmax input in the same layout: q·k × scale, soft-capped,
+     * and {@code -inf} where masked (TransformerLens' hook_attn_scores). Neither costs anything when null.
      */
     void attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, AttentionLayout layout,
-                   AttentionSpec spec, DeviceTensor pattern);
+                   AttentionSpec spec, DeviceTensor pattern, DeviceTensor scores);
+
+    /** As above without the scores. */
+    default void attention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, AttentionLayout layout,
+                           AttentionSpec spec, DeviceTensor pattern) {
+        attention(q, k, v, out, layout, spec, pattern, null);
+    }
+
+    /**
+     * pattern ← softmax of each row of scores (laid out as {@link #attention}'s outputs; {@code -inf} entries
+     * get 0): the pattern of attention scores a hook has changed.
+     */
+    void softmaxScores(DeviceTensor scores, DeviceTensor pattern, AttentionLayout layout, AttentionSpec spec);
+
+    /**
+     * out ← pattern · v per head and sequence (pattern laid out as {@link #attention}'s, v as its values):
+     * the attention output for a pattern a hook has changed.
+     */
+    void mixValues(DeviceTensor pattern, DeviceTensor v, DeviceTensor out, AttentionLayout layout, AttentionSpec spec);
 
     // ---- elementwise
 

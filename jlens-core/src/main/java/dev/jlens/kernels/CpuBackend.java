@@ -266,9 +266,10 @@ final class CpuBackend extends HeapBackend {
 
     @Override
     public void attention(DeviceTensor qt, DeviceTensor kt, DeviceTensor vt, DeviceTensor outT, AttentionLayout layout,
-                          AttentionSpec spec, DeviceTensor patternT) {
+                          AttentionSpec spec, DeviceTensor patternT, DeviceTensor scoresT) {
         float[] q = HeapTensor.of(qt), k = HeapTensor.of(kt), v = HeapTensor.of(vt), out = HeapTensor.of(outT);
         float[] patternOut = patternT == null ? null : HeapTensor.of(patternT);
+        float[] scoresOut = scoresT == null ? null : HeapTensor.of(scoresT);
         int nHeads = spec.nHeads();
         int seqs = layout.sequences();
         int[] patternBase = new int[seqs];
@@ -283,10 +284,20 @@ final class CpuBackend extends HeapBackend {
             // Each (sequence, head) is computed by one thread in a fixed order, so who claims it does not
             // change its bits; claiming balances unequal sequence lengths.
             pool.forEach(tasks, (id, t) -> attendOne(attentionScratch[id], q, k, v, out, layout, t / nHeads, t % nHeads,
-                    spec, patternOut, patternBase[t / nHeads]));
+                    spec, patternOut, scoresOut, patternBase[t / nHeads]));
         } finally {
             lock.unlock();
         }
+    }
+
+    @Override
+    public void softmaxScores(DeviceTensor scores, DeviceTensor pattern, AttentionLayout layout, AttentionSpec spec) {
+        AttentionMaps.softmax(HeapTensor.of(scores), HeapTensor.of(pattern), layout, spec);
+    }
+
+    @Override
+    public void mixValues(DeviceTensor pattern, DeviceTensor v, DeviceTensor out, AttentionLayout layout, AttentionSpec spec) {
+        AttentionMaps.mixValues(HeapTensor.of(pattern), HeapTensor.of(v), HeapTensor.of(out), layout, spec);
     }
 
     /**
@@ -296,7 +307,7 @@ final class CpuBackend extends HeapBackend {
      */
     private static void attendOne(AttentionScratch sc, float[] q, float[] k, float[] v, float[] out,
                                   AttentionLayout layout, int s, int h, AttentionSpec spec, float[] patternOut,
-                                  int patternBase) {
+                                  float[] scoresOut, int patternBase) {
         int nHeads = spec.nHeads(), nKvHeads = spec.nKvHeads(), headDim = spec.headDim();
         float scale = spec.scale();
         int qStride = nHeads * headDim, kStride = nKvHeads * headDim;
@@ -330,6 +341,10 @@ final class CpuBackend extends HeapBackend {
             }
             if (spec.softcap() > 0f) {
                 for (int j = lo; j < hi; j++) scores[j] = spec.cap(scores[j]);
+            }
+            if (scoresOut != null) {
+                int p = patternBase + (h * qLen + i) * kLen;
+                for (int j = 0; j < kLen; j++) scoresOut[p + j] = (j >= lo && j < hi) ? scores[j] : Float.NEGATIVE_INFINITY;
             }
             float max = Float.NEGATIVE_INFINITY;
             for (int j = lo; j < hi; j++) max = Math.max(max, scores[j]);

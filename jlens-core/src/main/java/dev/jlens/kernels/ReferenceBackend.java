@@ -98,9 +98,10 @@ final class ReferenceBackend extends HeapBackend {
 
     @Override
     public void attention(DeviceTensor qt, DeviceTensor kt, DeviceTensor vt, DeviceTensor outT, AttentionLayout layout,
-                          AttentionSpec spec, DeviceTensor patternT) {
+                          AttentionSpec spec, DeviceTensor patternT, DeviceTensor scoresT) {
         float[] q = HeapTensor.of(qt), k = HeapTensor.of(kt), v = HeapTensor.of(vt), out = HeapTensor.of(outT);
         float[] pattern = patternT == null ? null : HeapTensor.of(patternT);
+        float[] scores = scoresT == null ? null : HeapTensor.of(scoresT);
         int nHeads = spec.nHeads(), hd = spec.headDim(), group = nHeads / spec.nKvHeads();
         int qStride = spec.qWidth(), kStride = spec.kvWidth();
         int patternAt = 0;
@@ -121,6 +122,10 @@ final class ReferenceBackend extends HeapBackend {
                         p[j] = spec.cap(dot * spec.scale());
                         max = Math.max(max, p[j]);
                     }
+                    if (scores != null) {
+                        int at = patternAt + (h * qLen + i) * kLen;
+                        for (int j = 0; j < kLen; j++) scores[at + j] = j >= lo && j < hi ? p[j] : Float.NEGATIVE_INFINITY;
+                    }
                     double sum = 0;
                     for (int j = lo; j < hi; j++) {
                         p[j] = (float) Math.exp(p[j] - max);
@@ -137,6 +142,16 @@ final class ReferenceBackend extends HeapBackend {
             }
             patternAt += nHeads * qLen * kLen;
         }
+    }
+
+    @Override
+    public void softmaxScores(DeviceTensor scores, DeviceTensor pattern, AttentionLayout layout, AttentionSpec spec) {
+        AttentionMaps.softmax(HeapTensor.of(scores), HeapTensor.of(pattern), layout, spec);
+    }
+
+    @Override
+    public void mixValues(DeviceTensor pattern, DeviceTensor v, DeviceTensor out, AttentionLayout layout, AttentionSpec spec) {
+        AttentionMaps.mixValues(HeapTensor.of(pattern), HeapTensor.of(v), HeapTensor.of(out), layout, spec);
     }
 
     @Override

@@ -37,13 +37,27 @@ import java.util.Map;
  * <pre>
  * hook_embed, hook_pos_embed          [T, d]   token (× scale) and learned position embeddings
  * blocks.L.hook_resid_pre             [T, d]   block input
+ * blocks.L.attn.hook_q                [T, heads, d_head]     query projection (+ bias, after any q norm), before rotary
+ * blocks.L.attn.hook_k / hook_v       [T, kv_heads, d_head]  the same for keys and values (GQA heads not repeated)
+ * blocks.L.attn.hook_rot_q / _rot_k   as hook_q / hook_k, after rotary (only where the layer has rotary)
+ * blocks.L.attn.hook_attn_scores      [Σ heads·q·k]  softmax input: q·k × scale, soft-capped, -inf where masked
  * blocks.L.attn.hook_pattern          [Σ heads·q·k]  softmax per sequence, [heads, q, k] blocks concatenated
+ * blocks.L.attn.hook_z                [T, heads, d_head]     pattern · v, the input of the output projection
+ * blocks.L.attn.hook_result           [T, heads, d]  each head's z through its slice of W_O, bias excluded
  * blocks.L.hook_attn_out              [T, d]   attention branch as it joins the residual (after any post-norm)
  * blocks.L.hook_resid_mid             [T, d]   sequential blocks: resid_pre + attn_out
+ * blocks.L.mlp.hook_pre               [T, d_mlp]  input of the activation (gated MLPs: the gate projection)
+ * blocks.L.mlp.hook_pre_linear        [T, d_mlp]  gated MLPs only: the up projection
+ * blocks.L.mlp.hook_post              [T, d_mlp]  input of the down projection
  * blocks.L.hook_mlp_out               [T, d]   MLP branch as it joins the residual
  * blocks.L.hook_resid_post            [T, d]   block output
  * ln_final.hook_scale / hook_normalized  [T, 1] / [T, d]   the final norm's divisor and normalised input
  * </pre>
+ * Every hook may change what it is given, and the pass continues with the change (a hook on hook_z that zeroes
+ * one head ablates it; on hook_attn_scores or hook_pattern the attention output is recomputed from the changed
+ * values; on hook_result the attention output becomes Σ_h result + bias, as TransformerLens computes it then).
+ * A hook that only reads changes no bit of the pass. A hook nobody registered costs nothing: hook_result, the
+ * scores and the recomputations run only when hooked.
  * Immutable after loading and safe to call from several threads (each call has its own buffers).
  */
 public final class CausalLm implements TransformerModel {
@@ -56,20 +70,25 @@ public final class CausalLm implements TransformerModel {
     private record NormWeights(float[] w, float[] b) {
     }
 
-    /** Every named hook point of one block (null where the wiring has none). */
-    private record BlockHooks(HookPoint residPre, HookPoint pattern, HookPoint attnOut, HookPoint residMid,
+    /** Every named hook point of one block, in forward order (null where the block has none). */
+    private record BlockHooks(HookPoint residPre, HookPoint q, HookPoint k, HookPoint v, HookPoint rotQ, HookPoint rotK,
+                              HookPoint scores, HookPoint pattern, HookPoint z, HookPoint result, HookPoint attnOut,
+                              HookPoint residMid, HookPoint mlpPre, HookPoint mlpPreLinear, HookPoint mlpPost,
                               HookPoint mlpOut, HookPoint residPost) {
-        static BlockHooks of(int l, boolean parallel) {
-            return new BlockHooks(HookPoint.of(HookKind.RESID_PRE, l), HookPoint.of(HookKind.ATTN_PATTERN, l),
-                    HookPoint.of(HookKind.ATTN_OUT, l), parallel ? null : HookPoint.of(HookKind.RESID_MID, l),
-                    HookPoint.of(HookKind.MLP_OUT, l), HookPoint.of(HookKind.RESID_POST, l));
+        static BlockHooks of(int l, boolean parallel, boolean rotary, boolean gated) {
+            return new BlockHooks(HookPoint.of(HookKind.RESID_PRE, l),
+                    HookPoint.of(HookKind.ATTN_Q, l), HookPoint.of(HookKind.ATTN_K, l), HookPoint.of(HookKind.ATTN_V, l),
+                    rotary ? HookPoint.of(HookKind.ATTN_ROT_Q, l) : null, rotary ? HookPoint.of(HookKind.ATTN_ROT_K, l) : null,
+                    HookPoint.of(HookKind.ATTN_SCORES, l), HookPoint.of(HookKind.ATTN_PATTERN, l),
+                    HookPoint.of(HookKind.ATTN_Z, l), HookPoint.of(HookKind.ATTN_RESULT, l), HookPoint.of(HookKind.ATTN_OUT, l),
+                    parallel ? null : HookPoint.of(HookKind.RESID_MID, l),
+                    HookPoint.of(HookKind.MLP_PRE, l), gated ? HookPoint.of(HookKind.MLP_PRE_LINEAR, l) : null,
+                    HookPoint.of(HookKind.MLP_POST, l), HookPoint.of(HookKind.MLP_OUT, l), HookPoint.of(HookKind.RESID_POST, l));
         }
 
         List<HookPoint> inOrder() {
-            List<HookPoint> l = new ArrayList<>(List.of(residPre, pattern, attnOut));
-            if (residMid != null) l.add(residMid);
-            l.addAll(List.of(mlpOut, residPost));
-            return l;
+            return java.util.stream.Stream.of(residPre, q, k, v, rotQ, rotK, scores, pattern, z, result, attnOut, residMid,
+                    mlpPre, mlpPreLinear, mlpPost, mlpOut, residPost).filter(java.util.Objects::nonNull).toList();
         }
     }
 
@@ -91,6 +110,8 @@ public final class CausalLm implements TransformerModel {
     private final HookPoint hookScale = HookPoint.global(HookKind.LN_FINAL_SCALE);
     private final HookPoint hookNormalized = HookPoint.global(HookKind.LN_FINAL_NORMALIZED);
     private final List<HookPoint> hookPoints;
+    /** Per block, each head's slice of W_O for hook_result, made on first use (most runs never need it). */
+    private final Map<WeightMatrix, WeightMatrix[]> headOutputs = new java.util.concurrent.ConcurrentHashMap<>();
 
     /**
      * A causal family in one line: its name, the HF architectures and model types it handles, and how it reads
@@ -140,7 +161,8 @@ public final class CausalLm implements TransformerModel {
                     parts.norm(TensorRole.POST_ATTN_NORM, l), parts.norm(TensorRole.MLP_NORM, l),
                     parts.linear(TensorRole.GATE, l), parts.linear(TensorRole.UP, l), parts.linear(TensorRole.GATE_UP, l),
                     parts.linear(TensorRole.DOWN, l), parts.norm(TensorRole.POST_MLP_NORM, l),
-                    spec.attention().layer(spec.dims(), l), BlockHooks.of(l, spec.residual().parallel()));
+                    spec.attention().layer(spec.dims(), l), BlockHooks.of(l, spec.residual().parallel(),
+                            spec.attention().rotary(l).rotaryDims() > 0, spec.mlp().gated()));
             for (Linear lin : java.util.Arrays.asList(blocks[l].q, blocks[l].k, blocks[l].v, blocks[l].qkv, blocks[l].o, blocks[l].gate,
                     blocks[l].up, blocks[l].gateUp, blocks[l].down)) {
                 if (lin != null) backend.prepare(lin.w);
@@ -221,6 +243,12 @@ public final class CausalLm implements TransformerModel {
     }
 
     @Override
+    public Readout readout() {
+        return new Readout(backend, spec.norm().layerNorm(), spec.norm().eps(), spec.norm().onePlus(), finalNorm.w,
+                finalNorm.b, unembed, spec.embedding().finalSoftcap());
+    }
+
+    @Override
     public FloatTensor forward(TokenBatch batch, ForwardOptions options, Hooks hooks) {
         return forward(batch, options, hooks, null);
     }
@@ -286,14 +314,20 @@ public final class CausalLm implements TransformerModel {
         }
         projectQkv(p, b, attnIn);
         normQk(p, b);
-        backend.rotary(p.q, b.attention.nHeads(), b.attention.headDim(), positions, spec.attention().rotary(l));
-        backend.rotary(p.k, b.attention.nKvHeads(), b.attention.headDim(), positions, spec.attention().rotary(l));
+        int heads = b.attention.nHeads(), kvHeads = b.attention.nKvHeads(), hd = b.attention.headDim();
+        p.fireBuffer(hp.q, p.q, p.T, heads, hd);
+        p.fireBuffer(hp.k, p.k, p.T, kvHeads, hd);
+        p.fireBuffer(hp.v, p.v, p.T, kvHeads, hd);
+        backend.rotary(p.q, heads, hd, positions, spec.attention().rotary(l));
+        backend.rotary(p.k, kvHeads, hd, positions, spec.attention().rotary(l));
+        p.fireBuffer(hp.rotQ, p.q, p.T, heads, hd);
+        p.fireBuffer(hp.rotK, p.k, p.T, kvHeads, hd);
         KvCache.Keys kv = step == null ? new KvCache.Keys(p.k, p.v) : step.append(l, p.k, p.v);
-        DeviceTensor pattern = p.hooks.wants(hp.pattern) ? backend.allocate(1, patternSize(layout, b.attention.nHeads())) : null;
-        backend.attention(p.q, kv.keys(), kv.values(), p.ctx, layout, b.attention, pattern);
-        if (pattern != null) p.fire(hp.pattern, pattern, (int) pattern.size());
+        attend(p, b, kv, layout);
+        p.fireBuffer(hp.z, p.ctx, p.T, heads, hd);
         DeviceTensor attnOut = p.output(Slot.ATTN, hp.attnOut);
-        backend.matmul(p.ctx, b.o.w, b.o.b, attnOut);
+        if (p.site.wants(hp.result)) headResults(p, b, attnOut);
+        else backend.matmul(p.ctx, b.o.w, b.o.b, attnOut);
         if (b.postAttnNorm != null) norm(attnOut, attnOut, b.postAttnNorm);
         p.fire(hp.attnOut, attnOut);
 
@@ -331,6 +365,71 @@ public final class CausalLm implements TransformerModel {
         }
         p.fire(hp.residPost, next);
         return next;
+    }
+
+    /**
+     * p.ctx ← attention of p.q over the keys. A hook on the scores or the pattern sees them and may change
+     * them: the pattern is then the softmax of the changed scores, and the output the changed pattern times the
+     * values. Unchanged, the fused kernel's output stands, so reading them never changes a bit downstream.
+     */
+    private void attend(Pass p, Block b, KvCache.Keys kv, AttentionLayout layout) {
+        BlockHooks hp = b.hooks;
+        boolean hookScores = p.site.wants(hp.scores), hookPattern = p.site.wants(hp.pattern);
+        int mapSize = hookScores || hookPattern ? patternSize(layout, b.attention.nHeads()) : 0;
+        DeviceTensor scores = hookScores ? backend.allocate(1, mapSize) : null;
+        DeviceTensor pattern = hookScores || hookPattern ? backend.allocate(1, mapSize) : null;
+        backend.attention(p.q, kv.keys(), kv.values(), p.ctx, layout, b.attention, pattern, scores);
+        boolean changed = false;
+        if (scores != null && p.fireAndCompare(hp.scores, scores, mapSize)) {
+            backend.softmaxScores(scores, pattern, layout, b.attention);
+            changed = true;
+        }
+        if (pattern != null) changed |= p.fireAndCompare(hp.pattern, pattern, mapSize);
+        if (changed) backend.mixValues(pattern, kv.values(), p.ctx, layout, b.attention);
+    }
+
+    /**
+     * hook_result: head h's z through columns h·d_head.. of W_O, [T, heads, d]. When a hook changes it, the
+     * attention output is the sum of the results plus the bias, as TransformerLens computes it with
+     * use_attn_result; unchanged, it is the output projection's own product, bit for bit.
+     */
+    private void headResults(Pass p, Block b, DeviceTensor attnOut) {
+        int heads = b.attention.nHeads(), hd = b.attention.headDim();
+        WeightMatrix[] wo = headOutputs(b);
+        DeviceTensor z = backend.allocate(p.T, hd), one = backend.allocate(p.T, d);
+        DeviceTensor result = backend.allocate(p.T, heads * d);
+        for (int h = 0; h < heads; h++) {
+            backend.copyColumns(p.ctx, h * hd, z, 0, hd);
+            backend.matmul(z, wo[h], null, one);
+            backend.copyColumns(one, 0, result, h * d, d);
+        }
+        if (!p.fireAndCompare(b.hooks.result, result, p.T, heads, d)) {
+            backend.matmul(p.ctx, b.o.w, b.o.b, attnOut);
+            return;
+        }
+        float[] rows = new float[p.T * d];
+        if (b.o.b != null) for (int t = 0; t < p.T; t++) System.arraycopy(b.o.b, 0, rows, t * d, d);
+        backend.copyRows(backend.upload(rows, p.T, d), 0, attnOut, 0, p.T);
+        for (int h = 0; h < heads; h++) {
+            backend.copyColumns(result, h * d, one, 0, d);
+            backend.add(attnOut, one);
+        }
+    }
+
+    /** Each head's slice of the output projection, [d, d_head], made on the first pass that hooks hook_result. */
+    private WeightMatrix[] headOutputs(Block b) {
+        int heads = b.attention.nHeads(), hd = b.attention.headDim();
+        return headOutputs.computeIfAbsent(b.o.w, o -> {
+            WeightMatrix[] out = new WeightMatrix[heads];
+            float[] row = new float[o.cols()];
+            float[][] slices = new float[heads][d * hd];
+            for (int r = 0; r < d; r++) {
+                o.row(r, row);
+                for (int h = 0; h < heads; h++) System.arraycopy(row, h * hd, slices[h], r * hd, hd);
+            }
+            for (int h = 0; h < heads; h++) out[h] = WeightMatrix.ofFloats(o.name() + "[head " + h + "]", slices[h], d, hd);
+            return out;
+        });
     }
 
     /** q [T, heads·d_head], k and v [T, kv_heads·d_head] from the attention input. */
@@ -381,7 +480,9 @@ public final class CausalLm implements TransformerModel {
         CausalSpec.Mlp mlp = spec.mlp();
         if (!mlp.gated()) {
             backend.matmul(in, b.up.w, b.up.b, p.hidden);
+            p.fireBuffer(b.hooks.mlpPre, p.hidden);
             backend.activate(p.hidden, mlp.act());
+            p.fireBuffer(b.hooks.mlpPost, p.hidden);
             return p.hidden;
         }
         if (mlp.fusedGateUp()) {
@@ -392,7 +493,10 @@ public final class CausalLm implements TransformerModel {
             backend.matmul(in, b.gate.w, b.gate.b, p.hidden);
             backend.matmul(in, b.up.w, b.up.b, p.up);
         }
+        p.fireBuffer(b.hooks.mlpPre, p.hidden);
+        p.fireBuffer(b.hooks.mlpPreLinear, p.up);
         backend.gatedActivate(p.hidden, p.up, mlp.act());
+        p.fireBuffer(b.hooks.mlpPost, p.hidden);
         return p.hidden;
     }
 
@@ -457,6 +561,33 @@ public final class CausalLm implements TransformerModel {
 
         void fire(HookPoint point, DeviceTensor t, int... shape) {
             site.fire(point, t, shape);
+        }
+
+        /**
+         * Fires the hooks on point with a copy of t (they may keep it) and, if they changed it, copies the change
+         * into t: true when something changed. Lets the pass recompute what depends on t only when it must.
+         */
+        boolean fireAndCompare(HookPoint point, DeviceTensor t, int... shape) {
+            if (!site.wants(point)) return false;
+            DeviceTensor copy = backend.allocate(t.rows(), t.cols());
+            backend.copyRows(t, 0, copy, 0, t.rows());
+            site.fire(point, copy, shape);
+            float[] before = backend.toHost(t, t.rows(), t.cols()).data(), after = backend.toHost(copy, t.rows(), t.cols()).data();
+            if (java.util.Arrays.equals(before, after)) return false;
+            backend.copyRows(copy, 0, t, 0, t.rows());
+            return true;
+        }
+
+        /**
+         * Fires a hook on a buffer the pass goes on using (q, k, v before rotary, z, the MLP's hidden layer): the
+         * hook gets a copy, since it may keep what it is given, and its changes are copied back.
+         */
+        void fireBuffer(HookPoint point, DeviceTensor t, int... shape) {
+            if (!site.wants(point)) return;
+            DeviceTensor copy = backend.allocate(t.rows(), t.cols());
+            backend.copyRows(t, 0, copy, 0, t.rows());
+            site.fire(point, copy, shape);
+            backend.copyRows(copy, 0, t, 0, t.rows());
         }
     }
 }

@@ -173,12 +173,12 @@ public final class HookedModel implements AutoCloseable {
         List<HookPoint> selected = request.hooks().select(model.hookPoints());
         Set<String> names = new HashSet<>();
         for (HookPoint p : selected) {
-            // Attention patterns are kept whole per prompt; pooling them over tokens means nothing.
-            if (p.kind() != dev.jlens.hooks.HookKind.ATTN_PATTERN || cache.pooling() == Pooling.ALL) names.add(p.name());
+            // Attention scores and patterns are kept whole per prompt; pooling them over tokens means nothing.
+            if (!p.kind().isAttentionMap() || cache.pooling() == Pooling.ALL) names.add(p.name());
         }
         if (names.isEmpty()) {
-            throw new JlensException("--hooks \"" + request.hooks() + "\" selects only attention patterns, which are cached "
-                    + "with --pool all only; select residual-stream hooks such as blocks.*.hook_resid_post");
+            throw new JlensException("--hooks \"" + request.hooks() + "\" selects only attention scores or patterns, which are "
+                    + "cached with --pool all only; select residual-stream hooks such as blocks.*.hook_resid_post");
         }
         Hooks hooks = Hooks.none().with(names::contains, cache.hook());
         ForwardOptions opts = request.logits() ? ForwardOptions.full() : ForwardOptions.hooksOnly();

@@ -38,4 +38,13 @@ public interface TransformerModel {
                 + (info().causal() ? "it is not supported for this family yet" : "it is a bidirectional encoder, "
                 + "so every token attends to later ones and a cached prefix cannot be continued"));
     }
+
+    /**
+     * The final norm and unembedding, for instruments that read the residual stream out as logits (logit lens,
+     * direct attribution). Causal families have one; an encoder throws a {@link JlensException}.
+     */
+    default Readout readout() {
+        throw new JlensException(info().architecture() + " (" + info().family() + ") has no unembedding: the logit lens, "
+                + "attribution and patching need a causal language model");
+    }
 }

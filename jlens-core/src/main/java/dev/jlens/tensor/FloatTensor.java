@@ -32,6 +32,11 @@ public final class FloatTensor {
     }
 
 
+    /** Size of dimension i. */
+    public int dim(int i) {
+        return shape[i];
+    }
+
     public int rank() {
         return shape.length;
     }
@@ -58,6 +63,11 @@ public final class FloatTensor {
         data[row * cols() + col] = v;
     }
 
+
+    /** A deep copy (a hook that keeps a value it may later see changed). */
+    public FloatTensor copy() {
+        return new FloatTensor(data.clone(), shape);
+    }
 
     /** Rows [from, to) of a 2-D tensor as a new tensor. */
     public FloatTensor rowSlice(int from, int to) {

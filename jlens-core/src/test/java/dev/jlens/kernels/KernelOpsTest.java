@@ -193,6 +193,48 @@ class KernelOpsTest {
         }
     }
 
+    /**
+     * The optional scores output (softmax input, -inf where masked) agrees between the CPU and reference
+     * backends, and the ops that rebuild attention from hooked maps reproduce the fused result: softmax of the
+     * scores is the pattern, pattern · v is the output.
+     */
+    @Test
+    void scoresAndRebuiltAttentionMatchTheFusedKernel() {
+        Random r = new Random(11);
+        int nHeads = 4, nKv = 2, hd = 8;
+        int[] qLen = {6, 2}, kLen = {6, 5}, qOff = {0, 6}, kOff = {0, 6};
+        AttentionLayout layout = new AttentionLayout(qOff, qLen, kOff, kLen);
+        int size = nHeads * (6 * 6 + 2 * 5);
+        float[] q = GemmTest.randomArray(r, 8 * nHeads * hd), k = GemmTest.randomArray(r, 11 * nKv * hd),
+                v = GemmTest.randomArray(r, 11 * nKv * hd);
+        for (Backend b : new Backend[]{THREE, Backend.reference()}) {
+            AttentionSpec spec = new AttentionSpec(nHeads, nKv, hd, 0.3f, true, 3, 2f);
+            float[] out = new float[8 * nHeads * hd], pattern = new float[size], scores = new float[size];
+            b.attention(h(q, 8, nHeads * hd), h(k, 11, nKv * hd), h(v, 11, nKv * hd), h(out, 8, nHeads * hd), layout, spec,
+                    h(pattern, 1, size), h(scores, 1, size));
+            float[] refOut = new float[out.length], refPattern = new float[size], refScores = new float[size];
+            Backend.reference().attention(h(q, 8, nHeads * hd), h(k, 11, nKv * hd), h(v, 11, nKv * hd),
+                    h(refOut, 8, nHeads * hd), layout, spec, h(refPattern, 1, size), h(refScores, 1, size));
+            int masked = 0;
+            for (int i = 0; i < size; i++) {
+                if (refScores[i] == Float.NEGATIVE_INFINITY) {
+                    masked++;
+                    assertEquals(Float.NEGATIVE_INFINITY, scores[i], b.name() + " masked score " + i);
+                    assertEquals(0f, pattern[i], b.name() + " masked pattern " + i);
+                } else {
+                    assertEquals(refScores[i], scores[i], 1e-6, b.name() + " score " + i);
+                    assertTrue(Math.abs(scores[i]) <= 2f, "soft-capped to 2: " + scores[i]);
+                }
+            }
+            assertTrue(masked > 0, "the causal window masks some keys");
+            float[] rebuilt = new float[size], mixed = new float[out.length];
+            b.softmaxScores(h(scores, 1, size), h(rebuilt, 1, size), layout, spec);
+            for (int i = 0; i < size; i++) assertEquals(pattern[i], rebuilt[i], 1e-6, b.name() + " softmax(scores) " + i);
+            b.mixValues(h(pattern, 1, size), h(v, 11, nKv * hd), h(mixed, 8, nHeads * hd), layout, spec);
+            for (int i = 0; i < out.length; i++) assertEquals(out[i], mixed[i], 1e-6, b.name() + " pattern · v " + i);
+        }
+    }
+
     @Test
     void rotaryMatchesTheScalarFormula() {
         Random r = new Random(6);

@@ -39,13 +39,23 @@ class PackedBatchTest {
             for (String name : single.names()) {
                 List<FloatTensor> one = single.perPrompt(name);
                 List<FloatTensor> together = packed.perPrompt(name);
-                if (name.endsWith("hook_pattern")) {
-                    // Patterns are kept per prompt as [heads, len, len], packed or not.
+                if (name.endsWith("hook_pattern") || name.endsWith("hook_attn_scores")) {
+                    // Scores and patterns are kept per prompt as [heads, len, len], packed or not.
                     assertEquals(ids.size(), one.size());
                     assertEquals(ids.size(), together.size());
                     for (int s = 0; s < ids.size(); s++) {
-                        Close.assertClose(one.get(s).data(), together.get(s).data(), fixture + " " + name + " prompt " + s);
-                        checkPattern(one.get(s).data(), m.info().nHeads(), ids.get(s).length, fixture + " " + name + " prompt " + s);
+                        float[] a = one.get(s).data(), b = together.get(s).data();
+                        if (name.endsWith("hook_attn_scores")) {
+                            // masked entries are -inf in both; compare the rest
+                            for (int i = 0; i < a.length; i++) {
+                                assertEquals(Float.isInfinite(a[i]), Float.isInfinite(b[i]), name + " mask at " + i);
+                                if (Float.isInfinite(a[i])) a[i] = b[i] = 0f;
+                            }
+                            Close.assertClose(a, b, fixture + " " + name + " prompt " + s);
+                            continue;
+                        }
+                        Close.assertClose(a, b, fixture + " " + name + " prompt " + s);
+                        checkPattern(a, m.info().nHeads(), ids.get(s).length, fixture + " " + name + " prompt " + s);
                     }
                 } else {
                     assertEquals(ids.size(), one.size(), name);
