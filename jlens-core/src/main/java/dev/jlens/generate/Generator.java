@@ -78,15 +78,14 @@ public final class Generator {
         int active = n;
         while (active > 0) {
             TokenBatch batch = cache != null ? cache.batch(feed) : TokenBatch.of(feed);
-            FloatTensor logits = model.forward(batch, ForwardOptions.full(), h, cache);
+            FloatTensor logits = model.forward(batch, ForwardOptions.lastTokenLogits(), h, cache);
             List<int[]> next = new ArrayList<>(n);
             for (int s = 0; s < n; s++) {
                 if (reason[s] != null) {
                     next.add(new int[0]);
                     continue;
                 }
-                int row = batch.offsets()[s] + batch.lengths()[s] - 1;
-                int token = sampler.next(logits.data(), row * vocab, vocab, rng[s]);
+                int token = sampler.next(logits.data(), s * vocab, vocab, rng[s]);
                 int[] g = Arrays.copyOf(generated[s], generated[s].length + 1);
                 g[g.length - 1] = token;
                 generated[s] = g;

@@ -1,7 +1,10 @@
 package dev.jlens.kernels;
 
+import dev.jlens.io.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
 
 /**
  * out[m, n] = x[m, :] · W[n, :] + bias[n] on {@link PackedWeights}: a register-blocked outer-product GEMM.
@@ -16,9 +19,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
  * all participants, packed in parallel); participants then claim chunks of output panels and, per panel
- * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): a 4-row kernel (or a
- * 1-row kernel over four panels at once), so the FMA units see enough independent chains while the
- * weights stream from memory once.
+ * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): {@link StreamingKernels}, which read
+ * the packed weights in place (no widened copy) with a 4-row kernel or a 1-row kernel over four panels at
+ * once, so the FMA units see enough independent chains while the weights stream from memory once.
  */
 final class Gemm {
 
@@ -46,7 +49,7 @@ final class Gemm {
         final float[] zeros = new float[4 * NR];
 
         Scratch(int kc) {
-            w = new float[][]{new float[kc * NR], new float[kc * NR], new float[kc * NR], new float[kc * NR]};
+            w = new float[][]{new float[kc * NR]};
         }
     }
 
@@ -104,7 +107,6 @@ final class Gemm {
 
     /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
     private float[] packSmall(float[] x, int m, int k) {
-        if (m == 1) return x;
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
         if (smallA.length < chunks * MR_SMALL * k) smallA = new float[chunks * MR_SMALL * k];
         float[] a = smallA;
@@ -176,54 +178,42 @@ final class Gemm {
         return init;
     }
 
+    /**
+     * Panels [p0, p1) for a small batch, each over all of k at once ({@link StreamingKernels}: the weights are
+     * read in place, once per group of four rows). One row takes four full panels per sweep; leftover and
+     * partial panels, and batches of two to seven rows, go four rows (zero-padded) against one panel.
+     */
     private void small(int id, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
         int n = w.rows(), k = w.cols();
         Scratch s = scratch[id];
+        DType dt = w.dtype();
+        MemorySegment seg = w.data();
+        long panelBytes = (long) k * NR * dt.bytes();
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
-        // The last panel may be partial; it never joins a group of four.
         int fullEnd = Math.min(p1, n / NR);
-        for (int k0 = 0; k0 < k; k0 += kBlock) {
-            int kc = Math.min(kBlock, k - k0);
-            boolean first = k0 == 0;
-            int p = p0;
-            if (m == 1) {
-                for (; p + 4 <= fullEnd; p += 4) {
-                    for (int g = 0; g < 4; g++) w.widen(p + g, k0, kc, s.w[g]);
-                    int col0 = p * NR;
-                    if (!first) kernel1x4(x, k0, s.w, kc, out, col0, null, 0);
-                    else if (bias != null) kernel1x4(x, k0, s.w, kc, out, col0, bias, col0);
-                    else kernel1x4(x, k0, s.w, kc, out, col0, s.zeros, 0);
-                }
-            }
-            for (; p < p1; p++) {
-                float[] wb = s.w[0];
-                w.widen(p, k0, kc, wb);
+        int p = p0;
+        if (m == 1) {
+            for (; p + 4 <= fullEnd; p += 4) {
                 int col0 = p * NR;
-                int valid = Math.min(NR, n - col0);
-                float[] init = first ? initPanel(s, bias, col0, valid) : null;
-                for (int c = 0; c < chunks; c++) {
-                    int r0 = c * MR_SMALL;
-                    int rows = Math.min(MR_SMALL, m - r0);
-                    if (m == 1) {
-                        if (valid == NR) {
-                            kernel1(x, k0, wb, kc, out, col0, init);
-                        } else {
-                            float[] tile = s.tile;
-                            if (!first) System.arraycopy(out, col0, tile, 0, valid);
-                            kernel1(x, k0, wb, kc, tile, 0, init);
-                            System.arraycopy(tile, 0, out, col0, valid);
-                        }
-                        continue;
-                    }
-                    int aOff = c * MR_SMALL * k + k0 * MR_SMALL;
-                    if (rows == MR_SMALL && valid == NR) {
-                        kernel4(a, aOff, wb, kc, out, r0 * n + col0, n, init);
-                    } else {
-                        float[] tile = s.tile;
-                        if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
-                        kernel4(a, aOff, wb, kc, tile, 0, NR, init);
-                        for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
-                    }
+                StreamingKernels.oneRowFourPanels(dt, seg, w.byteOffset(p, 0), panelBytes, x, 0, k, out, col0,
+                        bias != null ? bias : s.zeros, bias != null ? col0 : 0);
+            }
+        }
+        for (; p < p1; p++) {
+            int col0 = p * NR;
+            int valid = Math.min(NR, n - col0);
+            float[] init = initPanel(s, bias, col0, valid);
+            long off = w.byteOffset(p, 0);
+            for (int c = 0; c < chunks; c++) {
+                int r0 = c * MR_SMALL;
+                int rows = Math.min(MR_SMALL, m - r0);
+                int aOff = c * MR_SMALL * k;
+                if (rows == MR_SMALL && valid == NR) {
+                    StreamingKernels.fourRowsOnePanel(dt, seg, off, a, aOff, k, out, r0 * n + col0, n, init);
+                } else {
+                    float[] tile = s.tile;
+                    StreamingKernels.fourRowsOnePanel(dt, seg, off, a, aOff, k, tile, 0, NR, init);
+                    for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
                 }
             }
         }
@@ -294,99 +284,5 @@ final class Gemm {
         ca0.intoArray(c, cOff + 10 * ldc); ca1.intoArray(c, cOff + 10 * ldc + L);
         cb0.intoArray(c, cOff + 11 * ldc); cb1.intoArray(c, cOff + 11 * ldc + L);
 
-    }
-
-    static void kernel4(float[] a, int aOff, float[] w, int kc, float[] c, int cOff, int ldc, float[] init) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
-        if (init != null) {
-            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
-            c00 = b0; c01 = b1;
-            c10 = b0; c11 = b1;
-            c20 = b0; c21 = b1;
-            c30 = b0; c31 = b1;
-        } else {
-            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
-            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
-            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
-            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
-        }
-        int ai = aOff, wi = 0;
-        for (int kk = 0; kk < kc; kk++, ai += MR_SMALL, wi += NR) {
-            FloatVector w0 = FloatVector.fromArray(S, w, wi), w1 = FloatVector.fromArray(S, w, wi + L);
-            FloatVector b;
-            b = FloatVector.broadcast(S, a[ai]); c00 = b.fma(w0, c00); c01 = b.fma(w1, c01);
-            b = FloatVector.broadcast(S, a[ai + 1]); c10 = b.fma(w0, c10); c11 = b.fma(w1, c11);
-            b = FloatVector.broadcast(S, a[ai + 2]); c20 = b.fma(w0, c20); c21 = b.fma(w1, c21);
-            b = FloatVector.broadcast(S, a[ai + 3]); c30 = b.fma(w0, c30); c31 = b.fma(w1, c31);
-        }
-        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
-        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
-        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
-
-    }
-
-    /** One row, one panel: only two chains, used for a leftover or partial panel. */
-    static void kernel1(float[] x, int xOff, float[] w, int kc, float[] c, int cOff, float[] init) {
-        FloatVector c0, c1;
-        if (init != null) {
-            c0 = FloatVector.fromArray(S, init, 0);
-            c1 = FloatVector.fromArray(S, init, L);
-        } else {
-            c0 = FloatVector.fromArray(S, c, cOff);
-            c1 = FloatVector.fromArray(S, c, cOff + L);
-        }
-        for (int kk = 0, wi = 0; kk < kc; kk++, wi += NR) {
-            FloatVector b = FloatVector.broadcast(S, x[xOff + kk]);
-            c0 = b.fma(FloatVector.fromArray(S, w, wi), c0);
-            c1 = b.fma(FloatVector.fromArray(S, w, wi + L), c1);
-        }
-        c0.intoArray(c, cOff);
-        c1.intoArray(c, cOff + L);
-    }
-
-    /** One row against four full panels at once: eight independent chains hide the FMA latency. */
-    static void kernel1x4(float[] x, int xOff, float[][] w, int kc, float[] c, int cOff, float[] bias, int biasOff) {
-        // bias: the initial values (first K block), or null to continue from c
-        float[] w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
-        if (bias != null) {
-            c00 = FloatVector.fromArray(S, bias, biasOff);
-            c01 = FloatVector.fromArray(S, bias, biasOff + L);
-            c10 = FloatVector.fromArray(S, bias, biasOff + NR);
-            c11 = FloatVector.fromArray(S, bias, biasOff + NR + L);
-            c20 = FloatVector.fromArray(S, bias, biasOff + 2 * NR);
-            c21 = FloatVector.fromArray(S, bias, biasOff + 2 * NR + L);
-            c30 = FloatVector.fromArray(S, bias, biasOff + 3 * NR);
-            c31 = FloatVector.fromArray(S, bias, biasOff + 3 * NR + L);
-        } else {
-            c00 = FloatVector.fromArray(S, c, cOff);
-            c01 = FloatVector.fromArray(S, c, cOff + L);
-            c10 = FloatVector.fromArray(S, c, cOff + NR);
-            c11 = FloatVector.fromArray(S, c, cOff + NR + L);
-            c20 = FloatVector.fromArray(S, c, cOff + 2 * NR);
-            c21 = FloatVector.fromArray(S, c, cOff + 2 * NR + L);
-            c30 = FloatVector.fromArray(S, c, cOff + 3 * NR);
-            c31 = FloatVector.fromArray(S, c, cOff + 3 * NR + L);
-        }
-        for (int kk = 0, wi = 0; kk < kc; kk++, wi += NR) {
-            FloatVector b = FloatVector.broadcast(S, x[xOff + kk]);
-            c00 = b.fma(FloatVector.fromArray(S, w0, wi), c00);
-            c01 = b.fma(FloatVector.fromArray(S, w0, wi + L), c01);
-            c10 = b.fma(FloatVector.fromArray(S, w1, wi), c10);
-            c11 = b.fma(FloatVector.fromArray(S, w1, wi + L), c11);
-            c20 = b.fma(FloatVector.fromArray(S, w2, wi), c20);
-            c21 = b.fma(FloatVector.fromArray(S, w2, wi + L), c21);
-            c30 = b.fma(FloatVector.fromArray(S, w3, wi), c30);
-            c31 = b.fma(FloatVector.fromArray(S, w3, wi + L), c31);
-        }
-        c00.intoArray(c, cOff);
-        c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + NR);
-        c11.intoArray(c, cOff + NR + L);
-        c20.intoArray(c, cOff + 2 * NR);
-        c21.intoArray(c, cOff + 2 * NR + L);
-        c30.intoArray(c, cOff + 3 * NR);
-        c31.intoArray(c, cOff + 3 * NR + L);
     }
 }
