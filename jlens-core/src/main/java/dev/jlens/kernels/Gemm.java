@@ -40,6 +40,14 @@ final class Gemm {
      * stays in L2.
      */
     static final int DEFAULT_KC = 1024;
+    /**
+     * Reduction steps per block of the small-M path for F16 weights, which are widened into float buffers
+     * first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
+     * {@link Float#float16ToFloat} loop, which C2 compiles to the hardware conversion; the Vector API's
+     * arithmetic conversion ({@link StreamingKernels}) costs about twelve operations per vector and, inlined
+     * eight times into the one-row kernel, made C2 give up inlining (the loop then ran ~20 times slower).
+     */
+    static final int F16_BLOCK = 64;
 
     /** One participant's buffers, reused across calls so the hot loops allocate nothing. */
     static final class Scratch {
@@ -47,9 +55,11 @@ final class Gemm {
         final float[] tile = new float[MR * NR];
         final float[] init = new float[NR];
         final float[] zeros = new float[4 * NR];
+        final short[] halves = new short[F16_BLOCK * NR];
 
         Scratch(int kc) {
-            w = new float[][]{new float[kc * NR]};
+            w = new float[][]{new float[kc * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR],
+                    new float[F16_BLOCK * NR]};
         }
     }
 
@@ -191,6 +201,10 @@ final class Gemm {
         long panelBytes = (long) k * NR * dt.bytes();
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
         int fullEnd = Math.min(p1, n / NR);
+        if (dt == DType.F16) {
+            smallF16(s, a, x, m, w, bias, out, p0, p1);
+            return;
+        }
         int p = p0;
         if (m == 1) {
             for (; p + 4 <= fullEnd; p += 4) {
@@ -218,6 +232,61 @@ final class Gemm {
             }
         }
     }
+
+    /**
+     * The small-M path for F16: per block of {@link #F16_BLOCK} reduction steps, each panel's strip is widened
+     * into an L1-resident float buffer and multiplied there (the float chains carry over between blocks
+     * through the output, which stores exact floats).
+     */
+    private void smallF16(Scratch s, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
+        int n = w.rows(), k = w.cols();
+        int chunks = (m + MR_SMALL - 1) / MR_SMALL;
+        int fullEnd = Math.min(p1, n / NR);
+        for (int k0 = 0; k0 < k; k0 += F16_BLOCK) {
+            int kc = Math.min(F16_BLOCK, k - k0);
+            boolean first = k0 == 0;
+            int p = p0;
+            if (m == 1) {
+                for (; p + 4 <= fullEnd; p += 4) {
+                    for (int g = 0; g < 4; g++) widenHalves(w, p + g, k0, kc, s.halves, s.w[1 + g]);
+                    int col0 = p * NR;
+                    if (!first) kernel1x4(x, k0, s.w, 1, kc, out, col0, null, 0);
+                    else if (bias != null) kernel1x4(x, k0, s.w, 1, kc, out, col0, bias, col0);
+                    else kernel1x4(x, k0, s.w, 1, kc, out, col0, s.zeros, 0);
+                }
+            }
+            for (; p < p1; p++) {
+                float[] wb = s.w[1];
+                widenHalves(w, p, k0, kc, s.halves, wb);
+                int col0 = p * NR;
+                int valid = Math.min(NR, n - col0);
+                float[] init = first ? initPanel(s, bias, col0, valid) : null;
+                for (int c = 0; c < chunks; c++) {
+                    int r0 = c * MR_SMALL;
+                    int rows = Math.min(MR_SMALL, m - r0);
+                    int aOff = c * MR_SMALL * k + k0 * MR_SMALL;
+                    if (rows == MR_SMALL && valid == NR) {
+                        kernel4(a, aOff, wb, kc, out, r0 * n + col0, n, init);
+                    } else {
+                        float[] tile = s.tile;
+                        if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
+                        kernel4(a, aOff, wb, kc, tile, 0, NR, init);
+                        for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Panel p's F16 strip for steps [k0, k0+kc) as floats in dst[0 .. kc·NR). */
+    private static void widenHalves(PackedWeights w, int p, int k0, int kc, short[] halves, float[] dst) {
+        int n = kc * NR;
+        MemorySegment.copy(w.data(), HALF, w.byteOffset(p, k0), halves, 0, n);
+        for (int i = 0; i < n; i++) dst[i] = Float.float16ToFloat(halves[i]);
+    }
+
+    private static final java.lang.foreign.ValueLayout.OfShort HALF =
+            java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     /**
      * The large micro-kernel: rows a[aOff + kk*MR + i] (i &lt; 12) times the widened strip w[kk*NR + j],
@@ -284,5 +353,80 @@ final class Gemm {
         ca0.intoArray(c, cOff + 10 * ldc); ca1.intoArray(c, cOff + 10 * ldc + L);
         cb0.intoArray(c, cOff + 11 * ldc); cb1.intoArray(c, cOff + 11 * ldc + L);
 
+    }
+
+    static void kernel4(float[] a, int aOff, float[] w, int kc, float[] c, int cOff, int ldc, float[] init) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
+        if (init != null) {
+            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
+            c00 = b0; c01 = b1;
+            c10 = b0; c11 = b1;
+            c20 = b0; c21 = b1;
+            c30 = b0; c31 = b1;
+        } else {
+            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
+            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
+            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
+            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
+        }
+        int ai = aOff, wi = 0;
+        for (int kk = 0; kk < kc; kk++, ai += MR_SMALL, wi += NR) {
+            FloatVector w0 = FloatVector.fromArray(S, w, wi), w1 = FloatVector.fromArray(S, w, wi + L);
+            FloatVector b;
+            b = FloatVector.broadcast(S, a[ai]); c00 = b.fma(w0, c00); c01 = b.fma(w1, c01);
+            b = FloatVector.broadcast(S, a[ai + 1]); c10 = b.fma(w0, c10); c11 = b.fma(w1, c11);
+            b = FloatVector.broadcast(S, a[ai + 2]); c20 = b.fma(w0, c20); c21 = b.fma(w1, c21);
+            b = FloatVector.broadcast(S, a[ai + 3]); c30 = b.fma(w0, c30); c31 = b.fma(w1, c31);
+        }
+        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
+        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
+        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
+
+    }
+
+    /** One row against four full panels at once: eight independent chains hide the FMA latency. */
+    static void kernel1x4(float[] x, int xOff, float[][] w, int w0i, int kc, float[] c, int cOff, float[] bias, int biasOff) {
+        // bias: the initial values (first K block), or null to continue from c; w[w0i .. w0i+3]: the four strips
+        float[] w0 = w[w0i], w1 = w[w0i + 1], w2 = w[w0i + 2], w3 = w[w0i + 3];
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
+        if (bias != null) {
+            c00 = FloatVector.fromArray(S, bias, biasOff);
+            c01 = FloatVector.fromArray(S, bias, biasOff + L);
+            c10 = FloatVector.fromArray(S, bias, biasOff + NR);
+            c11 = FloatVector.fromArray(S, bias, biasOff + NR + L);
+            c20 = FloatVector.fromArray(S, bias, biasOff + 2 * NR);
+            c21 = FloatVector.fromArray(S, bias, biasOff + 2 * NR + L);
+            c30 = FloatVector.fromArray(S, bias, biasOff + 3 * NR);
+            c31 = FloatVector.fromArray(S, bias, biasOff + 3 * NR + L);
+        } else {
+            c00 = FloatVector.fromArray(S, c, cOff);
+            c01 = FloatVector.fromArray(S, c, cOff + L);
+            c10 = FloatVector.fromArray(S, c, cOff + NR);
+            c11 = FloatVector.fromArray(S, c, cOff + NR + L);
+            c20 = FloatVector.fromArray(S, c, cOff + 2 * NR);
+            c21 = FloatVector.fromArray(S, c, cOff + 2 * NR + L);
+            c30 = FloatVector.fromArray(S, c, cOff + 3 * NR);
+            c31 = FloatVector.fromArray(S, c, cOff + 3 * NR + L);
+        }
+        for (int kk = 0, wi = 0; kk < kc; kk++, wi += NR) {
+            FloatVector b = FloatVector.broadcast(S, x[xOff + kk]);
+            c00 = b.fma(FloatVector.fromArray(S, w0, wi), c00);
+            c01 = b.fma(FloatVector.fromArray(S, w0, wi + L), c01);
+            c10 = b.fma(FloatVector.fromArray(S, w1, wi), c10);
+            c11 = b.fma(FloatVector.fromArray(S, w1, wi + L), c11);
+            c20 = b.fma(FloatVector.fromArray(S, w2, wi), c20);
+            c21 = b.fma(FloatVector.fromArray(S, w2, wi + L), c21);
+            c30 = b.fma(FloatVector.fromArray(S, w3, wi), c30);
+            c31 = b.fma(FloatVector.fromArray(S, w3, wi + L), c31);
+        }
+        c00.intoArray(c, cOff);
+        c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + NR);
+        c11.intoArray(c, cOff + NR + L);
+        c20.intoArray(c, cOff + 2 * NR);
+        c21.intoArray(c, cOff + 2 * NR + L);
+        c30.intoArray(c, cOff + 3 * NR);
+        c31.intoArray(c, cOff + 3 * NR + L);
     }
 }

@@ -4,7 +4,6 @@ import dev.jlens.io.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -15,14 +14,16 @@ import java.nio.ByteOrder;
 /**
  * The small-M kernels of {@link Gemm} (generation: one to seven new tokens per product), which are bound by
  * how fast the weights stream from memory, not by arithmetic. They read the packed weights in place, in
- * their stored order, widening each 16-bit strip in registers right before its fused multiply-adds: no
+ * their stored order, widening each bfloat16 strip in registers right before its fused multiply-adds: no
  * widened copy is written and read back (the large-M path's widening buffer costs a store and a load per
  * weight, which at M = 1 is most of the work). Each output is still the fused multiply-add chain over k in
  * order from its bias, so the bits equal the large-M path's and the scalar loop's.
  *
- * <p>Written out once per weight type (F32, F16, BF16) rather than dispatched per load, so each loop is
- * straight SIMD code; the three copies come from one template (the same body with a different load) and
- * must be edited alike.
+ * <p>F32 and BF16 only: an F16 load needs about twelve Vector API operations to widen exactly, and with
+ * several inlined into one loop C2 stops inlining and the loop runs an order of magnitude slower, so F16
+ * goes through {@link Gemm}'s small blocks and the JDK's hardware half-to-float conversion instead. Written
+ * out once per type rather than dispatched per load, so each loop is straight SIMD code; the copies come
+ * from one template (the same body with a different load) and must be edited alike.
  */
 final class StreamingKernels {
 
@@ -40,17 +41,6 @@ final class StreamingKernels {
         return FloatVector.fromMemorySegment(S, seg, off, LE);
     }
 
-    /** IEEE half to float, bit-identical to {@link Float#float16ToFloat} (see {@link PackedWeights#widenF16}). */
-    static FloatVector f16(MemorySegment seg, long off) {
-        IntVector v = (IntVector) ShortVector.fromMemorySegment(SS, seg, off, LE).convertShape(VectorOperators.S2I, IS, 0);
-        IntVector em = v.and(0x7fff);
-        IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
-        IntVector bits = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
-        VectorMask<Integer> special = em.compare(VectorOperators.GE, 0x7c00);
-        bits = bits.blend(shifted.or(0x7f800000), special);
-        return bits.or(v.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
-    }
-
     static FloatVector bf16(MemorySegment seg, long off) {
         IntVector v = (IntVector) ShortVector.fromMemorySegment(SS, seg, off, LE).convertShape(VectorOperators.S2I, IS, 0);
         return v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
@@ -65,7 +55,6 @@ final class StreamingKernels {
                                  float[] c, int cOff, float[] init, int initOff) {
         switch (dt) {
             case F32 -> oneRowFourPanelsF32(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
-            case F16 -> oneRowFourPanelsF16(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
             case BF16 -> oneRowFourPanelsBF16(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
             default -> throw new IllegalStateException(dt.name());
         }
@@ -79,7 +68,6 @@ final class StreamingKernels {
                                  int ldc, float[] init) {
         switch (dt) {
             case F32 -> fourRowsOnePanelF32(seg, off, a, aOff, k, c, cOff, ldc, init);
-            case F16 -> fourRowsOnePanelF16(seg, off, a, aOff, k, c, cOff, ldc, init);
             case BF16 -> fourRowsOnePanelBF16(seg, off, a, aOff, k, c, cOff, ldc, init);
             default -> throw new IllegalStateException(dt.name());
         }
@@ -120,53 +108,6 @@ final class StreamingKernels {
         long o = off;
         for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 4L * NR) {
             FloatVector w0 = f32(seg, o), w1 = f32(seg, o + 4L * L);
-            FloatVector xb;
-            xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
-            xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
-            xb = FloatVector.broadcast(S, a[ai + 2]); c20 = xb.fma(w0, c20); c21 = xb.fma(w1, c21);
-            xb = FloatVector.broadcast(S, a[ai + 3]); c30 = xb.fma(w0, c30); c31 = xb.fma(w1, c31);
-        }
-        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
-        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
-        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
-    }
-
-    private static void oneRowFourPanelsF16(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
-                                            float[] c, int cOff, float[] init, int initOff) {
-        FloatVector c00 = FloatVector.fromArray(S, init, initOff), c01 = FloatVector.fromArray(S, init, initOff + L);
-        FloatVector c10 = FloatVector.fromArray(S, init, initOff + NR), c11 = FloatVector.fromArray(S, init, initOff + NR + L);
-        FloatVector c20 = FloatVector.fromArray(S, init, initOff + 2 * NR), c21 = FloatVector.fromArray(S, init, initOff + 2 * NR + L);
-        FloatVector c30 = FloatVector.fromArray(S, init, initOff + 3 * NR), c31 = FloatVector.fromArray(S, init, initOff + 3 * NR + L);
-        long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
-        for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
-            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
-            c00 = xb.fma(f16(seg, o0), c00);
-            c01 = xb.fma(f16(seg, o0 + 2L * L), c01);
-            c10 = xb.fma(f16(seg, o1), c10);
-            c11 = xb.fma(f16(seg, o1 + 2L * L), c11);
-            c20 = xb.fma(f16(seg, o2), c20);
-            c21 = xb.fma(f16(seg, o2 + 2L * L), c21);
-            c30 = xb.fma(f16(seg, o3), c30);
-            c31 = xb.fma(f16(seg, o3 + 2L * L), c31);
-        }
-        c00.intoArray(c, cOff);
-        c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + NR);
-        c11.intoArray(c, cOff + NR + L);
-        c20.intoArray(c, cOff + 2 * NR);
-        c21.intoArray(c, cOff + 2 * NR + L);
-        c30.intoArray(c, cOff + 3 * NR);
-        c31.intoArray(c, cOff + 3 * NR + L);
-    }
-
-    private static void fourRowsOnePanelF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
-                                            int ldc, float[] init) {
-        FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
-        FloatVector c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
-        long o = off;
-        for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 2L * NR) {
-            FloatVector w0 = f16(seg, o), w1 = f16(seg, o + 2L * L);
             FloatVector xb;
             xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
             xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
