@@ -128,13 +128,12 @@ final class BenchCommand implements Callable<Integer> {
                 FloatVector.SPECIES_PREFERRED.length());
         double peak = FmaPeak.measureGflops(cores, 400);
         out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
-        double bandwidth = 0;
         if (generate) {
             if (newTokens < 2) throw new JlensException("--new-tokens " + newTokens + ": expected at least 2 (one from the prefill, then decode steps)");
             for (int b : batches) if (b < 1) throw new JlensException("--batches " + b + ": expected positive batch sizes");
-            bandwidth = MemoryBandwidth.measureBytesPerSecond(nThreads, 1L << 29, 5);
-            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming read of 512 MiB, best of 5, %d threads)%n",
-                    bandwidth / 1e9, nThreads);
+            double bw = MemoryBandwidth.measureBytesPerSecond(nThreads, 1L << 29, 5);
+            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming read of 512 MiB, best of 5, %d threads;"
+                    + " re-measured around each timing below)%n", bw / 1e9, nThreads);
         }
         Counting kernels = new Counting(Backend.cpu(nThreads));
         long t0 = System.nanoTime();
@@ -150,7 +149,7 @@ final class BenchCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "load         %.2f s (memory-map + packing the weights, %d threads)%n", loadSecs, nThreads);
 
         if (generate) {
-            GenerationBench.run(m, kernels, batches, tokens, newTokens, seed, peak, bandwidth, out);
+            GenerationBench.run(m, kernels, batches, tokens, newTokens, seed, nThreads, out);
             long hwm = peakRssKb();
             out.printf("peak RSS     %s%n", hwm < 0 ? "n/a (no /proc/self/status)" : Format.bytes(hwm * 1024) + " (VmHWM)");
             return 0;

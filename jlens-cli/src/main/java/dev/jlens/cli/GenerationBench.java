@@ -2,6 +2,8 @@ package dev.jlens.cli;
 
 import dev.jlens.generate.Sampler;
 import dev.jlens.hooks.Hooks;
+import dev.jlens.kernels.FmaPeak;
+import dev.jlens.kernels.MemoryBandwidth;
 import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.KvCache;
 import dev.jlens.model.TransformerModel;
@@ -28,7 +30,7 @@ final class GenerationBench {
     }
 
     static void run(TransformerModel m, BenchCommand.Counting kernels, List<Integer> batches, int promptTokens,
-                    int newTokens, long seed, double peakGflops, double bandwidth, PrintStream out) {
+                    int newTokens, long seed, int threads, PrintStream out) {
         int vocab = m.info().vocabSize();
         if (promptTokens + newTokens > m.info().maxPositions()) {
             throw new dev.jlens.JlensException("--tokens " + promptTokens + " + --new-tokens " + newTokens
@@ -43,17 +45,24 @@ final class GenerationBench {
         for (int b : batches) {
             List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
             decode(m, prompts, 3, vocab);
+            // The bounds are measured right before and right after each timing and averaged: on a shared
+            // machine the share of the cores a process gets drifts within seconds.
+            double bw0 = MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 5);
+            double peak0 = FmaPeak.measureGflops(threads, 300);
             kernels.reset();
             Timing t = decode(m, prompts, newTokens, vocab, kernels);
+            double bw = (bw0 + MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 5)) / 2;
+            double peak = (peak0 + FmaPeak.measureGflops(threads, 300)) / 2;
             int steps = newTokens - 1;
             double tokPerS = (double) b * steps / t.decodeSecs;
             double bytesPerStep = kernels.weightBytes / (double) steps;
-            double bound = b * bandwidth / bytesPerStep;
+            double bound = b * bw / bytesPerStep;
             double gflops = (kernels.matmulFlops + kernels.attentionFlops) / t.decodeSecs / 1e9;
-            out.printf(Locale.ROOT, "batch %-3d    prefill %.2f s; decode %.2f s = %.1f tokens/s (%.1f ms/step); weights %.2f GB/step"
-                            + " -> bandwidth bound %.1f tokens/s, reached %.0f%%; %.1f GFLOP/s = %.0f%% of the FMA peak%n",
-                    b, t.prefillSecs, t.decodeSecs, tokPerS, 1000 * t.decodeSecs / steps, bytesPerStep / 1e9, bound,
-                    100 * tokPerS / bound, gflops, 100 * gflops / peakGflops);
+            out.printf(Locale.ROOT, "batch %-3d    prefill %.2f s; decode %.2f s = %.2f tokens/s (%.1f ms/step)%n",
+                    b, t.prefillSecs, t.decodeSecs, tokPerS, 1000 * t.decodeSecs / steps);
+            out.printf(Locale.ROOT, "             weights %.2f GB/step, bandwidth %.1f GB/s -> bound %.2f tokens/s, reached %.0f%%;"
+                            + " %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n",
+                    bytesPerStep / 1e9, bw / 1e9, bound, 100 * tokPerS / bound, gflops, peak, 100 * gflops / peak);
         }
     }
 
