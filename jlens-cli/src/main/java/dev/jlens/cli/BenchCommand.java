@@ -131,8 +131,8 @@ final class BenchCommand implements Callable<Integer> {
         if (generate) {
             if (newTokens < 2) throw new JlensException("--new-tokens " + newTokens + ": expected at least 2 (one from the prefill, then decode steps)");
             for (int b : batches) if (b < 1) throw new JlensException("--batches " + b + ": expected positive batch sizes");
-            double bw = MemoryBandwidth.measureBytesPerSecond(nThreads, 1L << 29, 5);
-            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming read of 512 MiB, best of 5, %d threads;"
+            double bw = MemoryBandwidth.measureBytesPerSecond(nThreads, 1L << 29, 300);
+            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming reads of 512 MiB, best of three 300 ms rounds, %d threads;"
                     + " re-measured around each timing below)%n", bw / 1e9, nThreads);
         }
         Counting kernels = new Counting(Backend.cpu(nThreads));

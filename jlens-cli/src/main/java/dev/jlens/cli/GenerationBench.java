@@ -47,11 +47,11 @@ final class GenerationBench {
             decode(m, prompts, 3, vocab);
             // The bounds are measured right before and right after each timing and averaged: on a shared
             // machine the share of the cores a process gets drifts within seconds.
-            double bw0 = MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 5);
+            double bw0 = MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 300);
             double peak0 = FmaPeak.measureGflops(threads, 300);
             kernels.reset();
             Timing t = decode(m, prompts, newTokens, vocab, kernels);
-            double bw = (bw0 + MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 5)) / 2;
+            double bw = (bw0 + MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 300)) / 2;
             double peak = (peak0 + FmaPeak.measureGflops(threads, 300)) / 2;
             int steps = newTokens - 1;
             double tokPerS = (double) b * steps / t.decodeSecs;

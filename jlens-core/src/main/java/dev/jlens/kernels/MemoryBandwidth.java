@@ -26,28 +26,31 @@ public final class MemoryBandwidth {
 
     /**
      * Bytes per second read by {@code threads} threads at once, each streaming its share of a {@code bytes}
-     * buffer; the best of {@code rounds} passes after one untimed pass that faults the pages in.
+     * buffer over and over for about {@code roundMillis}; the best of three rounds after one untimed pass that
+     * faults the pages in. Rounds last as long as {@link FmaPeak}'s so that, on a machine shared with other
+     * jobs, both bounds see the same share of the cores (a single 20 ms pass would often run unpreempted and
+     * overstate what a long generation run can get).
      */
-    public static double measureBytesPerSecond(int threads, long bytes, int rounds) {
+    public static double measureBytesPerSecond(int threads, long bytes, long roundMillis) {
         if (threads < 1) throw new IllegalArgumentException("threads must be at least 1");
-        if (rounds < 1) throw new IllegalArgumentException("rounds must be at least 1");
         long unit = (long) threads * VBYTES * 8;
         long size = Math.max(unit, bytes / unit * unit);
         MemorySegment buf = NativeMemory.allocate(size);
         // Non-zero contents, so no layer below can treat the pages as the shared zero page.
         for (long i = 0; i < size; i += 4096) buf.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) 1);
-        round(buf, threads);
+        round(buf, threads, 0);
         double best = 0;
-        for (int r = 0; r < rounds; r++) best = Math.max(best, size / round(buf, threads));
+        for (int r = 0; r < 3; r++) best = Math.max(best, round(buf, threads, roundMillis));
         return best;
     }
 
-    /** Seconds for all threads to read their shares once. */
-    private static double round(MemorySegment buf, int threads) {
+    /** Bytes per second of all threads reading their shares until the deadline (at least once). */
+    private static double round(MemorySegment buf, int threads, long millis) {
         long share = buf.byteSize() / threads;
         CyclicBarrier start = new CyclicBarrier(threads + 1);
         Thread[] ts = new Thread[threads];
         float[] sums = new float[threads];
+        long[] passes = new long[threads];
         for (int i = 0; i < threads; i++) {
             int id = i;
             ts[i] = new Thread(() -> {
@@ -56,7 +59,11 @@ public final class MemoryBandwidth {
                 } catch (Exception e) {
                     return;
                 }
-                sums[id] = sum(buf, id * share, (id + 1) * share);
+                long deadline = System.nanoTime() + millis * 1_000_000L;
+                do {
+                    sums[id] += sum(buf, id * share, (id + 1) * share);
+                    passes[id]++;
+                } while (System.nanoTime() < deadline);
             }, "jlens-bandwidth-" + i);
             ts[i].setDaemon(true);
             ts[i].start();
@@ -67,9 +74,13 @@ public final class MemoryBandwidth {
             for (Thread t : ts) t.join();
             double secs = (System.nanoTime() - t0) / 1e9;
             float total = 0;
-            for (float s : sums) total += s;
+            long n = 0;
+            for (int i = 0; i < threads; i++) {
+                total += sums[i];
+                n += passes[i];
+            }
             sink = total;
-            return secs;
+            return n * share / secs;
         } catch (Exception e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("memory bandwidth measurement interrupted", e);
