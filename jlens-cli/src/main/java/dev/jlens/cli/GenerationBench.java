@@ -63,6 +63,12 @@ final class GenerationBench {
             out.printf(Locale.ROOT, "             weights %.2f GB/step, bandwidth %.1f GB/s -> bound %.2f tokens/s, reached %.0f%%;"
                             + " %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n",
                     bytesPerStep / 1e9, bw / 1e9, bound, 100 * tokPerS / bound, gflops, peak, 100 * gflops / peak);
+            double ms = 1e-6 / steps;
+            out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
+                            + " norms/activations/copies %.1f ms, outside kernels %.1f ms%n",
+                    kernels.matmulNanos * ms, kernels.weightBytes / (kernels.matmulNanos / 1e9) / 1e9,
+                    kernels.attentionNanos * ms, kernels.otherNanos * ms,
+                    1000 * t.decodeSecs / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms);
         }
     }
 
