@@ -19,9 +19,11 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
  * all participants, packed in parallel); participants then claim chunks of output panels and, per panel
- * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): {@link StreamingKernels}, which read
- * the packed weights in place (no widened copy) with a 4-row kernel or a 1-row kernel over four panels at
- * once, so the FMA units see enough independent chains while the weights stream from memory once.
+ * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): BF16 and F32 through
+ * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
+ * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
+ * stream from memory once; F16 widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by
+ * the same shapes of kernel.
  */
 final class Gemm {
 
@@ -43,9 +45,10 @@ final class Gemm {
     /**
      * Reduction steps per block of the small-M path for F16 weights, which are widened into float buffers
      * first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
-     * {@link Float#float16ToFloat} loop, which C2 compiles to the hardware conversion; the Vector API's
-     * arithmetic conversion ({@link StreamingKernels}) costs about twelve operations per vector and, inlined
-     * eight times into the one-row kernel, made C2 give up inlining (the loop then ran ~20 times slower).
+     * {@link Float#float16ToFloat} loop, which C2 vectorises with the hardware conversion. The Vector API's
+     * exact arithmetic conversion ({@link PackedWeights#widenF16}) costs about twelve operations per vector,
+     * and inlined eight times into a register-widening one-row kernel it made C2 give up inlining (that loop
+     * then ran ~10 times slower), which is why F16 does not use {@link StreamingKernels}.
      */
     static final int F16_BLOCK = 64;
 
