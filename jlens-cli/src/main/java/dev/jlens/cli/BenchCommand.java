@@ -11,6 +11,7 @@ import dev.jlens.kernels.AttentionSpec;
 import dev.jlens.kernels.Backend;
 import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.kernels.FmaPeak;
+import dev.jlens.kernels.MemoryBandwidth;
 import dev.jlens.kernels.RotaryEmbedding;
 import dev.jlens.kernels.WeightMatrix;
 import dev.jlens.model.ModelLocation;
@@ -47,6 +48,8 @@ import java.util.concurrent.Callable;
                 "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/p14",
                 "  jlens bench --model /tmp/p14 --batch 16 --tokens 32 \\",
                 "      --hooks 'blocks.*.hook_resid_post' --pool mean",
+                "Generation (tokens/s at batch 1, 8 and 32 against the memory-bandwidth and FMA bounds):",
+                "  jlens bench --model /tmp/p14 --generate --tokens 32 --new-tokens 32 --batches 1,8,32",
                 "Early exit of a saved detector (ms/prompt up to its layer vs the full pass):",
                 "  jlens bench --detector out/guard",
                 "The HTTP service under load (8 keep-alive clients for 20 s, bad requests mixed in):",
@@ -102,6 +105,22 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Kernel threads (default: all cores).")
     Integer threads;
 
+    @Option(names = "--generate",
+            description = {"Instead: time greedy generation with the KV cache. For each --batches size B, B prompts",
+                    "of --tokens synthetic ids are prefilled, then --new-tokens are decoded one step at a time.",
+                    "Reports decode tokens/s, the weight bytes each step reads, the streaming read bandwidth",
+                    "measured in the same run and the fraction of the bound (bytes per step / bandwidth) reached,",
+                    "and GFLOP/s against the FMA peak (large batches are compute-bound)."})
+    boolean generate;
+
+    @Option(names = "--new-tokens", defaultValue = "32", paramLabel = "N",
+            description = "With --generate: tokens to generate per prompt (default: ${DEFAULT-VALUE}).")
+    int newTokens;
+
+    @Option(names = "--batches", defaultValue = "1,8,32", split = ",", paramLabel = "B",
+            description = "With --generate: batch sizes to time, comma-separated (default: ${DEFAULT-VALUE}).")
+    List<Integer> batches;
+
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Seed of the synthetic token ids (default: ${DEFAULT-VALUE}).")
     long seed;
 
@@ -132,6 +151,13 @@ final class BenchCommand implements Callable<Integer> {
                 FloatVector.SPECIES_PREFERRED.length());
         double peak = FmaPeak.measureGflops(cores, 400);
         out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
+        if (generate) {
+            if (newTokens < 2) throw new JlensException("--new-tokens " + newTokens + ": expected at least 2 (one from the prefill, then decode steps)");
+            for (int b : batches) if (b < 1) throw new JlensException("--batches " + b + ": expected positive batch sizes");
+            double bw = MemoryBandwidth.measureBytesPerSecond(nThreads, 1L << 29, 300);
+            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming reads of 512 MiB, best of three 300 ms rounds, %d threads;"
+                    + " re-measured around each timing below)%n", bw / 1e9, nThreads);
+        }
         Counting kernels = new Counting(Backend.cpu(nThreads));
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.read(dir.resolve("config.json"));
@@ -145,6 +171,12 @@ final class BenchCommand implements Callable<Integer> {
                 info.architecture(), info.nLayers(), info.dModel(), info.weightDType(), Format.count(info.parameterCount()));
         out.printf(Locale.ROOT, "load         %.2f s (memory-map + packing the weights, %d threads)%n", loadSecs, nThreads);
 
+        if (generate) {
+            GenerationBench.run(m, kernels, batches, tokens, newTokens, seed, nThreads, out);
+            long hwm = peakRssKb();
+            out.printf("peak RSS     %s%n", hwm < 0 ? "n/a (no /proc/self/status)" : Format.bytes(hwm * 1024) + " (VmHWM)");
+            return 0;
+        }
         List<HookPoint> selected = pattern.select(m.hookPoints());
         if (selected.isEmpty()) throw new JlensException("--hooks \"" + hooks + "\" selects no hook point of this model");
         Random r = new Random(seed);
@@ -222,6 +254,8 @@ final class BenchCommand implements Callable<Integer> {
         private final Backend k;
         long matmulFlops;
         long attentionFlops;
+        /** Bytes of the weight matrices the products read (each product reads its whole weight once). */
+        long weightBytes;
         long matmulNanos;
         long attentionNanos;
         long otherNanos;
@@ -233,6 +267,7 @@ final class BenchCommand implements Callable<Integer> {
         void reset() {
             matmulFlops = 0;
             attentionFlops = 0;
+            weightBytes = 0;
             matmulNanos = 0;
             attentionNanos = 0;
             otherNanos = 0;
@@ -292,6 +327,7 @@ final class BenchCommand implements Callable<Integer> {
         @Override
         public void matmul(DeviceTensor x, WeightMatrix w, float[] bias, DeviceTensor out) {
             matmulFlops += 2L * x.rows() * w.rows() * w.cols();
+            weightBytes += (long) w.rows() * w.cols() * w.dtype().bytes();
             long t0 = System.nanoTime();
             k.matmul(x, w, bias, out);
             matmulNanos += System.nanoTime() - t0;

@@ -18,7 +18,8 @@ import java.util.SplittableRandom;
 
 /**
  * Autoregressive generation for causal models, several prompts at once. Every step is one forward pass over
- * a packed batch in which sequence s is always prompt s (a finished sequence just brings no tokens), so a
+ * a packed batch, with logits only for each sequence's last token. With every prompt in the batch from the
+ * start, sequence s is always prompt s (a finished sequence just brings no tokens), so a
  * hook sees a stable sequence index and, through the batch's positions, whether a row is a prompt token
  * (position &lt; prompt length) or a generated one. Hooks run on the prompt pass and on every generated
  * token, which is how interventions steer generation.
@@ -48,7 +49,7 @@ public final class Generator {
 
     /** Continues every prompt (token ids, as encoded with the model's tokenizer) and returns them in order. */
     public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener) {
-        return generate(prompts, config, hooks, listener, StopCheck.NEVER);
+        return generate(prompts, config, hooks, listener, prompts.size(), StopCheck.NEVER);
     }
 
     /**
@@ -58,9 +59,34 @@ public final class Generator {
      */
     public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener,
                                      StopCheck stop) {
+        return generate(prompts, config, hooks, listener, prompts.size(), stop);
+    }
+
+    /**
+     * Continues every prompt, at most {@code maxBatch} sequences decoding at once: a prompt takes a free slot of
+     * the batch as soon as another sequence finishes, its prefill riding along with the others' decode step,
+     * so every step reads the weights once for the whole batch. The tokens equal one-at-a-time generation's
+     * (the kernels' results do not depend on the batch's other rows). Hooks see the batch's slot as the
+     * sequence index, which is the prompt's index only when every prompt has a slot from the start; so hooks
+     * need {@code maxBatch} ≥ the number of prompts.
+     */
+    public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener,
+                                     int maxBatch) {
+        return generate(prompts, config, hooks, listener, maxBatch, StopCheck.NEVER);
+    }
+
+    /** Both of the above: at most {@code maxBatch} sequences at once, and a stop check after every pass. */
+    public List<Generation> generate(List<int[]> prompts, GenerationConfig config, Hooks hooks, TokenListener listener,
+                                     int maxBatch, StopCheck stop) {
         StopCheck stopCheck = stop == null ? StopCheck.NEVER : stop;
         int n = prompts.size();
         if (n == 0) throw new JlensException("no prompts to generate from");
+        if (maxBatch < 1) throw new JlensException("batch size " + maxBatch + ": expected at least 1");
+        Hooks h = hooks == null ? Hooks.none() : hooks;
+        if (maxBatch < n && !h.isEmpty()) {
+            throw new JlensException("hooks index sequences by their place in the batch, so generating " + n
+                    + " prompts with hooks needs them all in one batch; got a batch of at most " + maxBatch);
+        }
         int maxPos = model.info().maxPositions();
         int vocab = model.info().vocabSize();
         for (int s = 0; s < n; s++) {
@@ -71,7 +97,6 @@ public final class Generator {
                         + maxPos + "; no room to generate");
             }
         }
-        Hooks h = hooks == null ? Hooks.none() : hooks;
         TokenListener out = listener == null ? TokenListener.NONE : listener;
         Sampler sampler = new Sampler(config);
         SplittableRandom[] rng = new SplittableRandom[n];
@@ -83,51 +108,67 @@ public final class Generator {
             text[s] = new TextStream(tokenizer, prompts.get(s), config.stopStrings());
             generated[s] = new int[0];
         }
-        KvCache cache = config.kvCache() ? KvCache.create(n) : null;
-        List<int[]> feed = new ArrayList<>(prompts);
+        int slots = Math.min(n, maxBatch);
+        KvCache cache = config.kvCache() ? KvCache.create(slots) : null;
+        // slotPrompt[i]: the prompt decoding in slot i, or -1 once the slot has nothing left to do
+        int[] slotPrompt = new int[slots];
+        List<int[]> feed = new ArrayList<>(slots);
+        for (int i = 0; i < slots; i++) {
+            slotPrompt[i] = i;
+            feed.add(prompts.get(i));
+        }
+        int nextPrompt = slots;
         int eos = config.stopAtEos() ? tokenizer.eosId() : -1;
-        int active = n;
+        int active = slots;
         while (active > 0) {
             TokenBatch batch = cache != null ? cache.batch(feed) : TokenBatch.of(feed);
-            FloatTensor logits = model.forward(batch, ForwardOptions.full(), h, cache);
-            List<int[]> next = new ArrayList<>(n);
-            for (int s = 0; s < n; s++) {
-                if (reason[s] != null) {
+            FloatTensor logits = model.forward(batch, ForwardOptions.lastTokenLogits(), h, cache);
+            List<int[]> next = new ArrayList<>(slots);
+            for (int i = 0; i < slots; i++) {
+                int s = slotPrompt[i];
+                if (s < 0 || feed.get(i).length == 0) {
                     next.add(new int[0]);
                     continue;
                 }
-                if (stopCheck.stopNow(s)) {
-                    reason[s] = Generation.StopReason.GUARD;
-                    active--;
-                    out.onEnd(s, Generation.StopReason.GUARD, text[s].finish());
-                    next.add(new int[0]);
-                    continue;
-                }
-                int row = batch.offsets()[s] + batch.lengths()[s] - 1;
-                int token = sampler.next(logits.data(), row * vocab, vocab, rng[s]);
-                int[] g = Arrays.copyOf(generated[s], generated[s].length + 1);
-                g[g.length - 1] = token;
-                generated[s] = g;
-                int total = prompts.get(s).length + g.length;
                 Generation.StopReason r = null;
-                if (token == eos) r = Generation.StopReason.EOS;
-                else if (g.length >= config.maxNewTokens()) r = Generation.StopReason.MAX_TOKENS;
-                else if (maxPos > 0 && total >= maxPos) r = Generation.StopReason.CONTEXT;
-                String delta = text[s].push(token, r != null);
-                if (r == null && text[s].stopped()) r = Generation.StopReason.STOP_STRING;
+                int token = -1;
+                String delta = "";
+                if (stopCheck.stopNow(s)) {
+                    r = Generation.StopReason.GUARD;
+                } else {
+                    token = sampler.next(logits.data(), i * vocab, vocab, rng[s]);
+                    int[] g = Arrays.copyOf(generated[s], generated[s].length + 1);
+                    g[g.length - 1] = token;
+                    generated[s] = g;
+                    int total = prompts.get(s).length + g.length;
+                    if (token == eos) r = Generation.StopReason.EOS;
+                    else if (g.length >= config.maxNewTokens()) r = Generation.StopReason.MAX_TOKENS;
+                    else if (maxPos > 0 && total >= maxPos) r = Generation.StopReason.CONTEXT;
+                    delta = text[s].push(token, r != null);
+                    if (r == null && text[s].stopped()) r = Generation.StopReason.STOP_STRING;
+                }
                 if (r != null) {
                     delta += text[s].finish();
                     reason[s] = r;
-                    active--;
                 }
-                out.onToken(s, token, delta);
+                if (r == Generation.StopReason.GUARD) out.onEnd(s, r, delta);
+                else out.onToken(s, token, delta);
                 if (r != null) {
-                    next.add(new int[0]);
+                    if (nextPrompt < n) {
+                        // The finished sequence leaves and the next prompt takes its slot from position 0.
+                        slotPrompt[i] = nextPrompt;
+                        if (cache != null) cache.reset(i);
+                        next.add(prompts.get(nextPrompt++));
+                    } else {
+                        slotPrompt[i] = -1;
+                        active--;
+                        next.add(new int[0]);
+                    }
                 } else if (cache != null) {
                     next.add(new int[]{token});
                 } else {
-                    int[] all = Arrays.copyOf(prompts.get(s), total);
-                    System.arraycopy(g, 0, all, prompts.get(s).length, g.length);
+                    int[] all = Arrays.copyOf(prompts.get(s), prompts.get(s).length + generated[s].length);
+                    System.arraycopy(generated[s], 0, all, prompts.get(s).length, generated[s].length);
                     next.add(all);
                 }
             }

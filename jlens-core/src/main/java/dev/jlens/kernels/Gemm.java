@@ -1,7 +1,10 @@
 package dev.jlens.kernels;
 
+import dev.jlens.io.DType;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
 
 /**
  * out[m, n] = x[m, :] · W[n, :] + bias[n] on {@link PackedWeights}: a register-blocked outer-product GEMM.
@@ -16,9 +19,11 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
  * all participants, packed in parallel); participants then claim chunks of output panels and, per panel
- * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): a 4-row kernel (or a
- * 1-row kernel over four panels at once), so the FMA units see enough independent chains while the
- * weights stream from memory once.
+ * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): BF16 and F32 through
+ * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
+ * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
+ * stream from memory once; F16 widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by
+ * the same shapes of kernel.
  */
 final class Gemm {
 
@@ -37,6 +42,15 @@ final class Gemm {
      * stays in L2.
      */
     static final int DEFAULT_KC = 1024;
+    /**
+     * Reduction steps per block of the small-M path for F16 weights, which are widened into float buffers
+     * first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
+     * {@link Float#float16ToFloat} loop, which C2 vectorises with the hardware conversion. The Vector API's
+     * exact arithmetic conversion ({@link PackedWeights#widenF16}) costs about twelve operations per vector,
+     * and inlined eight times into a register-widening one-row kernel it made C2 give up inlining (that loop
+     * then ran ~10 times slower), which is why F16 does not use {@link StreamingKernels}.
+     */
+    static final int F16_BLOCK = 64;
 
     /** One participant's buffers, reused across calls so the hot loops allocate nothing. */
     static final class Scratch {
@@ -46,7 +60,8 @@ final class Gemm {
         final float[] zeros = new float[4 * NR];
 
         Scratch(int kc) {
-            w = new float[][]{new float[kc * NR], new float[kc * NR], new float[kc * NR], new float[kc * NR]};
+            w = new float[][]{new float[kc * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR],
+                    new float[F16_BLOCK * NR]};
         }
     }
 
@@ -104,7 +119,6 @@ final class Gemm {
 
     /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
     private float[] packSmall(float[] x, int m, int k) {
-        if (m == 1) return x;
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
         if (smallA.length < chunks * MR_SMALL * k) smallA = new float[chunks * MR_SMALL * k];
         float[] a = smallA;
@@ -176,45 +190,82 @@ final class Gemm {
         return init;
     }
 
+    /**
+     * Panels [p0, p1) for a small batch, each over all of k at once ({@link StreamingKernels}: the weights are
+     * read in place, once per group of four rows). One row takes four full panels per sweep; leftover and
+     * partial panels, and batches of two to seven rows, go four rows (zero-padded) against one panel.
+     */
     private void small(int id, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
         int n = w.rows(), k = w.cols();
         Scratch s = scratch[id];
+        DType dt = w.dtype();
+        MemorySegment seg = w.data();
+        long panelBytes = (long) k * NR * dt.bytes();
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
-        // The last panel may be partial; it never joins a group of four.
         int fullEnd = Math.min(p1, n / NR);
-        for (int k0 = 0; k0 < k; k0 += kBlock) {
-            int kc = Math.min(kBlock, k - k0);
+        if (dt == DType.F16) {
+            smallF16(s, a, x, m, w, bias, out, p0, p1);
+            return;
+        }
+        int p = p0;
+        if (m == 1) {
+            for (; p + 4 <= fullEnd; p += 4) {
+                int col0 = p * NR;
+                StreamingKernels.oneRowFourPanels(dt, seg, w.byteOffset(p, 0), panelBytes, x, 0, k, out, col0,
+                        bias != null ? bias : s.zeros, bias != null ? col0 : 0);
+            }
+        }
+        for (; p < p1; p++) {
+            int col0 = p * NR;
+            int valid = Math.min(NR, n - col0);
+            float[] init = initPanel(s, bias, col0, valid);
+            long off = w.byteOffset(p, 0);
+            for (int c = 0; c < chunks; c++) {
+                int r0 = c * MR_SMALL;
+                int rows = Math.min(MR_SMALL, m - r0);
+                int aOff = c * MR_SMALL * k;
+                if (rows == MR_SMALL && valid == NR) {
+                    StreamingKernels.fourRowsOnePanel(dt, seg, off, a, aOff, k, out, r0 * n + col0, n, init);
+                } else {
+                    float[] tile = s.tile;
+                    StreamingKernels.fourRowsOnePanel(dt, seg, off, a, aOff, k, tile, 0, NR, init);
+                    for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
+                }
+            }
+        }
+    }
+
+    /**
+     * The small-M path for F16: per block of {@link #F16_BLOCK} reduction steps, each panel's strip is widened
+     * into an L1-resident float buffer and multiplied there (the float chains carry over between blocks
+     * through the output, which stores exact floats).
+     */
+    private void smallF16(Scratch s, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
+        int n = w.rows(), k = w.cols();
+        int chunks = (m + MR_SMALL - 1) / MR_SMALL;
+        int fullEnd = Math.min(p1, n / NR);
+        for (int k0 = 0; k0 < k; k0 += F16_BLOCK) {
+            int kc = Math.min(F16_BLOCK, k - k0);
             boolean first = k0 == 0;
             int p = p0;
             if (m == 1) {
                 for (; p + 4 <= fullEnd; p += 4) {
-                    for (int g = 0; g < 4; g++) w.widen(p + g, k0, kc, s.w[g]);
+                    for (int g = 0; g < 4; g++) widenHalves(w, p + g, k0, kc, s.w[1 + g]);
                     int col0 = p * NR;
-                    if (!first) kernel1x4(x, k0, s.w, kc, out, col0, null, 0);
-                    else if (bias != null) kernel1x4(x, k0, s.w, kc, out, col0, bias, col0);
-                    else kernel1x4(x, k0, s.w, kc, out, col0, s.zeros, 0);
+                    if (!first) kernel1x4(x, k0, s.w, 1, kc, out, col0, null, 0);
+                    else if (bias != null) kernel1x4(x, k0, s.w, 1, kc, out, col0, bias, col0);
+                    else kernel1x4(x, k0, s.w, 1, kc, out, col0, s.zeros, 0);
                 }
             }
             for (; p < p1; p++) {
-                float[] wb = s.w[0];
-                w.widen(p, k0, kc, wb);
+                float[] wb = s.w[1];
+                widenHalves(w, p, k0, kc, wb);
                 int col0 = p * NR;
                 int valid = Math.min(NR, n - col0);
                 float[] init = first ? initPanel(s, bias, col0, valid) : null;
                 for (int c = 0; c < chunks; c++) {
                     int r0 = c * MR_SMALL;
                     int rows = Math.min(MR_SMALL, m - r0);
-                    if (m == 1) {
-                        if (valid == NR) {
-                            kernel1(x, k0, wb, kc, out, col0, init);
-                        } else {
-                            float[] tile = s.tile;
-                            if (!first) System.arraycopy(out, col0, tile, 0, valid);
-                            kernel1(x, k0, wb, kc, tile, 0, init);
-                            System.arraycopy(tile, 0, out, col0, valid);
-                        }
-                        continue;
-                    }
                     int aOff = c * MR_SMALL * k + k0 * MR_SMALL;
                     if (rows == MR_SMALL && valid == NR) {
                         kernel4(a, aOff, wb, kc, out, r0 * n + col0, n, init);
@@ -228,6 +279,18 @@ final class Gemm {
             }
         }
     }
+
+    /** Panel p's F16 strip for steps [k0, k0+kc) as floats in dst[0 .. kc·NR). */
+    private static void widenHalves(PackedWeights w, int p, int k0, int kc, float[] dst) {
+        int n = kc * NR;
+        MemorySegment seg = w.data();
+        long off = w.byteOffset(p, k0);
+        // C2 vectorises this loop, memory-segment loads included (faster than copying to a short[] first).
+        for (int i = 0; i < n; i++) dst[i] = Float.float16ToFloat(seg.get(HALF, off + 2L * i));
+    }
+
+    private static final java.lang.foreign.ValueLayout.OfShort HALF =
+            java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     /**
      * The large micro-kernel: rows a[aOff + kk*MR + i] (i &lt; 12) times the widened strip w[kk*NR + j],
@@ -326,29 +389,10 @@ final class Gemm {
 
     }
 
-    /** One row, one panel: only two chains, used for a leftover or partial panel. */
-    static void kernel1(float[] x, int xOff, float[] w, int kc, float[] c, int cOff, float[] init) {
-        FloatVector c0, c1;
-        if (init != null) {
-            c0 = FloatVector.fromArray(S, init, 0);
-            c1 = FloatVector.fromArray(S, init, L);
-        } else {
-            c0 = FloatVector.fromArray(S, c, cOff);
-            c1 = FloatVector.fromArray(S, c, cOff + L);
-        }
-        for (int kk = 0, wi = 0; kk < kc; kk++, wi += NR) {
-            FloatVector b = FloatVector.broadcast(S, x[xOff + kk]);
-            c0 = b.fma(FloatVector.fromArray(S, w, wi), c0);
-            c1 = b.fma(FloatVector.fromArray(S, w, wi + L), c1);
-        }
-        c0.intoArray(c, cOff);
-        c1.intoArray(c, cOff + L);
-    }
-
     /** One row against four full panels at once: eight independent chains hide the FMA latency. */
-    static void kernel1x4(float[] x, int xOff, float[][] w, int kc, float[] c, int cOff, float[] bias, int biasOff) {
-        // bias: the initial values (first K block), or null to continue from c
-        float[] w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+    static void kernel1x4(float[] x, int xOff, float[][] w, int w0i, int kc, float[] c, int cOff, float[] bias, int biasOff) {
+        // bias: the initial values (first K block), or null to continue from c; w[w0i .. w0i+3]: the four strips
+        float[] w0 = w[w0i], w1 = w[w0i + 1], w2 = w[w0i + 2], w3 = w[w0i + 3];
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31;
         if (bias != null) {
             c00 = FloatVector.fromArray(S, bias, biasOff);

@@ -62,6 +62,21 @@ final class PackedWeights {
         return dtype;
     }
 
+    /** The packed values, panel after panel, each [k][j]. */
+    MemorySegment data() {
+        return data;
+    }
+
+    /** Byte offset of panel p's strip for reduction step k0 (its NR values follow). */
+    long byteOffset(int p, int k0) {
+        return ((long) p * cols + k0) * NR * dtype.bytes();
+    }
+
+    /** Bytes of the packed copy: what one pass over this weight reads. */
+    long bytes() {
+        return data.byteSize();
+    }
+
     /**
      * Packs w, the participants of the pool claiming chunks of panels. When w is a slice of
      * a memory-mapped checkpoint its pages are released afterwards: the packed copy replaces them, and

@@ -35,6 +35,15 @@ final class WorkerPool {
     private final AtomicInteger pending = new AtomicInteger();
     private final AtomicInteger nextTask = new AtomicInteger();
     private volatile Job job;
+    /** Whether the current job may run without the workers that have not started it yet ({@link #forEach}). */
+    private volatile boolean optional;
+    /**
+     * For an optional job: how many workers have entered it, or {@link #CLOSED} once the caller has finished its
+     * own share and stopped admitting more (also between jobs).
+     */
+    private final AtomicInteger entered = new AtomicInteger(CLOSED);
+    private final AtomicInteger finished = new AtomicInteger();
+    private static final int CLOSED = Integer.MIN_VALUE;
     private volatile int generation;
     private volatile boolean shutdown;
     private volatile Thread caller;
@@ -73,6 +82,7 @@ final class WorkerPool {
             caller = Thread.currentThread();
             pending.set(size - 1);
             this.job = job;
+            optional = false;
             generation++;
             for (Thread w : workers) LockSupport.unpark(w);
             try {
@@ -86,20 +96,20 @@ final class WorkerPool {
                 else LockSupport.park(this);
             }
             this.job = null;
-            Throwable t = failure;
-            if (t != null) {
-                failure = null;
-                if (t instanceof RuntimeException re) throw re;
-                if (t instanceof Error e) throw e;
-                throw new IllegalStateException(t);
-            }
+            rethrowFailure();
         } finally {
             inJob = false;
             lock.unlock();
         }
     }
 
-    /** Runs tasks 0..tasks-1, each exactly once, claimed in order by whichever participant is free. */
+    /**
+     * Runs tasks 0..tasks-1, each exactly once, claimed in order by whichever participant is free. Workers
+     * are optional here: once the caller runs out of tasks it closes the job and waits only for the workers
+     * that have started it. On a machine with more runnable threads than cores a woken worker may wait
+     * milliseconds for a core, and a generation step issues a hundred small jobs; waiting for a worker that
+     * would find no task left would cost more than the job.
+     */
     void forEach(int tasks, Task task) {
         if (tasks <= 0) return;
         if (size == 1 || tasks == 1 || isWorker() || (lock.isHeldByCurrentThread() && inJob)) {
@@ -107,13 +117,54 @@ final class WorkerPool {
             return;
         }
         lock.lock();
+        inJob = true;
         try {
+            failure = null;
+            caller = Thread.currentThread();
             nextTask.set(0);
-            run(id -> {
+            finished.set(0);
+            this.job = id -> {
                 for (int t = nextTask.getAndIncrement(); t < tasks; t = nextTask.getAndIncrement()) task.run(id, t);
-            });
+            };
+            optional = true;
+            entered.set(0);
+            generation++;
+            for (Thread w : workers) LockSupport.unpark(w);
+            try {
+                job.run(0);
+            } catch (Throwable t) {
+                recordFailure(t);
+            }
+            int started = entered.getAndSet(CLOSED);
+            long spinUntil = System.nanoTime() + SPIN_NANOS;
+            while (finished.get() < started) {
+                if (System.nanoTime() < spinUntil) Thread.onSpinWait();
+                else LockSupport.park(this);
+            }
+            this.job = null;
+            rethrowFailure();
         } finally {
+            inJob = false;
             lock.unlock();
+        }
+    }
+
+    /** For a worker: joins the current optional job unless the caller has closed it. */
+    private boolean enter() {
+        while (true) {
+            int n = entered.get();
+            if (n == CLOSED) return false;
+            if (entered.compareAndSet(n, n + 1)) return true;
+        }
+    }
+
+    private void rethrowFailure() {
+        Throwable t = failure;
+        if (t != null) {
+            failure = null;
+            if (t instanceof RuntimeException re) throw re;
+            if (t instanceof Error e) throw e;
+            throw new IllegalStateException(t);
         }
     }
 
@@ -140,6 +191,21 @@ final class WorkerPool {
             }
             if (shutdown) return;
             seen = generation;
+            if (optional) {
+                // A mandatory job cannot start before every worker has done the one before it, so a worker
+                // that reads "optional" late can only meet optional jobs here; it enters whichever is open.
+                if (!enter()) continue;
+                Job j = job;
+                try {
+                    if (j != null) j.run(id);
+                } catch (Throwable t) {
+                    recordFailure(t);
+                } finally {
+                    finished.incrementAndGet();
+                    LockSupport.unpark(caller);
+                }
+                continue;
+            }
             Job j = job;
             try {
                 if (j != null) j.run(id);

@@ -276,12 +276,23 @@ public final class CausalLm implements TransformerModel {
             p.fire(hookNormalized, normalized);
         }
         if (!options.logits()) return null;
-        DeviceTensor fin = backend.allocate(p.T, d);
+        int rows = p.T;
+        if (options.lastTokenOnly()) {
+            // Norm and unembedding are per row, so picking the rows first changes no bit of them.
+            rows = batch.size();
+            DeviceTensor last = backend.allocate(rows, d);
+            for (int s = 0; s < rows; s++) {
+                int len = batch.lengths()[s];
+                if (len > 0) backend.copyRows(x, batch.offsets()[s] + len - 1, last, s, 1);
+            }
+            x = last;
+        }
+        DeviceTensor fin = backend.allocate(rows, d);
         norm(x, fin, finalNorm);
-        DeviceTensor logits = backend.allocate(p.T, vocab);
+        DeviceTensor logits = backend.allocate(rows, vocab);
         backend.matmul(fin, unembed, null, logits);
         if (spec.embedding().finalSoftcap() > 0f) backend.softcap(logits, spec.embedding().finalSoftcap());
-        return backend.toHost(logits, p.T, vocab);
+        return backend.toHost(logits, rows, vocab);
     }
 
     private DeviceTensor embed(Pass p, int[] positions) {

@@ -10,13 +10,25 @@ import java.util.List;
  * unembedding is skipped, with {@code lastLayer} set the blocks after it are not run at all, and without logits
  * the causal runner also stops after the deepest hooked block.
  *
- * @param logits    compute the LM-head output (for encoders: the final hidden states)
- * @param lastLayer the last block to run, or -1 for all of them
+ * @param logits         compute the LM-head output (for encoders: the final hidden states)
+ * @param lastLayer      the last block to run, or -1 for all of them
+ * @param lastTokenOnly  causal models: logits only for each sequence's last new token, [sequences, vocab], row s
+ *                       for sequence s (zeros for a sequence that brings no tokens): generation needs no
+ *                       more, and the unembedding is the largest single product of a step
  */
-public record ForwardOptions(boolean logits, int lastLayer) {
+public record ForwardOptions(boolean logits, int lastLayer, boolean lastTokenOnly) {
+
+    public ForwardOptions(boolean logits, int lastLayer) {
+        this(logits, lastLayer, false);
+    }
 
     public static ForwardOptions full() {
         return new ForwardOptions(true, -1);
+    }
+
+    /** All blocks, and logits for each sequence's last new token only (what generation samples from). */
+    public static ForwardOptions lastTokenLogits() {
+        return new ForwardOptions(true, -1, true);
     }
 
     /**

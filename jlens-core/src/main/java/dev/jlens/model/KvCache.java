@@ -6,7 +6,6 @@ import dev.jlens.kernels.Backend;
 import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.tensor.TokenBatch;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -17,70 +16,61 @@ import java.util.List;
  * cached lengths ({@link #batch} builds such a batch). A sequence may bring no new tokens in a step (length
  * 0), which is how batched generation keeps finished sequences in place.
  *
+ * <p>Storage: per layer one keys tensor and one values tensor for all sequences, sequence s owning rows
+ * [s·capacity, s·capacity + length). The attention kernel reads each sequence's keys where they are (its
+ * {@link AttentionLayout} key offset is s·capacity), so a decoding step copies only its new rows into the
+ * cache, never the cache itself; when a sequence outgrows the capacity every layer is re-laid out once at
+ * double the capacity, which keeps the copying amortised to a constant per cached token.
+ *
  * <p>A forward pass writes the new keys behind each sequence's cached ones and only advances the lengths
  * when it completes, so a pass that fails half-way leaves the cache as it was. Not thread-safe: one forward
  * pass at a time per cache.
  */
 public final class KvCache {
 
-    /** One sequence: per layer a growing [capacity, width] block of keys and one of values. */
-    private static final class Slot {
-        DeviceTensor[] keys;
-        DeviceTensor[] values;
-        int length;
+    private final int sequences;
+    private final int[] lengths;
+    /** Rows each sequence owns in the per-layer tensors (every layer is brought to it on its next append). */
+    private int capacity;
+    private DeviceTensor[] keys;
+    private DeviceTensor[] values;
 
-        void ensure(int layers) {
-            if (keys == null) {
-                keys = new DeviceTensor[layers];
-                values = new DeviceTensor[layers];
-            }
-        }
-
-        /** Room for {@code rows} rows of {@code width}, keeping what is cached; capacity doubles. */
-        DeviceTensor room(Backend backend, DeviceTensor buf, int rows, int width) {
-            if (buf != null && buf.cols() != width) {
-                throw new IllegalStateException("KV cache holds keys of width " + buf.cols() + ", the model gives " + width);
-            }
-            if (buf != null && buf.rows() >= rows) return buf;
-            DeviceTensor grown = backend.allocate(Math.max(rows, Math.max(16, buf == null ? 0 : 2 * buf.rows())), width);
-            if (buf != null && length > 0) backend.copyRows(buf, 0, grown, 0, length);
-            return grown;
-        }
-    }
-
-    private final List<Slot> slots;
-
-    private KvCache(List<Slot> slots) {
-        this.slots = slots;
+    private KvCache(int sequences) {
+        this.sequences = sequences;
+        this.lengths = new int[sequences];
     }
 
     /** An empty cache for n sequences. */
     public static KvCache create(int sequences) {
         if (sequences < 1) throw new IllegalArgumentException("a KV cache needs at least one sequence, got " + sequences);
-        List<Slot> s = new ArrayList<>();
-        for (int i = 0; i < sequences; i++) s.add(new Slot());
-        return new KvCache(List.copyOf(s));
+        return new KvCache(sequences);
     }
 
     public int size() {
-        return slots.size();
+        return sequences;
     }
 
     /** Tokens cached for sequence s. */
     public int length(int s) {
-        return slots.get(s).length;
+        return lengths[s];
     }
 
     public int[] lengths() {
-        int[] l = new int[slots.size()];
-        for (int s = 0; s < l.length; s++) l[s] = slots.get(s).length;
-        return l;
+        return lengths.clone();
+    }
+
+    /**
+     * Forgets sequence s, so that its slot can start a new sequence (batched generation lets a new prompt
+     * join where a finished one left). Its rows are overwritten by the next pass that brings it tokens.
+     */
+    public void reset(int s) {
+        lengths[s] = 0;
     }
 
     /** A batch of new tokens, sequence s continuing cached sequence s (an empty array: nothing new for s). */
     public TokenBatch batch(List<int[]> newTokens) {
-        if (newTokens.size() != slots.size()) {
-            throw new IllegalArgumentException(newTokens.size() + " sequences for a KV cache of " + slots.size());
+        if (newTokens.size() != sequences) {
+            throw new IllegalArgumentException(newTokens.size() + " sequences for a KV cache of " + sequences);
         }
         TokenBatch b = TokenBatch.of(newTokens);
         return new TokenBatch(b.tokens(), b.offsets(), b.lengths(), lengths());
@@ -95,40 +85,60 @@ public final class KvCache {
             throw new JlensException("a forward pass with a KV cache must run all " + nLayers + " blocks; this one stops after "
                     + blocksToRun);
         }
-        if (batch.size() != slots.size()) {
-            throw new JlensException("batch of " + batch.size() + " sequences for a KV cache of " + slots.size());
+        if (batch.size() != sequences) {
+            throw new JlensException("batch of " + batch.size() + " sequences for a KV cache of " + sequences);
         }
-        for (int s = 0; s < slots.size(); s++) {
-            if (batch.pastLengths()[s] != slots.get(s).length) {
+        for (int s = 0; s < sequences; s++) {
+            if (batch.pastLengths()[s] != lengths[s]) {
                 throw new JlensException("sequence " + s + " of the batch says " + batch.pastLengths()[s]
-                        + " tokens came before it, but the KV cache holds " + slots.get(s).length);
+                        + " tokens came before it, but the KV cache holds " + lengths[s]);
             }
         }
-        return new Step(backend, batch, nLayers);
+        if (keys == null) {
+            keys = new DeviceTensor[nLayers];
+            values = new DeviceTensor[nLayers];
+        } else if (keys.length != nLayers) {
+            throw new JlensException("KV cache holds " + keys.length + " layers, the model has " + nLayers);
+        }
+        int need = 0;
+        for (int s = 0; s < sequences; s++) need = Math.max(need, lengths[s] + batch.lengths()[s]);
+        if (need > capacity) capacity = Math.max(need, Math.max(16, 2 * capacity));
+        return new Step(backend, batch);
     }
 
     /** Keys and values of one layer for the attention kernel, laid out as the pass's {@link AttentionLayout} says. */
     record Keys(DeviceTensor keys, DeviceTensor values) {
     }
 
+    /** The layer's tensor with room for {@code capacity} rows per sequence, its cached rows kept. */
+    private DeviceTensor room(Backend backend, DeviceTensor buf, int width) {
+        if (buf != null && buf.cols() != width) {
+            throw new IllegalStateException("KV cache holds keys of width " + buf.cols() + ", the model gives " + width);
+        }
+        if (buf != null && buf.rows() == sequences * capacity) return buf;
+        DeviceTensor grown = backend.allocate(Math.multiplyExact(sequences, capacity), width);
+        if (buf != null) {
+            int old = buf.rows() / sequences;
+            for (int s = 0; s < sequences; s++) {
+                if (lengths[s] > 0) backend.copyRows(buf, s * old, grown, s * capacity, lengths[s]);
+            }
+        }
+        return grown;
+    }
+
     /** One forward pass's use of the cache. */
     final class Step {
         private final Backend backend;
         private final TokenBatch batch;
-        private final int nLayers;
         private final AttentionLayout layout;
 
-        private Step(Backend backend, TokenBatch batch, int nLayers) {
+        private Step(Backend backend, TokenBatch batch) {
             this.backend = backend;
             this.batch = batch;
-            this.nLayers = nLayers;
-            int n = batch.size();
-            int[] kOff = new int[n], kLen = new int[n];
-            int at = 0;
-            for (int s = 0; s < n; s++) {
-                kOff[s] = at;
+            int[] kOff = new int[sequences], kLen = new int[sequences];
+            for (int s = 0; s < sequences; s++) {
+                kOff[s] = s * capacity;
                 kLen[s] = batch.pastLengths()[s] + batch.lengths()[s];
-                at += kLen[s];
             }
             this.layout = new AttentionLayout(batch.offsets(), batch.lengths(), kOff, kLen);
         }
@@ -139,43 +149,27 @@ public final class KvCache {
         }
 
         /**
-         * Stores the new rows' keys and values [batch rows, width] of one layer and returns all keys and values
-         * of the batch's sequences, packed per {@link #layout()}.
+         * Stores the new rows' keys and values [batch rows, width] of one layer behind each sequence's cached
+         * ones and returns the layer's key and value tensors, which hold every sequence where
+         * {@link #layout()} says.
          */
         Keys append(int layer, DeviceTensor newKeys, DeviceTensor newValues) {
-            int n = batch.size(), width = newKeys.cols();
-            for (int s = 0; s < n; s++) {
-                Slot slot = slots.get(s);
-                slot.ensure(nLayers);
-                int len = batch.lengths()[s], off = batch.offsets()[s];
+            int width = newKeys.cols();
+            keys[layer] = room(backend, keys[layer], width);
+            values[layer] = room(backend, values[layer], newValues.cols());
+            for (int s = 0; s < sequences; s++) {
+                int len = batch.lengths()[s];
                 if (len == 0) continue;
-                slot.keys[layer] = slot.room(backend, slot.keys[layer], slot.length + len, width);
-                slot.values[layer] = slot.room(backend, slot.values[layer], slot.length + len, width);
-                backend.copyRows(newKeys, off, slot.keys[layer], slot.length, len);
-                backend.copyRows(newValues, off, slot.values[layer], slot.length, len);
+                int at = s * capacity + lengths[s];
+                backend.copyRows(newKeys, batch.offsets()[s], keys[layer], at, len);
+                backend.copyRows(newValues, batch.offsets()[s], values[layer], at, len);
             }
-            if (n == 1) {
-                // The kernel reads only kLen rows from offset 0, so the slot's own (larger) buffers serve as is.
-                Slot only = slots.getFirst();
-                if (only.keys[layer] == null) return new Keys(backend.allocate(0, width), backend.allocate(0, width));
-                return new Keys(only.keys[layer], only.values[layer]);
-            }
-            int total = 0;
-            for (int l : layout.kLen()) total += l;
-            DeviceTensor k = backend.allocate(total, width), v = backend.allocate(total, width);
-            for (int s = 0; s < n; s++) {
-                Slot slot = slots.get(s);
-                int rows = layout.kLen()[s];
-                if (rows == 0) continue;
-                backend.copyRows(slot.keys[layer], 0, k, layout.kOff()[s], rows);
-                backend.copyRows(slot.values[layer], 0, v, layout.kOff()[s], rows);
-            }
-            return new Keys(k, v);
+            return new Keys(keys[layer], values[layer]);
         }
 
         /** Marks the new tokens as cached; call once, after every layer has been appended. */
         void commit() {
-            for (int s = 0; s < batch.size(); s++) slots.get(s).length += batch.lengths()[s];
+            for (int s = 0; s < sequences; s++) lengths[s] += batch.lengths()[s];
         }
     }
 }

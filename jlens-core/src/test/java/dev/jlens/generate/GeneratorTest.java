@@ -81,6 +81,44 @@ class GeneratorTest {
         assertEquals(ref.get("full_text_djl_decode").asText(), stories.tokenizer().decode(g.allIds()));
     }
 
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void batchedGenerationWithSequencesLeavingAndJoiningEqualsOneAtATime(boolean kvCache) {
+        List<String> texts = List.of("Once upon a time", "The cat", "Lily and Tom went to the park", "One day",
+                "A big red ball", "She was happy", "Tim had a dog");
+        List<int[]> ids = new ArrayList<>();
+        for (String t : texts) ids.add(stories.encode(t, null));
+        // A stop string ends each story at its own first sentence, so sequences leave at different steps and
+        // the next prompt's prefill shares a forward pass with the others' decoding.
+        GenerationConfig cfg = GenerationConfig.greedy(30).withStopStrings(List.of(".")).withKvCache(kvCache);
+        Generator g = new Generator(stories);
+        List<Generation> alone = new ArrayList<>();
+        for (int[] p : ids) alone.add(g.generate(p, cfg, Hooks.none(), null));
+        assertTrue(alone.stream().mapToInt(a -> a.newIds().length).distinct().count() > 2,
+                "the prompts should finish at different steps for this test to mean something");
+        for (int maxBatch : new int[]{1, 2, 3, 7, 10}) {
+            List<StringBuilder> streamed = new ArrayList<>();
+            for (int i = 0; i < ids.size(); i++) streamed.add(new StringBuilder());
+            List<Generation> batched = g.generate(ids, cfg, Hooks.none(), (s, id, text) -> streamed.get(s).append(text), maxBatch);
+            for (int s = 0; s < ids.size(); s++) {
+                String what = "prompt " + s + ", batch of " + maxBatch + (kvCache ? "" : ", no cache");
+                assertArrayEquals(alone.get(s).newIds(), batched.get(s).newIds(), what);
+                assertEquals(alone.get(s).text(), batched.get(s).text(), what);
+                assertEquals(alone.get(s).stop(), batched.get(s).stop(), what);
+                assertEquals(batched.get(s).text(), streamed.get(s).toString(), what + ": streamed pieces");
+            }
+        }
+    }
+
+    @Test
+    void hooksNeedEveryPromptInTheBatch() {
+        Hooks hooks = Hooks.none().with("blocks.0.hook_resid_post", (point, v, batch) -> v);
+        List<int[]> ids = List.of(stories.encode("One day", null), stories.encode("The cat", null));
+        JlensException e = assertThrows(JlensException.class,
+                () -> new Generator(stories).generate(ids, GenerationConfig.greedy(3), hooks, null, 1));
+        assertTrue(e.getMessage().contains("all in one batch"), e.getMessage());
+    }
+
     @Test
     void stopStringEndsGenerationAndIsNeverStreamed() {
         int[] prompt = stories.encode("Once upon a time", null);

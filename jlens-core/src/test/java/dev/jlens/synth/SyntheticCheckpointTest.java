@@ -118,6 +118,20 @@ class SyntheticCheckpointTest {
     }
 
     @Test
+    void llamaPresetHasLlama32OneBsShapes() {
+        ModelConfig c = SyntheticCheckpoint.config("llama-3.2-1b");
+        assertEquals("llama", c.getString("model_type", null));
+        long params = 0;
+        for (dev.jlens.model.TensorSpec t : dev.jlens.model.ModelFamilies.forConfig(c).tensors(c, null)) {
+            long n = 1;
+            for (long d : t.shape()) n *= d;
+            params += n;
+        }
+        // The published parameter count of meta-llama/Llama-3.2-1B (tied embeddings, GQA 32/8 heads of 64).
+        assertEquals(1_235_814_400L, params);
+    }
+
+    @Test
     void badInputNamesTheProblem(@TempDir Path tmp) throws Exception {
         JlensException e = assertThrows(JlensException.class, () -> SyntheticCheckpoint.config("pythia-7b"));
         assertTrue(e.getMessage().contains("pythia-1.4b"), e.getMessage());

@@ -1,0 +1,111 @@
+package dev.jlens.cli;
+
+import dev.jlens.generate.Sampler;
+import dev.jlens.hooks.Hooks;
+import dev.jlens.kernels.FmaPeak;
+import dev.jlens.kernels.MemoryBandwidth;
+import dev.jlens.model.ForwardOptions;
+import dev.jlens.model.KvCache;
+import dev.jlens.model.TransformerModel;
+import dev.jlens.tensor.FloatTensor;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * {@code jlens bench --generate}: greedy decoding with the KV cache at several batch sizes, timed per step,
+ * against the two bounds measured in the same run. At batch 1 a step reads every weight once for one token,
+ * so the bound is (streaming bandwidth) ÷ (weight bytes per step); at batch 32 the same bytes serve 32
+ * tokens and the FMA units become the limit. The decode loop is the one {@code Generator} runs (one
+ * forward pass per step over the batch's new tokens, logits for the last token only), without the text
+ * decoding, so that synthetic checkpoints (whose ids are not meaningful text) time the model alone.
+ */
+final class GenerationBench {
+
+    private GenerationBench() {
+    }
+
+    static void run(TransformerModel m, BenchCommand.Counting kernels, List<Integer> batches, int promptTokens,
+                    int newTokens, long seed, int threads, PrintStream out) {
+        int vocab = m.info().vocabSize();
+        if (promptTokens + newTokens > m.info().maxPositions()) {
+            throw new dev.jlens.JlensException("--tokens " + promptTokens + " + --new-tokens " + newTokens
+                    + " is longer than the model's context of " + m.info().maxPositions());
+        }
+        int idLimit = Math.min(vocab, 50277);
+        Random r = new Random(seed);
+        // A short untimed run so the timed ones see compiled kernels.
+        decode(m, prompts(r, 1, promptTokens, idLimit), 4, vocab);
+        out.printf(Locale.ROOT, "generate     prompts of %d tokens, %d new tokens each (1 from the prefill, %d decode steps)%n",
+                promptTokens, newTokens, newTokens - 1);
+        for (int b : batches) {
+            List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
+            decode(m, prompts, 3, vocab);
+            // The bounds are measured right before and right after each timing and averaged: on a shared
+            // machine the share of the cores a process gets drifts within seconds.
+            double bw0 = MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 300);
+            double peak0 = FmaPeak.measureGflops(threads, 300);
+            kernels.reset();
+            Timing t = decode(m, prompts, newTokens, vocab, kernels);
+            double bw = (bw0 + MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 300)) / 2;
+            double peak = (peak0 + FmaPeak.measureGflops(threads, 300)) / 2;
+            int steps = newTokens - 1;
+            double tokPerS = (double) b * steps / t.decodeSecs;
+            double bytesPerStep = kernels.weightBytes / (double) steps;
+            double bound = b * bw / bytesPerStep;
+            double gflops = (kernels.matmulFlops + kernels.attentionFlops) / t.decodeSecs / 1e9;
+            out.printf(Locale.ROOT, "batch %-3d    prefill %.2f s; decode %.2f s = %.2f tokens/s (%.1f ms/step)%n",
+                    b, t.prefillSecs, t.decodeSecs, tokPerS, 1000 * t.decodeSecs / steps);
+            out.printf(Locale.ROOT, "             weights %.2f GB/step, bandwidth %.1f GB/s -> bound %.2f tokens/s, reached %.0f%%;"
+                            + " %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n",
+                    bytesPerStep / 1e9, bw / 1e9, bound, 100 * tokPerS / bound, gflops, peak, 100 * gflops / peak);
+            double ms = 1e-6 / steps;
+            out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
+                            + " norms/activations/copies %.1f ms, outside kernels %.1f ms%n",
+                    kernels.matmulNanos * ms, kernels.weightBytes / (kernels.matmulNanos / 1e9) / 1e9,
+                    kernels.attentionNanos * ms, kernels.otherNanos * ms,
+                    1000 * t.decodeSecs / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms);
+        }
+    }
+
+    private record Timing(double prefillSecs, double decodeSecs) {
+    }
+
+    private static List<int[]> prompts(Random r, int n, int tokens, int idLimit) {
+        List<int[]> p = new ArrayList<>();
+        for (int s = 0; s < n; s++) {
+            int[] ids = new int[tokens];
+            for (int i = 0; i < tokens; i++) ids[i] = r.nextInt(idLimit);
+            p.add(ids);
+        }
+        return p;
+    }
+
+    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab) {
+        return decode(m, prompts, newTokens, vocab, null);
+    }
+
+    /** Prefill, then newTokens − 1 greedy steps; the counters (when given) are reset after the prefill. */
+    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, BenchCommand.Counting counting) {
+        int n = prompts.size();
+        KvCache cache = KvCache.create(n);
+        long t0 = System.nanoTime();
+        FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
+        long t1 = System.nanoTime();
+        if (counting != null) counting.reset();
+        for (int step = 1; step < newTokens; step++) {
+            List<int[]> next = new ArrayList<>(n);
+            for (int s = 0; s < n; s++) next.add(new int[]{Sampler.argmax(logits.data(), s * vocab, vocab)});
+            logits = m.forward(cache.batch(next), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
+        }
+        long t2 = System.nanoTime();
+        if (Arrays.stream(cache.lengths()).anyMatch(l -> l != prompts.getFirst().length + newTokens - 1)) {
+            throw new IllegalStateException("decode loop lost a token");
+        }
+        return new Timing((t1 - t0) / 1e9, (t2 - t1) / 1e9);
+    }
+}

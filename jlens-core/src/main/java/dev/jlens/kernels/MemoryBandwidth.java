@@ -1,0 +1,103 @@
+package dev.jlens.kernels;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.concurrent.CyclicBarrier;
+
+/**
+ * Measures the streaming read bandwidth from main memory the way the generation kernels see it: every thread
+ * sums its own share of a buffer far larger than the caches with Vector API loads, sequentially, from memory
+ * allocated like the packed weights ({@link NativeMemory}: off-heap, huge pages where the kernel gives them).
+ * Generation at batch 1 reads every weight once per token, so (weight bytes per token) ÷ this figure is the
+ * fastest a token can be; benchmarks report their speed as a fraction of that bound, measured in the same
+ * run (a datasheet figure is meaningless on a shared virtual machine). The companion of {@link FmaPeak}.
+ */
+public final class MemoryBandwidth {
+
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int VBYTES = S.vectorByteSize();
+
+    private MemoryBandwidth() {
+    }
+
+    /**
+     * Bytes per second read by {@code threads} threads at once, each streaming its share of a {@code bytes}
+     * buffer over and over for about {@code roundMillis}; the best of three rounds after one untimed pass that
+     * faults the pages in. Rounds last as long as {@link FmaPeak}'s so that, on a machine shared with other
+     * jobs, both bounds see the same share of the cores (a single 20 ms pass would often run unpreempted and
+     * overstate what a long generation run can get).
+     */
+    public static double measureBytesPerSecond(int threads, long bytes, long roundMillis) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1");
+        long unit = (long) threads * VBYTES * 8;
+        long size = Math.max(unit, bytes / unit * unit);
+        MemorySegment buf = NativeMemory.allocate(size);
+        // Non-zero contents, so no layer below can treat the pages as the shared zero page.
+        for (long i = 0; i < size; i += 4096) buf.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) 1);
+        round(buf, threads, 0);
+        double best = 0;
+        for (int r = 0; r < 3; r++) best = Math.max(best, round(buf, threads, roundMillis));
+        return best;
+    }
+
+    /** Bytes per second of all threads reading their shares until the deadline (at least once). */
+    private static double round(MemorySegment buf, int threads, long millis) {
+        long share = buf.byteSize() / threads;
+        CyclicBarrier start = new CyclicBarrier(threads + 1);
+        Thread[] ts = new Thread[threads];
+        float[] sums = new float[threads];
+        long[] passes = new long[threads];
+        for (int i = 0; i < threads; i++) {
+            int id = i;
+            ts[i] = new Thread(() -> {
+                try {
+                    start.await();
+                } catch (Exception e) {
+                    return;
+                }
+                long deadline = System.nanoTime() + millis * 1_000_000L;
+                do {
+                    sums[id] += sum(buf, id * share, (id + 1) * share);
+                    passes[id]++;
+                } while (System.nanoTime() < deadline);
+            }, "jlens-bandwidth-" + i);
+            ts[i].setDaemon(true);
+            ts[i].start();
+        }
+        try {
+            start.await();
+            long t0 = System.nanoTime();
+            for (Thread t : ts) t.join();
+            double secs = (System.nanoTime() - t0) / 1e9;
+            float total = 0;
+            long n = 0;
+            for (int i = 0; i < threads; i++) {
+                total += sums[i];
+                n += passes[i];
+            }
+            sink = total;
+            return n * share / secs;
+        } catch (Exception e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("memory bandwidth measurement interrupted", e);
+        }
+    }
+
+    private static volatile float sink;
+
+    /** Four independent accumulators, so the adds never wait on each other and only memory limits the loop. */
+    private static float sum(MemorySegment seg, long from, long to) {
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        for (long o = from; o < to; o += 4L * VBYTES) {
+            a0 = a0.add(FloatVector.fromMemorySegment(S, seg, o, ByteOrder.LITTLE_ENDIAN));
+            a1 = a1.add(FloatVector.fromMemorySegment(S, seg, o + VBYTES, ByteOrder.LITTLE_ENDIAN));
+            a2 = a2.add(FloatVector.fromMemorySegment(S, seg, o + 2L * VBYTES, ByteOrder.LITTLE_ENDIAN));
+            a3 = a3.add(FloatVector.fromMemorySegment(S, seg, o + 3L * VBYTES, ByteOrder.LITTLE_ENDIAN));
+        }
+        return a0.add(a1).add(a2).add(a3).reduceLanes(VectorOperators.ADD);
+    }
+}
