@@ -22,6 +22,16 @@ final class ClassMoments implements Serializable {
         this.m2 = new double[d * d];
     }
 
+    /** An independent copy ({@link #merge} updates its receiver). */
+    ClassMoments copy() {
+        ClassMoments c = new ClassMoments(d);
+        c.n = n;
+        System.arraycopy(mean, 0, c.mean, 0, d);
+        System.arraycopy(m2, 0, c.m2, 0, m2.length);
+        c.sumNorm = sumNorm;
+        return c;
+    }
+
     void add(float[] x) {
         n++;
         double[] delta = new double[d];

@@ -188,12 +188,17 @@ public final class JlensSpark implements Runnable {
     @Command(name = "analyze", mixinStandardHelpOptions = true,
             description = {"Geometry of class A against class B at every hook, from a table written by jlens spark cache.",
                     "The metrics of jlens analyze that follow from per-class counts, means and scatter matrices "
-                            + "(cos_raw, l2_raw, l2_rel, norms, dispersions, participation ratios, fisher), summed over "
-                            + "the partitions with treeAggregate, so the vectors never reach the driver. Writes "
-                            + "OUT/metrics (Parquet) and OUT/metrics_csv (one CSV with a header)."},
+                            + "(cos_raw, cos_centered, cos_std, l2_raw, l2_rel, norms, dispersions, participation ratios, "
+                            + "fisher), summed over the partitions with treeAggregate, and the cross-validated probe "
+                            + "(probe_acc, probe_auroc) fitted with Spark MLlib's logistic regression on the same folds; "
+                            + "the vectors never reach the driver. Not computed (they need the points together): silhouette, "
+                            + "bootstrap intervals, permutation p-values, length control. Writes OUT/metrics (Parquet) and "
+                            + "OUT/metrics_csv (one CSV with a header).",
+                    "The probe's folds are those of jlens analyze when the ids number each class's prompts in the order "
+                            + "of jlens analyze's files (ids are ordered numerically when all are integers)."},
             footer = {"", "Example:",
                     "  jlens spark cache --prompts labelled.jsonl --out out/acts && "
-                            + "jlens spark analyze --activations out/acts/activations --out out/geometry"})
+                            + "jlens spark analyze --activations out/acts/activations --class-ref neutral --out out/geometry"})
     static final class Analyze implements Callable<Integer> {
         @Mixin SparkOptions sparkOptions;
 
@@ -209,19 +214,37 @@ public final class JlensSpark implements Runnable {
                 description = "Label of class B (default: ${DEFAULT-VALUE}).")
         String classB;
 
+        @Option(names = "--class-ref", paramLabel = "LABEL",
+                description = "Label of neutral reference prompts for cos_centered and cos_std (jlens analyze --reference); "
+                        + "without it those two are NaN.")
+        String classRef;
+
+        @Option(names = "--seed", defaultValue = "42", description = "Seed of the probe's folds (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--cv-folds", defaultValue = "5", paramLabel = "K",
+                description = "Cross-validation folds of the logistic probe (default: ${DEFAULT-VALUE}).")
+        int cvFolds;
+
+        @Option(names = "--no-probe", description = "Skip the probe (probe_acc and probe_auroc are NaN): one pass over the table.")
+        boolean noProbe;
+
         @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR", description = "Output folder (must not exist).")
         String out;
 
         @Override
         public Integer call() {
+            AnalyzeJob.Settings settings = new AnalyzeJob.Settings(classA, classB, classRef, seed, cvFolds, 1.0, !noProbe);
             SparkSession spark = sparkOptions.session("analyze");
             try {
-                AnalyzeJob.Result r = AnalyzeJob.run(spark, sparkOptions.spread(spark.read().parquet(activations)),
-                        new AnalyzeJob.Settings(classA, classB), out);
+                AnalyzeJob.Result r = AnalyzeJob.run(spark, sparkOptions.spread(spark.read().parquet(activations)), settings, out);
                 for (AnalyzeJob.Metrics m : r.metrics()) {
-                    System.out.printf(java.util.Locale.ROOT, "%-32s n=%d+%d cos_raw=%.4f l2_rel=%.4f disp_ratio=%.4f fisher=%.4f%n",
-                            m.hook(), m.nA(), m.nB(), m.cosRaw(), m.l2Rel(), m.dispRatio(), m.fisher());
+                    System.out.printf(java.util.Locale.ROOT,
+                            "%-32s n=%d+%d cos_raw=%.4f l2_rel=%.4f disp_ratio=%.4f fisher=%.4f probe_auroc=%.4f%n",
+                            m.hook(), m.nA(), m.nB(), m.cosRaw(), m.l2Rel(), m.dispRatio(), m.fisher(), m.probeAuroc());
                 }
+                System.err.println("not computed on Spark (they need the vectors together; use jlens analyze): "
+                        + String.join("; ", r.notComputed()));
                 System.err.println("wrote " + r.metricsPath() + " and " + out + "/metrics_csv");
             } finally {
                 spark.stop();
