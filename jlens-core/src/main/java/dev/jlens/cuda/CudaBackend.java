@@ -189,13 +189,12 @@ public final class CudaBackend implements Backend {
         MemorySegment ctx = driver.retainPrimaryContext(device);
         driver.setCurrent(ctx);
 
-        CudaLibraries.Found nvrtcLib = libs.find(CudaLibraries.NVRTC).orElseThrow(() -> new JlensException(
-                "CUDA driver and GPU found (" + driver.deviceName(device) + ", CUDA " + version(driverVersion) + "), but "
-                        + CudaLibraries.NVRTC.what() + " was not: " + libs.describeSearch(CudaLibraries.NVRTC)
-                        + ". Install the CUDA toolkit or `pip install nvidia-cuda-nvrtc`, or name its folder in JLENS_CUDA_LIBS"));
-        // NVRTC opens its builtins library by soname; loading it first from the same folder satisfies that.
-        CudaLibraries.sibling(nvrtcLib, "libnvrtc-builtins.so").ifPresent(p -> NativeLib.open("NVRTC builtins", p));
-        Nvrtc nvrtc = new Nvrtc(NativeLib.open(CudaLibraries.NVRTC.what(), nvrtcLib.path()));
+        Nvrtc nvrtc = Nvrtc.find(libs);
+        if (nvrtc == null) {
+            throw new JlensException("CUDA driver and GPU found (" + driver.deviceName(device) + ", CUDA " + version(driverVersion)
+                    + "), but " + CudaLibraries.NVRTC.what() + " was not: " + libs.describeSearch(CudaLibraries.NVRTC)
+                    + ". Install the CUDA toolkit or `pip install nvidia-cuda-nvrtc`, or name its folder in JLENS_CUDA_LIBS");
+        }
 
         CudaLibraries.Found cublasLib = libs.find(CudaLibraries.CUBLAS).orElseThrow(() -> new JlensException(
                 "CUDA driver and GPU found (" + driver.deviceName(device) + "), but " + CudaLibraries.CUBLAS.what() + " was not: "
@@ -208,7 +207,7 @@ public final class CudaBackend implements Backend {
 
         KernelModule module = KernelModule.load(driver, nvrtc, arch, driverVersion, KernelModule.cacheDir(env));
         Info info = new Info(driver.deviceName(device), arch, driver.totalMemory(device), driverVersion, nvrtc.version(),
-                cublas.version(), driverLib.path().toString(), nvrtcLib.path().toString(), cublasLib.path().toString(),
+                cublas.version(), driverLib.path().toString(), nvrtc.lib.path.toString(), cublasLib.path().toString(),
                 module.fromCache, module.cubinFile.toString());
         return new CudaBackend(driver, cublas, module, ctx, mode, info);
     }

@@ -33,6 +33,17 @@ final class Nvrtc {
         nvrtcGetErrorString = lib.addressFunction("nvrtcGetErrorString", args(INT));
     }
 
+    /**
+     * NVRTC as found by {@code libs}, with its builtins library loaded first from the same folder (NVRTC opens it
+     * by soname, which then resolves to the one already loaded). Null when NVRTC is not found.
+     */
+    static Nvrtc find(CudaLibraries libs) {
+        CudaLibraries.Found lib = libs.find(CudaLibraries.NVRTC).orElse(null);
+        if (lib == null) return null;
+        CudaLibraries.sibling(lib, "libnvrtc-builtins.so").ifPresent(p -> NativeLib.open("NVRTC builtins", p));
+        return new Nvrtc(NativeLib.open(CudaLibraries.NVRTC.what(), lib.path()));
+    }
+
     /** major * 1000 + minor * 10, as the driver writes its version. */
     int version() {
         try (Arena a = Arena.ofConfined()) {

@@ -32,6 +32,9 @@ __device__ __forceinline__ float load_elem(const void* p, long i, int dtype) {
     return dtype == F16 ? f16_to_f32(h) : bf16_to_f32(h);
 }
 
+__device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
+__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+
 #define NEG_INF __int_as_float(0xff800000)
 
 #define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < (n); i += (long) blockDim.x * gridDim.x)
@@ -195,8 +198,8 @@ __device__ __forceinline__ float capped(float s, float softcap) {
 }
 
 __device__ __forceinline__ void visible(int pos, int kLen, int causal, int window, int* lo, int* hi) {
-    *lo = causal && window > 0 ? max(0, pos - window + 1) : 0;
-    *hi = causal ? min(kLen, pos + 1) : kLen;
+    *lo = causal && window > 0 ? imax(0, pos - window + 1) : 0;
+    *hi = causal ? imin(kLen, pos + 1) : kLen;
 }
 
 // The reference's order of operations exactly, one warp per (row, head), the probabilities kept in the
@@ -272,7 +275,7 @@ extern "C" __global__ void attention_online(const float* q, const float* k, cons
         float correction = runMax == NEG_INF ? 0.0f : expf(runMax - newMax);
         runSum = runSum * correction + warp_sum_f(pj);
         for (int t = 0; t < MAX_HEAD_DIM / 32; t++) acc[t] *= correction;
-        int tile = min(32, hi - j0);
+        int tile = imin(32, hi - j0);
         for (int jj = 0; jj < tile; jj++) {
             float w = __shfl_sync(0xffffffffu, pj, jj);
             const float* vr = v + (kOff + j0 + jj) * kStride + (long) kvh * headDim;
