@@ -230,7 +230,12 @@ public final class CudaBackend implements Backend {
     private void enter() {
         lock.lock();
         if (!contextSet.get()) {
-            driver.setCurrent(context);
+            try {
+                driver.setCurrent(context);
+            } catch (RuntimeException e) {
+                lock.unlock();
+                throw e;
+            }
             contextSet.set(true);
         }
     }
@@ -523,7 +528,10 @@ public final class CudaBackend implements Backend {
             DeviceWeight dw = weight(w);
             if (bias != null) launch1d("fill_bias", (long) m * n, out.ptr, vector(bias), m, n);
             boolean acc = bias != null;
-            if (k == 0) return;
+            if (k == 0) {
+                if (!acc) driver.zero(out.ptr, (long) m * n);
+                return;
+            }
             if (mode == ComputeMode.BF16) {
                 Memory xb = scratch(false, (long) m * k * 2);
                 launch1d("to_bf16", (long) m * k, x.ptr, DT_F32, xb.ptr, (long) m * k);
