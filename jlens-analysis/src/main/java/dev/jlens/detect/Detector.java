@@ -169,10 +169,15 @@ public final class Detector implements AutoCloseable {
 
     /** Loads a detector folder (or its {@value #JSON}) and the model its JSON names; close it to free the model. */
     public static Detector load(Path path) {
+        return load(path, dev.jlens.kernels.Backend.defaults());
+    }
+
+    /** As {@link #load(Path)}, running the model on the given backend (--device). */
+    public static Detector load(Path path, dev.jlens.kernels.Backend backend) {
         Path json = jsonPath(path);
         ObjectNode root = readJson(json);
         ModelIdentity id = identity(json, root);
-        HookedModel m = loadModel(json, id);
+        HookedModel m = loadModel(json, id, backend);
         try {
             return load(json, root, m, true);
         } catch (RuntimeException e) {
@@ -311,13 +316,13 @@ public final class Detector implements AutoCloseable {
                 m.path("path").isTextual() ? m.get("path").asText() : null, m.path("embedded").asBoolean(false), arch, d, layers);
     }
 
-    private static HookedModel loadModel(Path json, ModelIdentity id) {
+    private static HookedModel loadModel(Path json, ModelIdentity id, dev.jlens.kernels.Backend backend) {
         if (id.embedded()) return ModelLoader.load(ModelLoader.EMBEDDED_DEFAULT, null);
         if (id.path() != null && Files.isDirectory(Path.of(id.path()))) {
-            return ModelLoader.loadFolder(new ModelLocation(id.id(), id.revision(), Path.of(id.path()), false));
+            return ModelLoader.loadFolder(new ModelLocation(id.id(), id.revision(), Path.of(id.path()), false), backend);
         }
         try {
-            return ModelLoader.load(id.id(), id.revision());
+            return ModelLoader.load(id.id(), id.revision(), dev.jlens.hub.DownloadProgress.NONE, backend);
         } catch (JlensException e) {
             throw new JlensException(json + ": cannot load the detector's model " + id.describe() + ": " + e.getMessage()
                     + "; pass the model explicitly (--model)", e);

@@ -3,6 +3,7 @@ package dev.jlens.cli;
 import dev.jlens.detect.Detector;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.model.HookedModel;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -22,6 +23,9 @@ public final class DetectorOptions {
     @Option(names = "--revision", paramLabel = "REV", description = "With --model ORG/NAME: a branch, tag or commit.")
     String revision;
 
+    @Mixin
+    DeviceOptions deviceOptions = new DeviceOptions();
+
     /** A detector and, when --model was given, the model it runs on; closing closes both. */
     record Loaded(Detector detector, HookedModel model) implements AutoCloseable {
         @Override
@@ -32,10 +36,10 @@ public final class DetectorOptions {
     }
 
     Loaded open() {
-        if (model == null) return new Loaded(Detector.load(detector), null);
+        if (model == null) return new Loaded(Detector.load(detector, deviceOptions.backend()), null);
         HookedModel m;
         try (DownloadBar bar = new DownloadBar()) {
-            m = ModelLoader.load(model, revision, bar);
+            m = ModelLoader.load(model, revision, bar, deviceOptions.backend());
         }
         try {
             return new Loaded(Detector.load(detector, m), m);

@@ -2,9 +2,10 @@ package dev.jlens.cli;
 
 import dev.jlens.load.ModelLoader;
 import dev.jlens.model.HookedModel;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** --model and --revision, shared by every command that runs a model. */
+/** --model, --revision and --device/--compute, shared by every command that runs a model. */
 public final class ModelOptions {
 
     @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
@@ -18,6 +19,9 @@ public final class ModelOptions {
             description = "For ORG/NAME models: a branch or tag in the cache's refs/ (Pythia's step143000) or a commit hash.")
     String revision;
 
+    @Mixin
+    DeviceOptions deviceOptions = new DeviceOptions();
+
     public String modelName() {
         return model == null ? ModelLoader.EMBEDDED_DEFAULT : model;
     }
@@ -25,7 +29,7 @@ public final class ModelOptions {
     /** Loads the model, downloading it into the Hugging Face cache first (with a progress bar) if needed. */
     public HookedModel load() {
         try (DownloadBar bar = new DownloadBar()) {
-            return ModelLoader.load(model, revision, bar);
+            return ModelLoader.load(model, revision, bar, deviceOptions.backend());
         }
     }
 }

@@ -31,11 +31,19 @@ public final class ModelLoader {
 
     /** As {@link #load(String, String)}; {@code progress} hears about each file downloaded from the hub. */
     public static HookedModel load(String model, String revision, DownloadProgress progress) {
+        return load(model, revision, progress, Backend.defaults());
+    }
+
+    /**
+     * As {@link #load(String, String, DownloadProgress)} on the given backend (see {@code dev.jlens.cuda.Device}
+     * for --device's choice). The embedded default model always runs on the CPU: it is an ONNX model.
+     */
+    public static HookedModel load(String model, String revision, DownloadProgress progress, Backend backend) {
         if (model == null || model.isBlank() || model.equalsIgnoreCase(EMBEDDED_DEFAULT)) {
             return EmbeddedModels.minilm();
         }
         ModelResolver resolver = new ModelResolver(System.getenv(), Path.of(System.getProperty("user.home")), progress);
-        return loadFolder(resolver.resolve(model, revision));
+        return loadFolder(resolver.resolve(model, revision), backend);
     }
 
     public static HookedModel loadFolder(ModelLocation location) {
