@@ -6,7 +6,9 @@ import dev.jlens.kernels.AttentionSpec;
 import dev.jlens.kernels.RotaryEmbedding;
 
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntFunction;
 
 /**
@@ -143,6 +145,24 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
         public static Names of(Module module) {
             return new Names(module, false);
         }
+
+        /**
+         * Names from a table: {@code rolesAndModules} alternates a {@link TensorRole} and its module path, the
+         * path of a block tensor being relative to {@code blockPrefix} + layer + "." (EMBED, POS_EMBED,
+         * FINAL_NORM and UNEMBED are outside the blocks and named in full). Roles not in the table: none.
+         */
+        public static Names table(String blockPrefix, Object... rolesAndModules) {
+            if (rolesAndModules.length % 2 != 0) throw new IllegalArgumentException("roles and modules come in pairs");
+            Map<TensorRole, String> table = new EnumMap<>(TensorRole.class);
+            for (int i = 0; i < rolesAndModules.length; i += 2) {
+                table.put((TensorRole) rolesAndModules[i], (String) rolesAndModules[i + 1]);
+            }
+            return of((role, layer) -> {
+                String module = table.get(role);
+                if (module == null || layer < 0) return module;
+                return blockPrefix + layer + "." + module;
+            });
+        }
     }
 
     /** Every tensor this spec reads, in forward order, with the shape config.json implies. */
@@ -257,6 +277,18 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
             }
             this.dims = new Dims(nLayers, dModel, nHeads, nKvHeads, headDim, dMlp, vocab, maxPositions);
             return this;
+        }
+
+        /**
+         * Sizes from the fields most HF decoders share: num_hidden_layers, hidden_size, num_attention_heads,
+         * num_key_value_heads (default: as many as heads), intermediate_size, vocab_size and
+         * max_position_embeddings (default 2048); headDim as in {@link #dims}.
+         */
+        public Builder decoderDims(int headDim) {
+            int nHeads = cfg.requireInt("num_attention_heads");
+            return dims(cfg.requireInt("num_hidden_layers"), cfg.requireInt("hidden_size"), nHeads,
+                    cfg.getInt("num_key_value_heads", nHeads), headDim, cfg.requireInt("intermediate_size"),
+                    cfg.requireInt("vocab_size"), cfg.getInt("max_position_embeddings", 2048));
         }
 
         /** d_head as {@link #dims} settled it (given, or d_model / heads). */

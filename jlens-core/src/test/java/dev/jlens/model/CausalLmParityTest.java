@@ -6,15 +6,19 @@ import dev.jlens.hooks.Pooling;
 import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorEntry;
 import dev.jlens.io.TensorSource;
+import dev.jlens.kernels.Backend;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.load.ModelLocation;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.testing.Fixtures;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -33,8 +37,26 @@ class CausalLmParityTest {
     @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_fp16", "gpt_neox_tiny_seq", "gpt_neox_tiny_sharded",
             "gpt_neox_tiny_bin", "gpt_neox_tiny_bin_sharded", "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
     void matchesHuggingFace(String fixture) {
+        check(fixture, Backend.defaults());
+    }
+
+    /** The families added with the 2025 fixtures (Qwen3, Gemma 2/3, Phi-3, OLMo-2, Mistral's window, Llama 3.1's RoPE). */
+    static final List<String> NEW_FAMILIES = List.of("qwen3_tiny", "gemma2_tiny", "gemma3_tiny", "phi3_tiny", "olmo2_tiny",
+            "mistral_sw_tiny", "llama31_tiny");
+
+    static Stream<Arguments> newFamiliesOnBothBackends() {
+        return NEW_FAMILIES.stream().flatMap(f -> Stream.of(Arguments.of(f, "cpu"), Arguments.of(f, "reference")));
+    }
+
+    @ParameterizedTest(name = "{0} on {1}")
+    @MethodSource("newFamiliesOnBothBackends")
+    void newFamiliesMatchHuggingFaceOnEveryBackend(String fixture, String backend) {
+        check(fixture, backend.equals("cpu") ? Backend.defaults() : Backend.reference());
+    }
+
+    private static void check(String fixture, Backend backend) {
         Fixtures.Golden g = Fixtures.golden(fixture);
-        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, g.dir(), false))) {
+        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, g.dir(), false), backend)) {
             List<int[]> ids = new ArrayList<>();
             for (Fixtures.Prompt p : g.prompts()) {
                 int[] got = m.encode(p.text(), null);
@@ -50,7 +72,12 @@ class CausalLmParityTest {
                     String prefix = "p" + p.index() + ".";
                     if (!name.startsWith(prefix)) continue;
                     String hook = name.substring(prefix.length());
-                    if (hook.equals("input_ids") || hook.equals("ln_final.hook_out")) continue;
+                    // Extras that are not hook points: the final norm's output, and for post-norm and soft-capped
+                    // families the branch outputs before their post-norm and the logits before the cap.
+                    if (hook.equals("input_ids") || hook.equals("ln_final.hook_out") || hook.endsWith("_raw")
+                            || hook.equals("logits_before_softcap")) {
+                        continue;
+                    }
                     float[] want = g.tensor(name);
                     FloatTensor got = cache.perPrompt(hook).get(p.index());
                     double diff = Fixtures.maxAbsDiff(want, got.data());
@@ -72,7 +99,7 @@ class CausalLmParityTest {
                 checked++;
             }
             assertTrue(checked > 20, "too few golden tensors checked: " + checked);
-            assertTrue(worst <= ATOL, fixture + ": worst max-abs error " + worst + " at " + worstName);
+            assertTrue(worst <= ATOL, fixture + " on " + backend.name() + ": worst max-abs error " + worst + " at " + worstName);
         }
     }
 
