@@ -231,7 +231,7 @@ public final class CausalLm implements TransformerModel {
         int[] positions = batch.checkedPositions(vocab, info.maxPositions());
         // A KV cache must be filled for every layer, so a pass with one runs them all.
         int nBlocks = cache != null ? options.blocksToRun(blocks.length) : options.blocksToRun(blocks.length, hooks, hookPoints);
-        KvCache.Step step = cache == null ? null : cache.begin(backend, batch, nBlocks, blocks.length);
+        KvCache.Step step = cache == null ? null : cache.begin(backend, batch, nBlocks, spec.attention().window());
         AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
         Pass p = new Pass(batch, hooks);
 
@@ -289,9 +289,9 @@ public final class CausalLm implements TransformerModel {
         normQk(p, b);
         backend.rotary(p.q, b.attention.nHeads(), b.attention.headDim(), positions, spec.attention().rotary(l));
         backend.rotary(p.k, b.attention.nKvHeads(), b.attention.headDim(), positions, spec.attention().rotary(l));
-        KvCache.Keys kv = step == null ? new KvCache.Keys(p.k, p.v) : step.append(l, p.k, p.v);
-        DeviceTensor pattern = p.hooks.wants(hp.pattern) ? backend.allocate(1, patternSize(layout, b.attention.nHeads())) : null;
-        backend.attention(p.q, kv.keys(), kv.values(), p.ctx, layout, b.attention, pattern);
+        KvCache.Keys kv = step == null ? new KvCache.Keys(p.k, p.v, layout) : step.append(l, p.k, p.v);
+        DeviceTensor pattern = p.hooks.wants(hp.pattern) ? backend.allocate(1, patternSize(kv.layout(), b.attention.nHeads())) : null;
+        backend.attention(p.q, kv.keys(), kv.values(), p.ctx, kv.layout(), b.attention, pattern);
         if (pattern != null) p.fire(hp.pattern, pattern, (int) pattern.size());
         DeviceTensor attnOut = p.output(Slot.ATTN, hp.attnOut);
         backend.matmul(p.ctx, b.o.w, b.o.b, attnOut);

@@ -23,28 +23,60 @@ import java.util.List;
  */
 public final class KvCache {
 
-    /** One sequence: per layer a growing [capacity, width] block of keys and one of values. */
+    /**
+     * One sequence: per layer a growing [capacity, width] block of keys and one of values. Row r of layer l's
+     * block holds token {@code base[l] + r}; rows before {@code live[l]} belong to tokens a sliding window no
+     * longer shows to any future query and are never attended again.
+     */
     private static final class Slot {
         DeviceTensor[] keys;
         DeviceTensor[] values;
+        int[] base, live;
         int length;
 
         void ensure(int layers) {
             if (keys == null) {
                 keys = new DeviceTensor[layers];
                 values = new DeviceTensor[layers];
+                base = new int[layers];
+                live = new int[layers];
             }
         }
 
+        /** Rows of layer l's block in use (dead and live), before the pass's new ones. */
+        int rows(int l) {
+            return length - base[l];
+        }
+
         /** Room for {@code rows} rows of {@code width}, keeping what is cached; capacity doubles. */
-        DeviceTensor room(Backend backend, DeviceTensor buf, int rows, int width) {
+        DeviceTensor room(Backend backend, DeviceTensor buf, int used, int rows, int width) {
             if (buf != null && buf.cols() != width) {
                 throw new IllegalStateException("KV cache holds keys of width " + buf.cols() + ", the model gives " + width);
             }
             if (buf != null && buf.rows() >= rows) return buf;
             DeviceTensor grown = backend.allocate(Math.max(rows, Math.max(16, buf == null ? 0 : 2 * buf.rows())), width);
-            if (buf != null && length > 0) backend.copyRows(buf, 0, grown, 0, length);
+            if (buf != null && used > 0) backend.copyRows(buf, 0, grown, 0, used);
             return grown;
+        }
+
+        /**
+         * After a pass on a layer with a sliding window: only the last window − 1 tokens can be seen by a later
+         * query, so the rows before them die; once the dead rows are at least as many as the live ones, the
+         * live ones move to the front (a copy that cannot overlap), so a block never holds more than about
+         * twice the window however long the sequence grows, and a move costs no more than the steps that
+         * filled the dead rows.
+         */
+        void slide(Backend backend, int l, int window) {
+            int keep = window - 1, rows = rows(l);
+            if (keys[l] == null || rows - live[l] <= keep) return;
+            live[l] = rows - keep;
+            if (live[l] < keep) return;
+            if (keep > 0) {
+                backend.copyRows(keys[l], live[l], keys[l], 0, keep);
+                backend.copyRows(values[l], live[l], values[l], 0, keep);
+            }
+            base[l] += live[l];
+            live[l] = 0;
         }
     }
 
@@ -87,10 +119,21 @@ public final class KvCache {
     }
 
     /**
-     * Starts one forward pass over {@code batch}: checks that it continues this cache and that every block
-     * will run (a cache filled for only some layers could not serve the next step).
+     * Keys (and values) of sequence s that layer l still attends: all its tokens on a global layer, at most
+     * window − 1 on a layer with a sliding window.
      */
-    Step begin(Backend backend, TokenBatch batch, int blocksToRun, int nLayers) {
+    public int liveKeys(int s, int layer) {
+        Slot slot = slots.get(s);
+        return slot.keys == null ? 0 : slot.rows(layer) - slot.live[layer];
+    }
+
+    /**
+     * Starts one forward pass over {@code batch}: checks that it continues this cache and that every block
+     * will run (a cache filled for only some layers could not serve the next step). {@code windows}: each
+     * layer's sliding window in tokens, 0 for global attention.
+     */
+    Step begin(Backend backend, TokenBatch batch, int blocksToRun, int[] windows) {
+        int nLayers = windows.length;
         if (blocksToRun != nLayers) {
             throw new JlensException("a forward pass with a KV cache must run all " + nLayers + " blocks; this one stops after "
                     + blocksToRun);
@@ -104,11 +147,16 @@ public final class KvCache {
                         + " tokens came before it, but the KV cache holds " + slots.get(s).length);
             }
         }
-        return new Step(backend, batch, nLayers);
+        return new Step(backend, batch, windows.clone());
     }
 
-    /** Keys and values of one layer for the attention kernel, laid out as the pass's {@link AttentionLayout} says. */
-    record Keys(DeviceTensor keys, DeviceTensor values) {
+    /**
+     * Keys and values of one layer for the attention kernel, laid out as {@code layout} says. On a sliding
+     * layer the keys a cache no longer holds are left out, so the layout's key rows start later than the
+     * sequence does: the window mask depends only on how far a key is from its query, which is the same
+     * counted from any start. (An attention pattern hooked there covers the keys held, not all tokens.)
+     */
+    record Keys(DeviceTensor keys, DeviceTensor values, AttentionLayout layout) {
     }
 
     /** One forward pass's use of the cache. */
@@ -116,12 +164,14 @@ public final class KvCache {
         private final Backend backend;
         private final TokenBatch batch;
         private final int nLayers;
+        private final int[] windows;
         private final AttentionLayout layout;
 
-        private Step(Backend backend, TokenBatch batch, int nLayers) {
+        private Step(Backend backend, TokenBatch batch, int[] windows) {
             this.backend = backend;
             this.batch = batch;
-            this.nLayers = nLayers;
+            this.nLayers = windows.length;
+            this.windows = windows;
             int n = batch.size();
             int[] kOff = new int[n], kLen = new int[n];
             int at = 0;
@@ -144,38 +194,50 @@ public final class KvCache {
          */
         Keys append(int layer, DeviceTensor newKeys, DeviceTensor newValues) {
             int n = batch.size(), width = newKeys.cols();
+            int[] kOff = new int[n], kLen = new int[n];
             for (int s = 0; s < n; s++) {
                 Slot slot = slots.get(s);
                 slot.ensure(nLayers);
-                int len = batch.lengths()[s], off = batch.offsets()[s];
+                int len = batch.lengths()[s], off = batch.offsets()[s], used = slot.rows(layer);
+                kLen[s] = used - slot.live[layer] + len;
+                kOff[s] = slot.live[layer];
                 if (len == 0) continue;
-                slot.keys[layer] = slot.room(backend, slot.keys[layer], slot.length + len, width);
-                slot.values[layer] = slot.room(backend, slot.values[layer], slot.length + len, width);
-                backend.copyRows(newKeys, off, slot.keys[layer], slot.length, len);
-                backend.copyRows(newValues, off, slot.values[layer], slot.length, len);
+                slot.keys[layer] = slot.room(backend, slot.keys[layer], used, used + len, width);
+                slot.values[layer] = slot.room(backend, slot.values[layer], used, used + len, width);
+                backend.copyRows(newKeys, off, slot.keys[layer], used, len);
+                backend.copyRows(newValues, off, slot.values[layer], used, len);
             }
             if (n == 1) {
-                // The kernel reads only kLen rows from offset 0, so the slot's own (larger) buffers serve as is.
+                // The kernel reads only the live rows, so the slot's own (larger) buffers serve as is.
                 Slot only = slots.getFirst();
-                if (only.keys[layer] == null) return new Keys(backend.allocate(0, width), backend.allocate(0, width));
-                return new Keys(only.keys[layer], only.values[layer]);
+                AttentionLayout one = new AttentionLayout(layout.qOff(), layout.qLen(), kOff, kLen);
+                if (only.keys[layer] == null) return new Keys(backend.allocate(0, width), backend.allocate(0, width), one);
+                return new Keys(only.keys[layer], only.values[layer], one);
             }
             int total = 0;
-            for (int l : layout.kLen()) total += l;
+            int[] packedOff = new int[n];
+            for (int s = 0; s < n; s++) {
+                packedOff[s] = total;
+                total += kLen[s];
+            }
             DeviceTensor k = backend.allocate(total, width), v = backend.allocate(total, width);
             for (int s = 0; s < n; s++) {
                 Slot slot = slots.get(s);
-                int rows = layout.kLen()[s];
-                if (rows == 0) continue;
-                backend.copyRows(slot.keys[layer], 0, k, layout.kOff()[s], rows);
-                backend.copyRows(slot.values[layer], 0, v, layout.kOff()[s], rows);
+                if (kLen[s] == 0) continue;
+                backend.copyRows(slot.keys[layer], kOff[s], k, packedOff[s], kLen[s]);
+                backend.copyRows(slot.values[layer], kOff[s], v, packedOff[s], kLen[s]);
             }
-            return new Keys(k, v);
+            return new Keys(k, v, new AttentionLayout(layout.qOff(), layout.qLen(), packedOff, kLen));
         }
 
         /** Marks the new tokens as cached; call once, after every layer has been appended. */
         void commit() {
-            for (int s = 0; s < batch.size(); s++) slots.get(s).length += batch.lengths()[s];
+            for (int s = 0; s < batch.size(); s++) {
+                Slot slot = slots.get(s);
+                slot.length += batch.lengths()[s];
+                if (slot.keys == null) continue;
+                for (int l = 0; l < nLayers; l++) if (windows[l] > 0) slot.slide(backend, l, windows[l]);
+            }
         }
     }
 }
