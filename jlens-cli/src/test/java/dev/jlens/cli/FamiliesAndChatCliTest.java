@@ -194,6 +194,8 @@ class FamiliesAndChatCliTest {
     @Test
     void gemmaSystemPromptIsRefusedWithAHintAndFoldedOnRequest() throws IOException {
         Path gemma = chatModel(tmp.resolve("gemma-chat"), GEMMA2_IT);
+        assertClearError(CliTestSupport.run("cache", "--model", gemma.toString(), "--chat", "--fold-system",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("g3").toString()), "--fold-system needs");
         assertClearError(CliTestSupport.run("cache", "--model", gemma.toString(), "--chat", "--system", "Be brief.",
                 "--prompts", prompts.toString(), "--out", tmp.resolve("g1").toString()),
                 "System role not supported", "--fold-system");
@@ -205,8 +207,6 @@ class FamiliesAndChatCliTest {
         assertTrue(r.err().contains("\"<end_of_turn>\\n<start_of_turn>model\\n\""), r.err());
         JsonNode meta = new ObjectMapper().readTree(out.resolve("activations.json").toFile());
         assertTrue(meta.get("fold_system").asBoolean(), meta.toString());
-        assertClearError(CliTestSupport.run("cache", "--model", gemma.toString(), "--chat", "--fold-system",
-                "--prompts", prompts.toString(), "--out", tmp.resolve("g3").toString()), "--fold-system needs");
     }
 
     @Test

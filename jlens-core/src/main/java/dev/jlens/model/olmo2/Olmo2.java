@@ -23,8 +23,7 @@ import static dev.jlens.model.TensorRole.*;
  */
 public final class Olmo2 {
 
-    public static final ModelFamily FAMILY =
-            CausalLm.family("olmo2", List.of("Olmo2ForCausalLM"), List.of("olmo2"), Olmo2::spec);
+    public static final ModelFamily FAMILY = CausalLm.family("olmo2", List.of("Olmo2ForCausalLM"), List.of("olmo2"), Olmo2::spec);
 
     private static final CausalSpec.Names NAMES = CausalSpec.Names.table("model.layers.",
             EMBED, "model.embed_tokens", Q, "self_attn.q_proj", K, "self_attn.k_proj", V, "self_attn.v_proj",
