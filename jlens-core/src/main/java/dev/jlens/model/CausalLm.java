@@ -99,7 +99,17 @@ public final class CausalLm implements TransformerModel {
     public static ModelFamily family(String name, List<String> architectures, List<String> modelTypes, SpecReader reader) {
         return new ModelFamily(name, architectures, modelTypes,
                 (cfg, weights, backend) -> load(reader.read(cfg, weights), cfg, weights, backend),
-                (cfg, weights) -> reader.read(cfg, weights).tensors());
+                (cfg, weights) -> tensorsFor(reader.read(cfg, weights), cfg, weights));
+    }
+
+    /**
+     * The spec's tensors, after checking that the checkpoint could hold that many layers: a config claiming
+     * millions of layers would otherwise list tens of millions of tensors (the memory estimate asks before
+     * loading) before any check sees that the weights have a few.
+     */
+    private static List<TensorSpec> tensorsFor(CausalSpec spec, ModelConfig cfg, TensorSource weights) {
+        if (weights != null) new Weights(weights, cfg).requireLayers("num_hidden_layers", spec.dims().nLayers());
+        return spec.tensors();
     }
 
     @FunctionalInterface

@@ -235,6 +235,8 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
      * that name the file and field.
      */
     public static final class Builder {
+        /** Far beyond any real model (hundreds at most), low enough that per-layer arrays are small. */
+        private static final int MAX_LAYERS = 1 << 16;
         private final ModelConfig cfg;
         private final String family, architecture;
         private Dims dims;
@@ -385,6 +387,10 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
                 throw new IllegalStateException(family + ": dims, norm, mlp and names must be declared");
             }
             int n = dims.nLayers();
+            if (n > MAX_LAYERS) {
+                throw new JlensException(cfg.file() + ": " + n + " layers is more than any model has (at most "
+                        + MAX_LAYERS + " are accepted)");
+            }
             int[] w = new int[n];
             float[] sc = new float[n];
             RotaryEmbedding[] r = new RotaryEmbedding[n];
