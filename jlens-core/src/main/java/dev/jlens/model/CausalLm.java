@@ -98,18 +98,24 @@ public final class CausalLm implements TransformerModel {
      */
     public static ModelFamily family(String name, List<String> architectures, List<String> modelTypes, SpecReader reader) {
         return new ModelFamily(name, architectures, modelTypes,
-                (cfg, weights, backend) -> load(reader.read(cfg, weights), cfg, weights, backend),
-                (cfg, weights) -> tensorsFor(reader.read(cfg, weights), cfg, weights));
+                (cfg, weights, backend) -> load(read(reader, cfg, weights), cfg, weights, backend),
+                (cfg, weights) -> read(reader, cfg, weights).tensors());
     }
 
     /**
-     * The spec's tensors, after checking that the checkpoint could hold that many layers: a config claiming
-     * millions of layers would otherwise list tens of millions of tensors (the memory estimate asks before
-     * loading) before any check sees that the weights have a few.
+     * The family's spec, after checking that the checkpoint could hold the layers config.json claims: a config
+     * claiming millions of layers would otherwise get per-layer arrays and tens of millions of listed tensors
+     * (the memory estimate lists them before loading) before any check sees that the weights have a few.
      */
-    private static List<TensorSpec> tensorsFor(CausalSpec spec, ModelConfig cfg, TensorSource weights) {
-        if (weights != null) new Weights(weights, cfg).requireLayers("num_hidden_layers", spec.dims().nLayers());
-        return spec.tensors();
+    private static CausalSpec read(SpecReader reader, ModelConfig cfg, TensorSource weights) {
+        if (weights != null) {
+            Weights w = new Weights(weights, cfg);
+            // HF's layer count field, and GPT-2's name for it.
+            for (String field : List.of("num_hidden_layers", "n_layer")) {
+                if (cfg.has(field)) w.requireLayers(field, cfg.requireInt(field));
+            }
+        }
+        return reader.read(cfg, weights);
     }
 
     @FunctionalInterface

@@ -274,8 +274,11 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
                 throw new JlensException(cfg.file() + ": num_attention_heads " + nHeads
                         + " is not a multiple of num_key_value_heads " + nKvHeads);
             }
-            if ((long) nHeads * headDim > Integer.MAX_VALUE / 4) {
-                throw new JlensException(cfg.file() + ": " + nHeads + " heads of " + headDim + " values are too many");
+            // A fused q|k|v row count must fit an int; a size beyond that cannot belong to any checkpoint, and a
+            // smaller wrong one is refused by the weights' shape check with the tensor's name.
+            if (3L * nHeads * headDim > Integer.MAX_VALUE) {
+                throw new JlensException(cfg.file() + ": field \"head_dim\" is " + headDim + ": " + nHeads
+                        + " attention heads of " + headDim + " values are more than any model has");
             }
             this.dims = new Dims(nLayers, dModel, nHeads, nKvHeads, headDim, dMlp, vocab, maxPositions);
             return this;
