@@ -1,7 +1,8 @@
 package dev.jlens.bench;
 
 import dev.jlens.io.DType;
-import dev.jlens.kernels.Kernels;
+import dev.jlens.kernels.Backend;
+import dev.jlens.kernels.DeviceTensor;
 import dev.jlens.kernels.WeightMatrix;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -47,9 +48,10 @@ public class GemmBenchmark {
     @Param({"0"})
     public int threads;
 
-    private Kernels kernels;
+    private Backend backend;
     private WeightMatrix w;
-    private float[] x, bias, out;
+    private float[] bias;
+    private DeviceTensor x, out;
     private int m;
     private long flopPerCall;
 
@@ -59,7 +61,7 @@ public class GemmBenchmark {
         int n = Integer.parseInt(p[0]), k = Integer.parseInt(p[1]);
         m = Integer.parseInt(p[2]);
         DType dt = DType.valueOf(dtype);
-        kernels = threads > 0 ? Kernels.cpu(threads) : Kernels.defaults();
+        backend = threads > 0 ? Backend.cpu(threads) : Backend.defaults();
         Random r = new Random(1);
         MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dt.bytes()]);
         ValueLayout.OfShort i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -70,11 +72,12 @@ public class GemmBenchmark {
             else seg.set(i16, i * 2, dt == DType.F16 ? Float.floatToFloat16(v) : (short) (Float.floatToRawIntBits(v) >>> 16));
         }
         w = WeightMatrix.of("bench", dt, seg, n, k);
-        kernels.prepare(w);
-        x = new float[m * k];
-        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+        backend.prepare(w);
+        float[] xs = new float[m * k];
+        for (int i = 0; i < xs.length; i++) xs[i] = (float) r.nextGaussian();
+        x = backend.upload(xs, m, k);
         bias = new float[n];
-        out = new float[m * n];
+        out = backend.allocate(m, n);
         flopPerCall = 2L * m * n * k;
     }
 
@@ -86,8 +89,8 @@ public class GemmBenchmark {
     }
 
     @Benchmark
-    public float[] matmul(Flops counter) {
-        kernels.matmul(x, m, w, bias, out);
+    public DeviceTensor matmul(Flops counter) {
+        backend.matmul(x, w, bias, out);
         counter.flop += flopPerCall;
         return out;
     }
