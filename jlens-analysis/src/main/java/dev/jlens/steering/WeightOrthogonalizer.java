@@ -70,12 +70,23 @@ public final class WeightOrthogonalizer {
         try (TensorSource src = Checkpoints.open(srcDir)) {
             // The family says which tensors write to the residual stream; nothing here knows their names.
             List<TensorSpec> tensors = family.tensors(cfg, src);
-            if (tensors.stream().noneMatch(t -> t.role() == TensorRole.UNEMBED || t.role() == TensorRole.FINAL_NORM)
-                    || tensors.stream().anyMatch(t -> t.role() == TensorRole.POST_ATTN_NORM || t.role() == TensorRole.POST_MLP_NORM)) {
-                throw new JlensException(cfg.file() + ": weight orthogonalisation needs a pre-norm causal language model, "
-                        + "where every block writes its output straight into the residual stream; family "
-                        + family.name() + " normalises each branch after it (or is an encoder), so no weight edit removes "
-                        + "the direction. Ablate at run time instead (jlens steer --mode ablate)");
+            if (tensors.stream().noneMatch(t -> t.role() == TensorRole.UNEMBED || t.role() == TensorRole.FINAL_NORM)) {
+                throw new JlensException(cfg.file() + ": weight orthogonalisation needs a causal language model; family "
+                        + family.name() + " is an encoder. Ablate at run time instead (jlens steer --mode ablate)");
+            }
+            // A post-norm (Gemma 2/3, OLMo-2) turns a branch's output x into g ⊙ x / rms(x) before the residual add.
+            // Projecting r̂ out of o_proj/down_proj leaves a component along r̂ after the g scaling; projecting
+            // g ⊙ r̂ out instead does give an output ⊥ r̂, but rms(x) changes with it, so the checkpoint would not
+            // equal run-time ablation (which removes r̂ after the norm). Refuse rather than write a model that is
+            // neither.
+            TensorSpec postNorm = tensors.stream().filter(t -> t.role() == TensorRole.POST_ATTN_NORM
+                    || t.role() == TensorRole.POST_MLP_NORM).findFirst().orElse(null);
+            if (postNorm != null) {
+                throw new JlensException(cfg.file() + ": weight orthogonalisation needs every block to write its "
+                        + "output straight into the residual stream; family " + family.name() + " normalises each branch "
+                        + "first (" + postNorm.name() + "), which rescales the output per dimension, so no edit of the "
+                        + "projections before it equals ablating the direction. Ablate at run time instead "
+                        + "(jlens steer --mode ablate, or the library's Intervention.ablate)");
             }
             boolean tied = tensors.stream().noneMatch(t -> t.role() == TensorRole.UNEMBED);
             String embedName = null;

@@ -14,6 +14,8 @@ import dev.jlens.model.ProgressListener;
 import dev.jlens.prompts.Prompt;
 import dev.jlens.prompts.PromptSet;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
@@ -45,9 +47,10 @@ class DirectionFinderTest {
     static final PromptSet SAD = set("sad", "Lily was sad and she cried.", "The rain fell and the bird was alone",
             "Tom frowned because he lost his toy", "Nobody came to play and he felt lonely.");
 
-    @Test
-    void differenceInMeansMatchesTheCachedClassMeans() {
-        try (HookedModel m = TestModels.load("llama_tiny")) {
+    @ParameterizedTest
+    @ValueSource(strings = {"llama_tiny", "qwen3_tiny", "gemma2_tiny", "olmo2_tiny"})
+    void differenceInMeansMatchesTheCachedClassMeans(String fixture) {
+        try (HookedModel m = TestModels.load(fixture)) {
             HookPattern hooks = HookPattern.parse("blocks.*.hook_resid_pre,blocks.1.hook_mlp_out");
             DirectionFinder.Options opts = new DirectionFinder.Options(hooks, TokenPosition.parseList("last,mean"),
                     DirectionMethod.DIFF_MEANS, 3, 1.0);

@@ -79,7 +79,8 @@ class InterventionTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt_neox_tiny", "gpt2_tiny", "llama_tiny"})
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt2_tiny", "llama_tiny", "qwen3_tiny", "gemma2_tiny", "gemma3_tiny", "phi3_tiny",
+            "olmo2_tiny"})
     void ablationLeavesNoComponentAlongTheDirection(String fixture) {
         try (HookedModel m = TestModels.load(fixture)) {
             float[] r = randomDirection(m.info().dModel(), 5);
@@ -112,7 +113,8 @@ class InterventionTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt_neox_tiny", "gpt2_tiny", "llama_tiny"})
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt2_tiny", "llama_tiny", "qwen3_tiny", "gemma2_tiny", "gemma3_tiny", "phi3_tiny",
+            "olmo2_tiny"})
     void additionShiftsTheProjectionByAlphaAndClampingSetsIt(String fixture) {
         try (HookedModel m = TestModels.load(fixture)) {
             float[] r = randomDirection(m.info().dModel(), 9);

@@ -33,7 +33,7 @@ class OrthogonalizeTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt_neox_tiny_fp16", "gpt_neox_tiny_bin", "gpt2_tiny",
-            "llama_tiny", "qwen2_tiny", "stories260k"})
+            "llama_tiny", "qwen2_tiny", "stories260k", "qwen3_tiny", "phi3_tiny", "mistral_sw_tiny", "llama31_tiny"})
     void orthogonalisedForwardEqualsAblation(String fixture) throws Exception {
         try (HookedModel m = TestModels.load(fixture)) {
             float[] r = InterventionTest.randomDirection(m.info().dModel(), 21);
@@ -79,5 +79,20 @@ class OrthogonalizeTest {
         e = assertThrows(JlensException.class,
                 () -> WeightOrthogonalizer.orthogonalize(src, InterventionTest.randomDirection(64, 1), src, null));
         assertTrue(e.getMessage().contains("own folder"), e.getMessage());
+    }
+
+    /**
+     * Gemma 2/3 and OLMo-2 normalise each branch before it joins the residual, y = g ⊙ x / rms(x): projecting r̂
+     * out of o_proj/down_proj leaves y a component along r̂, and projecting g ⊙ r̂ out instead makes y ⊥ r̂
+     * but changes rms(x), so no weight edit equals run-time ablation. They are refused, naming the post-norm.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma2_tiny", "gemma3_tiny", "olmo2_tiny"})
+    void refusesPostNormFamiliesWithTheRunTimeAlternative(String fixture) {
+        JlensException e = assertThrows(JlensException.class, () -> WeightOrthogonalizer.orthogonalize(
+                TestModels.fixture(fixture), InterventionTest.randomDirection(64, 1), tmp.resolve("o"), null));
+        assertTrue(e.getMessage().contains("post_attention_layernorm") && e.getMessage().contains("steer --mode ablate"),
+                e.getMessage());
+        assertTrue(!Files.exists(tmp.resolve("o")), "nothing written");
     }
 }

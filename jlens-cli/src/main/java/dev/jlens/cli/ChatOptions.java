@@ -4,7 +4,10 @@ import dev.jlens.JlensException;
 import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.model.HookedModel;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jlens.tokenizer.ChatPrompt;
+import dev.jlens.tokenizer.ChatTemplate;
 import picocli.CommandLine.Option;
 
 import java.util.ArrayList;
@@ -29,6 +32,18 @@ public final class ChatOptions {
             description = "With --chat: a system prompt before every user message (default: none, or the template's own).")
     String system;
 
+    @Option(names = "--chat-var", paramLabel = "NAME=VALUE",
+            description = {"With --chat: a template variable, as a keyword argument of apply_chat_template (repeatable).",
+                    "true/false, numbers and JSON are typed; anything else is a string.",
+                    "Example: Qwen3 without its thinking block: --chat --chat-var enable_thinking=false"})
+    Map<String, String> chatVars = new LinkedHashMap<>();
+
+    @Option(names = "--fold-system",
+            description = {"With --chat --system: put the system text at the start of the user's message (then a blank",
+                    "line) instead of a system message, for templates that refuse a system role (Gemma 2: without",
+                    "this flag it is an error, as in Hugging Face). Gemma 3's own template folds it the same way."})
+    boolean foldSystem;
+
     /** Prompts as token ids, and with --chat how many of each prompt's last tokens follow the user's message. */
     public record Encoded(List<int[]> ids, int[] postInstruction) {
     }
@@ -42,9 +57,40 @@ public final class ChatOptions {
         return system;
     }
 
+    /** The template variables and system folding of --chat-var and --fold-system. */
+    public ChatTemplate.Options templateOptions() {
+        Map<String, Object> vars = new LinkedHashMap<>();
+        chatVars.forEach((k, v) -> vars.put(k, typed(k, v)));
+        return new ChatTemplate.Options(vars, foldSystem);
+    }
+
+    private static Object typed(String name, String v) {
+        if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
+        if (v.matches("-?\\d+")) return Long.parseLong(v);
+        if (v.matches("-?\\d*\\.\\d+([eE][-+]?\\d+)?")) return Double.parseDouble(v);
+        if (v.startsWith("{") || v.startsWith("[") || v.startsWith("\"") || v.equals("null")) {
+            try {
+                return new ObjectMapper().readValue(v, Object.class);
+            } catch (JsonProcessingException e) {
+                throw new JlensException("--chat-var " + name + ": value " + v + " looks like JSON but does not parse: "
+                        + e.getOriginalMessage());
+            }
+        }
+        return v;
+    }
+
     /** Checks the combination of options before any model is loaded. */
     public void validate(Pooling pooling) {
         if (system != null && !chat) throw new JlensException("--system needs --chat (a system prompt is part of a chat template)");
+        if (!chatVars.isEmpty() && !chat) throw new JlensException("--chat-var needs --chat (it is a chat template variable)");
+        if (foldSystem && system == null) throw new JlensException("--fold-system needs --chat and --system (there is no system text to fold)");
+        for (String k : chatVars.keySet()) {
+            if (List.of("messages", "add_generation_prompt").contains(k) || !k.matches("[A-Za-z_][A-Za-z0-9_]*")) {
+                throw new JlensException("--chat-var " + k + ": expected NAME=VALUE with NAME a template variable other "
+                        + "than messages and add_generation_prompt");
+            }
+        }
+        templateOptions();
         if (pooling.needsPostInstruction() && !chat) {
             throw new JlensException("--pool post-instruction needs --chat: only a chat template says which tokens "
                     + "come after the user's message");
@@ -57,7 +103,7 @@ public final class ChatOptions {
         int[] post = chat ? new int[texts.size()] : null;
         for (int i = 0; i < texts.size(); i++) {
             if (chat) {
-                ChatPrompt p = m.encodeChat(texts.get(i), system, warnings);
+                ChatPrompt p = encodeChat(m, texts.get(i), warnings);
                 ids.add(p.ids());
                 post[i] = p.postInstruction();
             } else {
@@ -68,9 +114,19 @@ public final class ChatOptions {
             int[] distinct = Arrays.stream(post).distinct().sorted().toArray();
             System.err.printf("chat template: %s; post-instruction %s: \"%s\"%n", m.chatTemplate().origin(),
                     distinct.length == 1 ? distinct[0] + " tokens" : "tokens " + Arrays.toString(distinct),
-                    m.chatTemplate().postInstruction(system).replace("\n", "\\n"));
+                    m.chatTemplate().postInstruction(system, templateOptions()).replace("\n", "\\n"));
         }
         return new Encoded(ids, post);
+    }
+
+    private ChatPrompt encodeChat(HookedModel m, String text, Consumer<String> warnings) {
+        try {
+            return m.encodeChat(text, system, templateOptions(), warnings);
+        } catch (JlensException e) {
+            if (system == null || foldSystem || !e.getMessage().contains("refused")) throw e;
+            throw new JlensException(e.getMessage() + " (the template takes no system message; --fold-system puts the "
+                    + "--system text at the start of the user's message instead)", e);
+        }
     }
 
     /** A cache factory for batches starting at a given prompt (post-instruction counts sliced to match). */
@@ -83,7 +139,11 @@ public final class ChatOptions {
 
     /** What goes into run fingerprints and metadata: nothing without --chat. */
     public String fingerprint() {
-        return chat ? "chat\u0001" + (system == null ? "" : system) : "";
+        if (!chat) return "";
+        String base = "chat\u0001" + (system == null ? "" : system);
+        // Unchanged for runs without the newer options, so their fingerprints (and resumable runs) stay valid.
+        if (chatVars.isEmpty() && !foldSystem) return base;
+        return base + "\u0001" + new java.util.TreeMap<>(chatVars) + "\u0001" + foldSystem;
     }
 
     public Map<String, Object> metadata(HookedModel m, Encoded encoded) {
@@ -91,6 +151,8 @@ public final class ChatOptions {
         if (!chat) return out;
         out.put("chat_template", m.chatTemplate().origin());
         out.put("system", system);
+        if (!chatVars.isEmpty()) out.put("chat_vars", templateOptions().variables());
+        if (foldSystem) out.put("fold_system", true);
         out.put("post_instruction_tokens", encoded.postInstruction());
         return out;
     }

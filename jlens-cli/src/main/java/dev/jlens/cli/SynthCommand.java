@@ -15,16 +15,18 @@ import java.util.concurrent.Callable;
         description = {"Write a random-weight checkpoint with a real model's shapes (for benchmarks).",
                 "Write a checkpoint with random weights (config.json, model.safetensors,",
                 "tokenizer.json) with a real model's shapes, without downloading it: for",
-                "benchmarks and memory tests. Presets: pythia-160m, pythia-410m, pythia-1.4b,",
-                "pythia-2.8b, llama-3.2-1b (their real Hugging Face configs); or give the path",
-                "of any config.json of a family jlens runs."},
+                "benchmarks and memory tests. Presets (their published Hugging Face configs):",
+                "pythia-160m, pythia-410m, pythia-1.4b, pythia-2.8b, qwen3-0.6b, gemma-2-2b,",
+                "llama-3.2-1b, llama-3-8b; or the path of a config.json of any family jlens runs."},
         footer = {"", "Examples:",
                 "  jlens synth --config pythia-1.4b --dtype f16 --out /tmp/pythia-1.4b-synth",
-                "  jlens bench --model /tmp/pythia-1.4b-synth --batch 16 --tokens 32"})
+                "  jlens bench --model /tmp/pythia-1.4b-synth --batch 16 --tokens 32",
+                "  jlens synth --config gemma-2-2b --dtype bf16 --out /tmp/gemma-2-2b-synth"})
 final class SynthCommand implements Callable<Integer> {
 
     @Option(names = "--config", required = true, paramLabel = "C",
-            description = "A preset (pythia-160m, pythia-410m, pythia-1.4b, pythia-2.8b, llama-3.2-1b) or a config.json path.")
+            description = {"A preset or a config.json path. Presets (published config.json of each model): pythia-160m,",
+                    "pythia-410m, pythia-1.4b, pythia-2.8b, qwen3-0.6b, gemma-2-2b, llama-3.2-1b, llama-3-8b."})
     String config;
 
     @Option(names = "--dtype", defaultValue = "f16", paramLabel = "T",

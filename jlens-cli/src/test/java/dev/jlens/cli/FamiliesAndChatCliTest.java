@@ -190,4 +190,60 @@ class FamiliesAndChatCliTest {
                 "--prompts", prompts.toString(), "--out", tmp.resolve("o4").toString()),
                 "refused the conversation: System role not supported", "tokenizer_config.json");
     }
+
+    /** Gemma 2's published template (google/gemma-2-2b-it), which refuses a system message. */
+    static final String GEMMA2_IT = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
+            + "supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+            + "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+            + "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+            + "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+            + "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}";
+
+    @Test
+    void gemmaSystemPromptIsRefusedWithAHintAndFoldedOnRequest() throws IOException {
+        Path gemma = chatModel(tmp.resolve("gemma-chat"), GEMMA2_IT);
+        assertClearError(CliTestSupport.run("cache", "--model", gemma.toString(), "--chat", "--fold-system",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("g3").toString()), "--fold-system needs");
+        assertClearError(CliTestSupport.run("cache", "--model", gemma.toString(), "--chat", "--system", "Be brief.",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("g1").toString()),
+                "System role not supported", "--fold-system");
+        Path out = tmp.resolve("g2");
+        var r = CliTestSupport.run("cache", "--model", gemma.toString(), "--chat", "--system", "Be brief.", "--fold-system",
+                "--prompts", prompts.toString(), "--hooks", "blocks.0.hook_resid_post", "--pool", "post-instruction",
+                "--out", out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("\"<end_of_turn>\\n<start_of_turn>model\\n\""), r.err());
+        JsonNode meta = new ObjectMapper().readTree(out.resolve("activations.json").toFile());
+        assertTrue(meta.get("fold_system").asBoolean(), meta.toString());
+    }
+
+    @Test
+    void chatVarsReachTheTemplate() throws IOException {
+        // Qwen3's switch, as its template ends (the markers are plain text in this vocabulary).
+        Path qwen = chatModel(tmp.resolve("qwen3-chat"), "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+                + "<|im_end|>\n{% endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+                + "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
+                + "{%- endif %}{%- endif %}");
+        int[] counts = new int[2];
+        for (int i = 0; i < 2; i++) {
+            Path out = tmp.resolve("q" + i);
+            List<String> args = new java.util.ArrayList<>(List.of("cache", "--model", qwen.toString(), "--chat",
+                    "--prompts", prompts.toString(), "--hooks", "blocks.0.hook_resid_post", "--pool", "post-instruction",
+                    "--out", out.toString()));
+            if (i == 1) args.addAll(List.of("--chat-var", "enable_thinking=false"));
+            var r = CliTestSupport.run(args.toArray(String[]::new));
+            assertEquals(0, r.exitCode(), r.err());
+            JsonNode meta = new ObjectMapper().readTree(out.resolve("activations.json").toFile());
+            counts[i] = meta.get("post_instruction_tokens").get(0).asInt();
+            if (i == 1) {
+                assertTrue(r.err().contains("<think>\\n\\n</think>\\n\\n\""), r.err());
+                assertEquals(false, meta.get("chat_vars").get("enable_thinking").asBoolean(true), meta.toString());
+            }
+        }
+        assertTrue(counts[1] > counts[0], "the empty think block follows the user's message: " + counts[0] + " vs " + counts[1]);
+        assertClearError(CliTestSupport.run("cache", "--model", qwen.toString(), "--chat-var", "enable_thinking=false",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("q3").toString()), "--chat-var needs --chat");
+        assertClearError(CliTestSupport.run("cache", "--model", qwen.toString(), "--chat", "--chat-var", "messages=[]",
+                "--prompts", prompts.toString(), "--out", tmp.resolve("q4").toString()), "--chat-var messages");
+    }
 }

@@ -258,7 +258,7 @@ public final class CausalLm implements TransformerModel {
         int[] positions = batch.checkedPositions(vocab, info.maxPositions());
         // A KV cache must be filled for every layer, so a pass with one runs them all.
         int nBlocks = cache != null ? options.blocksToRun(blocks.length) : options.blocksToRun(blocks.length, hooks, hookPoints);
-        KvCache.Step step = cache == null ? null : cache.begin(backend, batch, nBlocks, blocks.length);
+        KvCache.Step step = cache == null ? null : cache.begin(backend, batch, nBlocks, spec.attention().window());
         AttentionLayout layout = step == null ? AttentionLayout.selfAttention(batch.offsets(), batch.lengths()) : step.layout();
         Pass p = new Pass(batch, hooks);
 
@@ -333,8 +333,8 @@ public final class CausalLm implements TransformerModel {
         backend.rotary(p.k, kvHeads, hd, positions, spec.attention().rotary(l));
         p.fireBuffer(hp.rotQ, p.q, p.T, heads, hd);
         p.fireBuffer(hp.rotK, p.k, p.T, kvHeads, hd);
-        KvCache.Keys kv = step == null ? new KvCache.Keys(p.k, p.v) : step.append(l, p.k, p.v);
-        attend(p, b, kv, layout);
+        KvCache.Keys kv = step == null ? new KvCache.Keys(p.k, p.v, layout) : step.append(l, p.k, p.v);
+        attend(p, b, kv, kv.layout());
         p.fireBuffer(hp.z, p.ctx, p.T, heads, hd);
         DeviceTensor attnOut = p.output(Slot.ATTN, hp.attnOut);
         if (p.site.wants(hp.result)) headResults(p, b, attnOut);

@@ -287,11 +287,26 @@ public record CausalSpec(String family, String architecture, Dims dims, Norm nor
                 throw new JlensException(cfg.file() + ": num_attention_heads " + nHeads
                         + " is not a multiple of num_key_value_heads " + nKvHeads);
             }
-            if ((long) nHeads * headDim > Integer.MAX_VALUE) {
-                throw cfg.invalid("head_dim", "at most " + Integer.MAX_VALUE / nHeads + " for " + nHeads + " attention heads");
+            // A fused q|k|v row count must fit an int; a size beyond that cannot belong to any checkpoint, and a
+            // smaller wrong one is refused by the weights' shape check with the tensor's name.
+            if (3L * nHeads * headDim > Integer.MAX_VALUE) {
+                throw new JlensException(cfg.file() + ": field \"head_dim\" is " + headDim + ": " + nHeads
+                        + " attention heads of " + headDim + " values are more than any model has");
             }
             this.dims = new Dims(nLayers, dModel, nHeads, nKvHeads, headDim, dMlp, vocab, maxPositions);
             return this;
+        }
+
+        /**
+         * Sizes from the fields most HF decoders share: num_hidden_layers, hidden_size, num_attention_heads,
+         * num_key_value_heads (default: as many as heads), intermediate_size, vocab_size and
+         * max_position_embeddings (default 2048); headDim as in {@link #dims}.
+         */
+        public Builder decoderDims(int headDim) {
+            int nHeads = cfg.requireInt("num_attention_heads");
+            return dims("num_hidden_layers", cfg.requireInt("hidden_size"), nHeads,
+                    cfg.getInt("num_key_value_heads", nHeads), headDim, cfg.requireInt("intermediate_size"),
+                    cfg.requireInt("vocab_size"), cfg.getInt("max_position_embeddings", 2048));
         }
 
         /** d_head as {@link #dims} settled it (given, or d_model / heads). */

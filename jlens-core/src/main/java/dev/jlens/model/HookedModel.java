@@ -122,7 +122,12 @@ public final class HookedModel implements AutoCloseable {
      * the template's head and the post-instruction tokens survive.
      */
     public ChatPrompt encodeChat(String user, String system, Consumer<String> warnings) {
-        ChatTemplate.Rendered r = chatTemplate().apply(user, system);
+        return encodeChat(user, system, ChatTemplate.Options.NONE, warnings);
+    }
+
+    /** As {@link #encodeChat(String, String, Consumer)} with template variables and system folding. */
+    public ChatPrompt encodeChat(String user, String system, ChatTemplate.Options options, Consumer<String> warnings) {
+        ChatTemplate.Rendered r = chatTemplate().apply(user, system, options);
         TextTokenizer.Verbatim v = tokenizer.encodeVerbatim(r.text());
         int[] ids = v.ids();
         if (ids.length == 0) throw new JlensException("chat prompt \"" + abbreviate(user) + "\" encodes to no tokens");

@@ -16,11 +16,18 @@ import java.util.List;
  * cached lengths ({@link #batch} builds such a batch). A sequence may bring no new tokens in a step (length
  * 0), which is how batched generation keeps finished sequences in place.
  *
- * <p>Storage: per layer one keys tensor and one values tensor for all sequences, sequence s owning rows
- * [s·capacity, s·capacity + length). The attention kernel reads each sequence's keys where they are (its
- * {@link AttentionLayout} key offset is s·capacity), so a decoding step copies only its new rows into the
- * cache, never the cache itself; when a sequence outgrows the capacity every layer is re-laid out once at
- * double the capacity, which keeps the copying amortised to a constant per cached token.
+ * <p>Storage: per layer one keys tensor and one values tensor for all sequences, sequence s owning the region
+ * of rows [s·capacity, (s+1)·capacity). The attention kernel reads each sequence's keys where they are (its
+ * {@link AttentionLayout} key offset points into the region), so a decoding step copies only its new rows
+ * into the cache, never the cache itself; when a sequence outgrows the capacity every layer is re-laid out
+ * once at double the capacity, which keeps the copying amortised to a constant per cached token.
+ *
+ * <p>Sliding windows: on a layer with a window, only the last window − 1 tokens can be seen by a later query.
+ * Row r of sequence s's region on layer l holds token {@code base[l][s] + r}; rows before {@code live[l][s]}
+ * are dead. Once the dead rows are at least as many as the live ones, the live ones move to the front of the
+ * region (a copy that cannot overlap), so a sliding layer holds about twice its window however long the
+ * sequence grows. Attention reads only the live rows: the window mask depends on how far a key is from its
+ * query, the same counted from any start (an attention pattern hooked there covers the keys held).
  *
  * <p>A forward pass writes the new keys behind each sequence's cached ones and only advances the lengths
  * when it completes, so a pass that fails half-way leaves the cache as it was. Not thread-safe: one forward
@@ -34,6 +41,9 @@ public final class KvCache {
     private int capacity;
     private DeviceTensor[] keys;
     private DeviceTensor[] values;
+    /** [layer][sequence]: the token held in a region's row 0, and the region's first live row. */
+    private int[][] base;
+    private int[][] live;
 
     private KvCache(int sequences) {
         this.sequences = sequences;
@@ -65,6 +75,11 @@ public final class KvCache {
      */
     public void reset(int s) {
         lengths[s] = 0;
+        if (base == null) return;
+        for (int l = 0; l < base.length; l++) {
+            base[l][s] = 0;
+            live[l][s] = 0;
+        }
     }
 
     /** A batch of new tokens, sequence s continuing cached sequence s (an empty array: nothing new for s). */
@@ -77,10 +92,25 @@ public final class KvCache {
     }
 
     /**
-     * Starts one forward pass over {@code batch}: checks that it continues this cache and that every block
-     * will run (a cache filled for only some layers could not serve the next step).
+     * Keys (and values) of sequence s that layer l still attends: all its tokens on a global layer, at most
+     * window − 1 on a layer with a sliding window.
      */
-    Step begin(Backend backend, TokenBatch batch, int blocksToRun, int nLayers) {
+    public int liveKeys(int s, int layer) {
+        return base == null ? 0 : used(layer, s) - live[layer][s];
+    }
+
+    /** Rows of sequence s's region on layer l in use (dead and live), before the pass's new ones. */
+    private int used(int l, int s) {
+        return lengths[s] - base[l][s];
+    }
+
+    /**
+     * Starts one forward pass over {@code batch}: checks that it continues this cache and that every block
+     * will run (a cache filled for only some layers could not serve the next step). {@code windows}: each
+     * layer's sliding window in tokens, 0 for global attention.
+     */
+    Step begin(Backend backend, TokenBatch batch, int blocksToRun, int[] windows) {
+        int nLayers = windows.length;
         if (blocksToRun != nLayers) {
             throw new JlensException("a forward pass with a KV cache must run all " + nLayers + " blocks; this one stops after "
                     + blocksToRun);
@@ -97,21 +127,25 @@ public final class KvCache {
         if (keys == null) {
             keys = new DeviceTensor[nLayers];
             values = new DeviceTensor[nLayers];
+            base = new int[nLayers][sequences];
+            live = new int[nLayers][sequences];
         } else if (keys.length != nLayers) {
             throw new JlensException("KV cache holds " + keys.length + " layers, the model has " + nLayers);
         }
         int need = 0;
-        for (int s = 0; s < sequences; s++) need = Math.max(need, lengths[s] + batch.lengths()[s]);
+        for (int l = 0; l < nLayers; l++) {
+            for (int s = 0; s < sequences; s++) need = Math.max(need, used(l, s) + batch.lengths()[s]);
+        }
         if (need > capacity) capacity = Math.max(need, Math.max(16, 2 * capacity));
-        return new Step(backend, batch);
+        return new Step(backend, batch, windows.clone());
     }
 
-    /** Keys and values of one layer for the attention kernel, laid out as the pass's {@link AttentionLayout} says. */
-    record Keys(DeviceTensor keys, DeviceTensor values) {
+    /** Keys and values of one layer for the attention kernel, laid out as {@code layout} says. */
+    record Keys(DeviceTensor keys, DeviceTensor values, AttentionLayout layout) {
     }
 
-    /** The layer's tensor with room for {@code capacity} rows per sequence, its cached rows kept. */
-    private DeviceTensor room(Backend backend, DeviceTensor buf, int width) {
+    /** Layer l's tensor with room for {@code capacity} rows per sequence, its cached rows kept. */
+    private DeviceTensor room(Backend backend, DeviceTensor buf, int l, int width) {
         if (buf != null && buf.cols() != width) {
             throw new IllegalStateException("KV cache holds keys of width " + buf.cols() + ", the model gives " + width);
         }
@@ -120,7 +154,7 @@ public final class KvCache {
         if (buf != null) {
             int old = buf.rows() / sequences;
             for (int s = 0; s < sequences; s++) {
-                if (lengths[s] > 0) backend.copyRows(buf, s * old, grown, s * capacity, lengths[s]);
+                if (used(l, s) > 0) backend.copyRows(buf, s * old, grown, s * capacity, used(l, s));
             }
         }
         return grown;
@@ -130,11 +164,13 @@ public final class KvCache {
     final class Step {
         private final Backend backend;
         private final TokenBatch batch;
+        private final int[] windows;
         private final AttentionLayout layout;
 
-        private Step(Backend backend, TokenBatch batch) {
+        private Step(Backend backend, TokenBatch batch, int[] windows) {
             this.backend = backend;
             this.batch = batch;
+            this.windows = windows;
             int[] kOff = new int[sequences], kLen = new int[sequences];
             for (int s = 0; s < sequences; s++) {
                 kOff[s] = s * capacity;
@@ -150,26 +186,44 @@ public final class KvCache {
 
         /**
          * Stores the new rows' keys and values [batch rows, width] of one layer behind each sequence's cached
-         * ones and returns the layer's key and value tensors, which hold every sequence where
-         * {@link #layout()} says.
+         * ones and returns the layer's key and value tensors with the layout of the rows it still attends.
          */
         Keys append(int layer, DeviceTensor newKeys, DeviceTensor newValues) {
-            int width = newKeys.cols();
-            keys[layer] = room(backend, keys[layer], width);
-            values[layer] = room(backend, values[layer], newValues.cols());
+            keys[layer] = room(backend, keys[layer], layer, newKeys.cols());
+            values[layer] = room(backend, values[layer], layer, newValues.cols());
+            int[] kOff = new int[sequences], kLen = new int[sequences];
             for (int s = 0; s < sequences; s++) {
-                int len = batch.lengths()[s];
+                int len = batch.lengths()[s], used = used(layer, s), region = s * capacity;
+                kOff[s] = region + live[layer][s];
+                kLen[s] = used - live[layer][s] + len;
                 if (len == 0) continue;
-                int at = s * capacity + lengths[s];
-                backend.copyRows(newKeys, batch.offsets()[s], keys[layer], at, len);
-                backend.copyRows(newValues, batch.offsets()[s], values[layer], at, len);
+                backend.copyRows(newKeys, batch.offsets()[s], keys[layer], region + used, len);
+                backend.copyRows(newValues, batch.offsets()[s], values[layer], region + used, len);
             }
-            return new Keys(keys[layer], values[layer]);
+            return new Keys(keys[layer], values[layer], new AttentionLayout(layout.qOff(), layout.qLen(), kOff, kLen));
         }
 
-        /** Marks the new tokens as cached; call once, after every layer has been appended. */
+        /** Marks the new tokens as cached and lets the sliding layers drop what no query will see again. */
         void commit() {
             for (int s = 0; s < sequences; s++) lengths[s] += batch.lengths()[s];
+            for (int l = 0; l < windows.length; l++) {
+                if (windows[l] == 0) continue;
+                for (int s = 0; s < sequences; s++) slide(l, s, windows[l] - 1);
+            }
+        }
+
+        private void slide(int l, int s, int keep) {
+            int used = used(l, s);
+            if (used - live[l][s] <= keep) return;
+            live[l][s] = used - keep;
+            if (live[l][s] < keep) return;
+            int region = s * capacity;
+            if (keep > 0) {
+                backend.copyRows(keys[l], region + live[l][s], keys[l], region, keep);
+                backend.copyRows(values[l], region + live[l][s], values[l], region, keep);
+            }
+            base[l][s] += live[l][s];
+            live[l][s] = 0;
         }
     }
 }

@@ -92,4 +92,20 @@ public final class ModelConfig {
     public JlensException invalid(String field, String expected) {
         return new JlensException(file + ": field \"" + field + "\" is " + root.get(field) + "; expected " + expected);
     }
+
+    /**
+     * Refuses a config that sets {@code field} (to anything but null, false, 0 or an empty list/object) with an
+     * error naming it: for features of a family's real configs that jlens does not run (mixture-of-experts,
+     * a vision tower), so that they fail loudly instead of giving wrong numbers.
+     */
+    public void refuse(String field, String feature) {
+        JsonNode n = root.get(field);
+        if (n == null || n.isNull() || n.isBoolean() && !n.asBoolean() || n.isNumber() && n.asDouble() == 0
+                || n.isContainerNode() && n.isEmpty()) {
+            return;
+        }
+        String shown = n.isContainerNode() ? (n.isObject() ? "an object" : "a list") : n.toString();
+        throw new JlensException(file + ": field \"" + field + "\" is " + shown + ": " + feature
+                + " is not supported by jlens");
+    }
 }

@@ -21,7 +21,8 @@ import java.util.List;
 
 /**
  * Writes a checkpoint with random weights for any config of a family jlens runs: real model shapes (the
- * Pythia configs and Llama-3.2-1B's ship as presets) without downloading gigabytes, for benchmarks and memory tests. The family
+ * published config.json of Pythia 160M-2.8B, Qwen/Qwen3-0.6B, google/gemma-2-2b, meta-llama/Llama-3.2-1B and
+ * meta-llama/Meta-Llama-3-8B ship as presets) without downloading gigabytes, for benchmarks and memory tests. The family
  * lists its tensors and their shapes, so every causal family can be synthesised. The folder is what
  * {@code save_pretrained} writes (config.json, model.safetensors with HF tensor names, and the GPT-NeoX
  * tokenizer.json, a stand-in: benchmarks feed token ids), so jlens and transformers both load it. Weights stream to disk tensor by tensor, a
@@ -35,8 +36,7 @@ public final class SyntheticCheckpoint {
 
     /** Preset names accepted by {@link #config}. */
     public static final List<String> PRESETS = List.of("pythia-160m", "pythia-410m", "pythia-1.4b", "pythia-2.8b",
-            // meta-llama/Llama-3.2-1B's published config.json (16 layers, d 2048, GQA 32/8, tied, llama3 RoPE)
-            "llama-3.2-1b");
+            "qwen3-0.6b", "gemma-2-2b", "llama-3.2-1b", "llama-3-8b");
 
     private static final double STD = 0.02;
     private static final int CHUNK = 1 << 18;

@@ -56,6 +56,27 @@ public final class ChatTemplate implements AutoCloseable {
         }
     }
 
+    /**
+     * How a conversation is put to the template beyond its messages.
+     *
+     * @param variables   extra template variables, as keyword arguments of apply_chat_template pass them
+     *                    (Qwen3: {@code enable_thinking=false}); strings, booleans, numbers, or JSON values
+     * @param foldSystem  put the system text at the start of the user's message (separated by a blank line)
+     *                    instead of sending a system message: for templates that refuse a system role (Gemma 2
+     *                    raises "System role not supported"), the way Gemma 3's own template folds it
+     */
+    public record Options(Map<String, Object> variables, boolean foldSystem) {
+        public static final Options NONE = new Options(Map.of(), false);
+
+        public Options {
+            variables = Map.copyOf(variables);
+        }
+
+        public boolean isDefault() {
+            return variables.isEmpty() && !foldSystem;
+        }
+    }
+
     private static final String ENGINE = "dev/jlens/tokenizer/jinja/huggingface-jinja.cjs";
     /** A user message that no template trims, cases or escapes, used to find where the instruction ends. */
     static final String SENTINEL = "jlensUserMessageSentinel";
@@ -178,14 +199,22 @@ public final class ChatTemplate implements AutoCloseable {
 
     /** Renders the messages; {@code addGenerationPrompt} appends the header that starts the assistant's turn. */
     public synchronized String render(List<Message> messages, boolean addGenerationPrompt) {
+        return render(messages, addGenerationPrompt, Map.of());
+    }
+
+    /** As {@link #render(List, boolean)} with extra template variables (which may not replace messages). */
+    public synchronized String render(List<Message> messages, boolean addGenerationPrompt, Map<String, Object> variables) {
         ObjectNode vars = JSON.createObjectNode();
+        variables.forEach((k, v) -> vars.set(k, JSON.valueToTree(v)));
         ArrayNode msgs = vars.putArray("messages");
         for (Message m : messages) msgs.addObject().put("role", m.role()).put("content", m.content());
         vars.put("add_generation_prompt", addGenerationPrompt);
         // transformers passes tools=None and documents=None; templates test them with "is not none".
         vars.putNull("tools");
         vars.putNull("documents");
-        specialTokens.forEach(vars::put);
+        specialTokens.forEach((k, v) -> {
+            if (!variables.containsKey(k)) vars.put(k, v);
+        });
         start();
         try {
             context.resetLimits();
@@ -198,8 +227,13 @@ public final class ChatTemplate implements AutoCloseable {
 
     /** The conversation [system?, user] with the generation prompt, and where the user's text ends in it. */
     public Rendered apply(String user, String system) {
-        String text = render(conversation(user, system), true);
-        String post = postInstruction(system);
+        return apply(user, system, Options.NONE);
+    }
+
+    /** As {@link #apply(String, String)} with template variables and system folding. */
+    public Rendered apply(String user, String system, Options options) {
+        String text = render(conversation(user, system, options), true, options.variables());
+        String post = postInstruction(system, options);
         if (text.endsWith(post)) return new Rendered(text, text.length() - post.length());
         // A template whose ending depends on the message itself: fall back to where the message appears.
         String needle = user.strip();
@@ -216,20 +250,27 @@ public final class ChatTemplate implements AutoCloseable {
      * {@code <|im_end|>\n<|im_start|>assistant\n}), found by rendering a sentinel message.
      */
     public synchronized String postInstruction(String system) {
-        if (system == null && postInstruction != null) return postInstruction;
-        String text = render(conversation(SENTINEL, system), true);
+        return postInstruction(system, Options.NONE);
+    }
+
+    /** As {@link #postInstruction(String)} with template variables and system folding. */
+    public synchronized String postInstruction(String system, Options options) {
+        boolean plain = system == null && options.isDefault();
+        if (plain && postInstruction != null) return postInstruction;
+        String text = render(conversation(SENTINEL, system, options), true, options.variables());
         int at = text.lastIndexOf(SENTINEL);
         if (at < 0) {
             throw new JlensException(origin + ": the rendered chat does not contain the user message; "
                     + "is this a chat template? (rendered: \"" + abbreviate(text) + "\")");
         }
         String post = text.substring(at + SENTINEL.length());
-        if (system == null) postInstruction = post;
+        if (plain) postInstruction = post;
         return post;
     }
 
-    private static List<Message> conversation(String user, String system) {
+    private static List<Message> conversation(String user, String system, Options options) {
         List<Message> msgs = new ArrayList<>();
+        if (system != null && options.foldSystem()) return List.of(new Message("user", system + "\n\n" + user));
         if (system != null) msgs.add(new Message("system", system));
         msgs.add(new Message("user", user));
         return msgs;

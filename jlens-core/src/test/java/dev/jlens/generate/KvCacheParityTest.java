@@ -128,13 +128,13 @@ class KvCacheParityTest {
         }
     }
 
-    private static int[] extend(int[] prompt, int n, int salt, int vocab) {
+    static int[] extend(int[] prompt, int n, int salt, int vocab) {
         int[] out = Arrays.copyOf(prompt, prompt.length + n);
         for (int i = 0; i < n; i++) out[prompt.length + i] = 3 + (salt * (i + 5) * 37) % (Math.min(vocab, 500) - 3);
         return out;
     }
 
-    private static void assertRows(FloatTensor want, int wantRow, FloatTensor got, int gotRow, int rows, int vocab, String what) {
+    static void assertRows(FloatTensor want, int wantRow, FloatTensor got, int gotRow, int rows, int vocab, String what) {
         double worst = 0;
         for (int r = 0; r < rows; r++) {
             for (int j = 0; j < vocab; j++) {
@@ -142,5 +142,11 @@ class KvCacheParityTest {
             }
         }
         assertTrue(worst <= ATOL, what + ": cached logits differ from the full forward by " + worst);
+    }
+
+    static int[] ints(com.fasterxml.jackson.databind.JsonNode a) {
+        int[] out = new int[a.size()];
+        for (int i = 0; i < out.length; i++) out[i] = a.get(i).asInt();
+        return out;
     }
 }

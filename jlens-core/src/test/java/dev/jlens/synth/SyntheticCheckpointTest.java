@@ -79,7 +79,8 @@ class SyntheticCheckpointTest {
 
     /** Every causal family lists its tensors, so synth writes any of them; the result loads and runs. */
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2_tiny", "llama_tiny", "qwen2_tiny", "gpt_neox_tiny_seq"})
+    @ValueSource(strings = {"gpt2_tiny", "llama_tiny", "qwen2_tiny", "gpt_neox_tiny_seq", "qwen3_tiny", "gemma2_tiny",
+            "gemma3_tiny", "phi3_tiny", "olmo2_tiny"})
     void writesEveryCausalFamily(String fixture, @TempDir Path tmp) throws Exception {
         ModelConfig cfg = ModelConfig.read(dev.jlens.testing.Fixtures.dir(fixture).resolve("config.json"));
         SyntheticCheckpoint.Summary s = SyntheticCheckpoint.write(cfg, DType.BF16, 3, tmp);
@@ -115,6 +116,21 @@ class SyntheticCheckpointTest {
             assertEquals(0.25, c.getDouble("rotary_pct", 0));
             assertTrue(c.getBool("use_parallel_residual", false));
         }
+    }
+
+    /**
+     * The presets of the newer families are their published config.json: the parameter count their family's
+     * tensor list gives is the one each model card states (Qwen3-0.6B 0.6B with tied embeddings, Gemma 2 2B
+     * 2.61B, Llama 3.2 1B 1.24B, Llama 3 8B 8.03B).
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"qwen3-0.6b, qwen3, 596049920", "gemma-2-2b, gemma, 2614341888",
+            "llama-3.2-1b, llama, 1235814400", "llama-3-8b, llama, 8030261248"})
+    void newerPresetsHaveTheirModelsParameterCounts(String preset, String family, long parameters) {
+        ModelConfig c = SyntheticCheckpoint.config(preset);
+        var f = dev.jlens.model.ModelFamilies.forConfig(c);
+        assertEquals(family, f.name());
+        assertEquals(parameters, f.tensors(c, null).stream().mapToLong(dev.jlens.model.TensorSpec::numel).sum());
     }
 
     @Test
