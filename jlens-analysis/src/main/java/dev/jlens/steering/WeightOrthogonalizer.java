@@ -75,7 +75,7 @@ public final class WeightOrthogonalizer {
                         + family.name() + " is an encoder. Ablate at run time instead (jlens steer --mode ablate)");
             }
             // A post-norm (Gemma 2/3, OLMo-2) turns a branch's output x into g ⊙ x / rms(x) before the residual add.
-            // Projecting r̂ out of o_proj/down_proj leaves a component along r̂ after the g scaling; projecting
+            // Projecting r̂ out of the output and down projections leaves a component along r̂ after the g scaling; projecting
             // g ⊙ r̂ out instead does give an output ⊥ r̂, but rms(x) changes with it, so the checkpoint would not
             // equal run-time ablation (which removes r̂ after the norm). Refuse rather than write a model that is
             // neither.
