@@ -38,7 +38,8 @@ class HeadHooksParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"gpt_neox_tiny", "gpt_neox_tiny_seq", "gpt_neox_tiny_fp16", "gpt_neox_tiny_bin", "gpt_neox_tiny_sharded",
-            "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k"})
+            "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k", "qwen3_tiny", "gemma2_tiny", "gemma3_tiny", "phi3_tiny",
+            "olmo2_tiny", "mistral_sw_tiny", "llama31_tiny"})
     void matchesHuggingFace(String fixture) {
         Fixtures.Golden g = Fixtures.golden(fixture);
         try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, g.dir(), false));
