@@ -203,13 +203,29 @@ class BackendDifferentialTest {
                 float[][] in = {rand(r, rows * qw, 1), rand(r, kRows * kw, 1), rand(r, kRows * kw, 1), new float[rows * qw],
                         new float[patternSize]};
                 int[][] shapes = {{rows, qw}, {kRows, kw}, {kRows, kw}, {rows, qw}, {1, patternSize}};
-                for (int out : new int[]{3, 4}) {
-                    float[][] res = both(cand, in, shapes, out, a -> {
+                float[][] withScores = {in[0], in[1], in[2], in[3], in[4], new float[patternSize]};
+                int[][] scoreShapes = {shapes[0], shapes[1], shapes[2], shapes[3], shapes[4], {1, patternSize}};
+                for (int out : new int[]{3, 4, 5}) {
+                    float[][] res = both(cand, withScores, scoreShapes, out, a -> {
                         DeviceTensor[] t = (DeviceTensor[]) a[1];
-                        ((Backend) a[0]).attention(t[0], t[1], t[2], t[3], layout, base, t[4]);
+                        ((Backend) a[0]).attention(t[0], t[1], t[2], t[3], layout, base, t[4], t[5]);
                     });
-                    close(res[1], res[0], 2e-6, (out == 3 ? "attention " : "pattern ") + base);
+                    String what = (out == 3 ? "attention " : out == 4 ? "pattern " : "scores ") + base;
+                    for (int i = 0; i < res[0].length; i++) {
+                        if (res[1][i] == Float.NEGATIVE_INFINITY) assertEquals(Float.NEGATIVE_INFINITY, res[0][i], what + " masked");
+                        else close(new float[]{res[1][i]}, new float[]{res[0][i]}, 2e-6, what + " [" + i + "]");
+                    }
                 }
+                // a hook's changed scores and pattern are carried on by softmaxScores and mixValues
+                float[] scores = rand(r, patternSize, 2), pattern = new float[patternSize];
+                float[][] res = both(cand, new float[][]{scores, pattern}, new int[][]{{1, patternSize}, {1, patternSize}}, 1,
+                        a -> ((Backend) a[0]).softmaxScores(((DeviceTensor[]) a[1])[0], ((DeviceTensor[]) a[1])[1], layout, base));
+                close(res[1], res[0], 2e-6, "softmaxScores " + base);
+                res = both(cand, new float[][]{res[1], in[2], new float[rows * qw]},
+                        new int[][]{{1, patternSize}, shapes[2], shapes[3]}, 2,
+                        a -> ((Backend) a[0]).mixValues(((DeviceTensor[]) a[1])[0], ((DeviceTensor[]) a[1])[1],
+                                ((DeviceTensor[]) a[1])[2], layout, base));
+                close(res[1], res[0], 2e-6, "mixValues " + base);
             }
         }
     }

@@ -41,8 +41,20 @@ class HeadHooksParityTest {
             "gpt2_tiny", "llama_tiny", "qwen2_tiny", "stories260k", "qwen3_tiny", "gemma2_tiny", "gemma3_tiny", "phi3_tiny",
             "olmo2_tiny", "mistral_sw_tiny", "llama31_tiny"})
     void matchesHuggingFace(String fixture) {
+        check(fixture, dev.jlens.kernels.Backend.defaults());
+    }
+
+    /** The same on the scalar reference backend, for every distinct architecture (grouped heads, windows, post-norms). */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "gpt2_tiny", "llama_tiny", "qwen3_tiny", "gemma2_tiny", "gemma3_tiny", "phi3_tiny",
+            "olmo2_tiny", "mistral_sw_tiny"})
+    void referenceBackendMatchesHuggingFace(String fixture) {
+        check(fixture, dev.jlens.kernels.Backend.reference());
+    }
+
+    private static void check(String fixture, dev.jlens.kernels.Backend backend) {
         Fixtures.Golden g = Fixtures.golden(fixture);
-        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, g.dir(), false));
+        try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, g.dir(), false), backend);
              SafetensorsFile heads = SafetensorsFile.open(headsFile(fixture))) {
             List<int[]> ids = new ArrayList<>();
             for (Fixtures.Prompt p : g.prompts()) ids.add(p.ids());
