@@ -254,12 +254,7 @@ final class CpuBackend extends HeapBackend {
                     x1.mul(c).sub(x2.mul(s)).intoArray(x, base + i);
                     x2.mul(c).add(x1.mul(s)).intoArray(x, base + half + i);
                 }
-                for (int i = bound; i < half; i++) {
-                    int a = base + rope.first(i), b = base + rope.second(i);
-                    float x1 = x[a], x2 = x[b];
-                    x[a] = x1 * cos[i] - x2 * sin[i];
-                    x[b] = x2 * cos[i] + x1 * sin[i];
-                }
+                rope.rotatePairs(x, base, bound, cos, sin);
             }
         }
     }

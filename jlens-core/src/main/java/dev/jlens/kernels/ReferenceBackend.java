@@ -85,13 +85,7 @@ final class ReferenceBackend extends HeapBackend {
         for (int r = 0; r < xt.rows(); r++) {
             rope.angles(positions[r], cos, sin);
             for (int h = 0; h < nHeads; h++) {
-                int base = r * nHeads * headDim + h * headDim;
-                for (int i = 0; i < half; i++) {
-                    int a = base + rope.first(i), b = base + rope.second(i);
-                    float x1 = x[a], x2 = x[b];
-                    x[a] = x1 * cos[i] - x2 * sin[i];
-                    x[b] = x2 * cos[i] + x1 * sin[i];
-                }
+                rope.rotatePairs(x, r * nHeads * headDim + h * headDim, 0, cos, sin);
             }
         }
     }

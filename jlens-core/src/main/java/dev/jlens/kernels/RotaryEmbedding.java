@@ -59,6 +59,19 @@ public record RotaryEmbedding(int rotaryDims, float[] invFreq, Layout layout) {
         }
     }
 
+    /**
+     * Rotates pairs [from, rotaryDims/2) of the head starting at x[base] by the angles in cos/sin: the scalar
+     * form both CPU backends use (the CPU backend for the tail its vectors leave, the reference for all).
+     */
+    void rotatePairs(float[] x, int base, int from, float[] cos, float[] sin) {
+        for (int i = from; i < invFreq.length; i++) {
+            int a = base + first(i), b = base + second(i);
+            float x1 = x[a], x2 = x[b];
+            x[a] = x1 * cos[i] - x2 * sin[i];
+            x[b] = x2 * cos[i] + x1 * sin[i];
+        }
+    }
+
     /** Index of the first and second element of pair i within a head. */
     int first(int i) {
         return layout == Layout.HALF_SPLIT ? i : 2 * i;

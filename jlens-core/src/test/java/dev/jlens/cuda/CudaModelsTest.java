@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jlens.JlensException;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.io.Checkpoints;
-import dev.jlens.io.TensorEntry;
 import dev.jlens.io.TensorSource;
 import dev.jlens.kernels.Backend;
 import dev.jlens.model.ForwardOptions;
@@ -146,7 +145,7 @@ class CudaModelsTest {
                     checked++;
                 }
                 if (!g.has(prefix + "logits")) {
-                    float[] want = logitsFromFinalNorm(g, p.index());
+                    float[] want = Fixtures.logitsFromFinalNorm(g, p.index());
                     float[] have = got.get("logits");
                     double score = mode == ComputeMode.FP32 ? Fixtures.maxAbsDiff(want, have) : cosine(want, have);
                     if (mode == ComputeMode.FP32 ? score > worst : score < worst) {
@@ -169,30 +168,6 @@ class CudaModelsTest {
         }
     }
 
-    /** HF's logits as its final norm's output times the unembedding, in double (fixtures that keep no logits). */
-    static float[] logitsFromFinalNorm(Fixtures.Golden g, int prompt) {
-        float[] hidden = g.tensor("p" + prompt + ".ln_final.hook_out");
-        try (TensorSource weights = Checkpoints.open(g.dir())) {
-            TensorEntry unembed = null;
-            for (String name : List.of("lm_head.weight", "embed_out.weight", "transformer.wte.weight", "model.embed_tokens.weight")) {
-                unembed = weights.find(name);
-                if (unembed != null) break;
-            }
-            assertNotNull(unembed, "no unembedding in " + g.dir());
-            float[] w = unembed.toFloatArray();
-            int vocab = (int) unembed.shape()[0], d = (int) unembed.shape()[1];
-            int seq = hidden.length / d;
-            float[] logits = new float[seq * vocab];
-            for (int t = 0; t < seq; t++) {
-                for (int v = 0; v < vocab; v++) {
-                    double s = 0;
-                    for (int j = 0; j < d; j++) s += (double) hidden[t * d + j] * w[v * d + j];
-                    logits[t * vocab + v] = (float) s;
-                }
-            }
-            return logits;
-        }
-    }
 
     /** Greedy decoding with the KV cache: prefill, then one token at a time, argmax of the last row. */
     static int[] greedy(TransformerModel m, int[] prompt, int steps) {

@@ -3,9 +3,6 @@ package dev.jlens.model;
 import dev.jlens.hooks.ActivationCache;
 import dev.jlens.hooks.HookPattern;
 import dev.jlens.hooks.Pooling;
-import dev.jlens.io.Checkpoints;
-import dev.jlens.io.TensorEntry;
-import dev.jlens.io.TensorSource;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.tensor.FloatTensor;
 import dev.jlens.testing.Fixtures;
@@ -19,7 +16,6 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -92,7 +88,7 @@ class CausalLmParityTest {
             boolean hasLogits = g.has("p0.logits");
             for (Fixtures.Prompt p : g.prompts()) {
                 if (hasLogits) break;
-                double diff = Fixtures.maxAbsDiff(logitsFromFinalNorm(g, p.index()), cache.perPrompt("logits").get(p.index()).data());
+                double diff = Fixtures.maxAbsDiff(Fixtures.logitsFromFinalNorm(g, p.index()), cache.perPrompt("logits").get(p.index()).data());
                 if (diff > worst) {
                     worst = diff;
                     worstName = "p" + p.index() + ".ln_final.hook_out x unembedding";
@@ -104,28 +100,4 @@ class CausalLmParityTest {
         }
     }
 
-    /** HF's logits are its final norm's output times the unembedding; computed here in double. */
-    private static float[] logitsFromFinalNorm(Fixtures.Golden g, int prompt) {
-        float[] hidden = g.tensor("p" + prompt + ".ln_final.hook_out");
-        try (TensorSource weights = Checkpoints.open(g.dir())) {
-            TensorEntry unembed = null;
-            for (String name : List.of("lm_head.weight", "embed_out.weight", "transformer.wte.weight", "model.embed_tokens.weight")) {
-                unembed = weights.find(name);
-                if (unembed != null) break;
-            }
-            assertNotNull(unembed, "no unembedding in " + g.dir());
-            float[] w = unembed.toFloatArray();
-            int vocab = (int) unembed.shape()[0], d = (int) unembed.shape()[1];
-            int seq = hidden.length / d;
-            float[] logits = new float[seq * vocab];
-            for (int t = 0; t < seq; t++) {
-                for (int v = 0; v < vocab; v++) {
-                    double s = 0;
-                    for (int j = 0; j < d; j++) s += (double) hidden[t * d + j] * w[v * d + j];
-                    logits[t * vocab + v] = (float) s;
-                }
-            }
-            return logits;
-        }
-    }
 }

@@ -2,7 +2,9 @@ package dev.jlens.testing;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jlens.io.Checkpoints;
 import dev.jlens.io.TensorEntry;
+import dev.jlens.io.TensorSource;
 import dev.jlens.io.safetensors.SafetensorsFile;
 import org.junit.jupiter.api.Assumptions;
 
@@ -80,5 +82,33 @@ public final class Fixtures {
         double m = 0;
         for (int i = 0; i < a.length; i++) m = Math.max(m, Math.abs((double) a[i] - b[i]));
         return m;
+    }
+
+    /**
+     * HF's logits as its final norm's output (ln_final.hook_out) times the unembedding, in double: the check
+     * for fixtures that keep no logits (fixtures README, "Logits").
+     */
+    public static float[] logitsFromFinalNorm(Fixtures.Golden g, int prompt) {
+        float[] hidden = g.tensor("p" + prompt + ".ln_final.hook_out");
+        try (TensorSource weights = Checkpoints.open(g.dir())) {
+            TensorEntry unembed = null;
+            for (String name : List.of("lm_head.weight", "embed_out.weight", "transformer.wte.weight", "model.embed_tokens.weight")) {
+                unembed = weights.find(name);
+                if (unembed != null) break;
+            }
+            if (unembed == null) throw new IllegalStateException("no unembedding in " + g.dir());
+            float[] w = unembed.toFloatArray();
+            int vocab = (int) unembed.shape()[0], d = (int) unembed.shape()[1];
+            int seq = hidden.length / d;
+            float[] logits = new float[seq * vocab];
+            for (int t = 0; t < seq; t++) {
+                for (int v = 0; v < vocab; v++) {
+                    double s = 0;
+                    for (int j = 0; j < d; j++) s += (double) hidden[t * d + j] * w[v * d + j];
+                    logits[t * vocab + v] = (float) s;
+                }
+            }
+            return logits;
+        }
     }
 }
