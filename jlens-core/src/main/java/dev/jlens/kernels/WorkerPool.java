@@ -28,25 +28,52 @@ final class WorkerPool {
 
     /** Spin this long for the next job before parking: a forward pass issues kernels back to back. */
     private static final long SPIN_NANOS = 50_000;
+    private static final int CLOSED = Integer.MIN_VALUE;
+
+    /**
+     * One job as the workers see it, published through the single volatile {@link #current}. Everything a
+     * worker needs to take part travels in this one object: a worker that reads a job's fields one by one
+     * from the pool can see one job's generation and the next job's mode, and run the next job twice (a
+     * worker late for an optional job then read the following mandatory one as its own, ran it, and ran it
+     * again on seeing the newer generation).
+     */
+    private static final class Dispatch {
+        final int generation;
+        final Job job;
+        /** Whether the job may run without the workers that have not started it yet ({@link #forEach}). */
+        final boolean optional;
+        final Thread caller;
+        /** Mandatory jobs: workers still to finish. */
+        final AtomicInteger pending;
+        /** Optional jobs: workers that entered, or {@link #CLOSED} once the caller stopped admitting more. */
+        final AtomicInteger entered = new AtomicInteger(0);
+        final AtomicInteger finished = new AtomicInteger();
+
+        Dispatch(int generation, Job job, boolean optional, Thread caller, int workers) {
+            this.generation = generation;
+            this.job = job;
+            this.optional = optional;
+            this.caller = caller;
+            this.pending = new AtomicInteger(workers);
+        }
+
+        /** For a worker: joins this optional job unless the caller has closed it. */
+        boolean enter() {
+            while (true) {
+                int n = entered.get();
+                if (n == CLOSED) return false;
+                if (entered.compareAndSet(n, n + 1)) return true;
+            }
+        }
+    }
 
     private final int size;
     private final Thread[] workers;
     private final ReentrantLock lock = new ReentrantLock();
-    private final AtomicInteger pending = new AtomicInteger();
     private final AtomicInteger nextTask = new AtomicInteger();
-    private volatile Job job;
-    /** Whether the current job may run without the workers that have not started it yet ({@link #forEach}). */
-    private volatile boolean optional;
-    /**
-     * For an optional job: how many workers have entered it, or {@link #CLOSED} once the caller has finished its
-     * own share and stopped admitting more (also between jobs).
-     */
-    private final AtomicInteger entered = new AtomicInteger(CLOSED);
-    private final AtomicInteger finished = new AtomicInteger();
-    private static final int CLOSED = Integer.MIN_VALUE;
-    private volatile int generation;
+    private volatile Dispatch current = new Dispatch(0, null, true, null, 0);
+    private int generation;
     private volatile boolean shutdown;
-    private volatile Thread caller;
     private volatile Throwable failure;
     /** True while a job runs (written and read only under the lock), so a nested job runs inline. */
     private boolean inJob;
@@ -79,23 +106,13 @@ final class WorkerPool {
         inJob = true;
         try {
             failure = null;
-            caller = Thread.currentThread();
-            pending.set(size - 1);
-            this.job = job;
-            optional = false;
-            generation++;
-            for (Thread w : workers) LockSupport.unpark(w);
+            Dispatch d = publish(job, false);
             try {
                 job.run(0);
             } catch (Throwable t) {
                 recordFailure(t);
             }
-            long spinUntil = System.nanoTime() + SPIN_NANOS;
-            while (pending.get() > 0) {
-                if (System.nanoTime() < spinUntil) Thread.onSpinWait();
-                else LockSupport.park(this);
-            }
-            this.job = null;
+            awaitZero(d.pending);
             rethrowFailure();
         } finally {
             inJob = false;
@@ -120,28 +137,22 @@ final class WorkerPool {
         inJob = true;
         try {
             failure = null;
-            caller = Thread.currentThread();
             nextTask.set(0);
-            finished.set(0);
-            this.job = id -> {
+            Job job = id -> {
                 for (int t = nextTask.getAndIncrement(); t < tasks; t = nextTask.getAndIncrement()) task.run(id, t);
             };
-            optional = true;
-            entered.set(0);
-            generation++;
-            for (Thread w : workers) LockSupport.unpark(w);
+            Dispatch d = publish(job, true);
             try {
                 job.run(0);
             } catch (Throwable t) {
                 recordFailure(t);
             }
-            int started = entered.getAndSet(CLOSED);
+            int started = d.entered.getAndSet(CLOSED);
             long spinUntil = System.nanoTime() + SPIN_NANOS;
-            while (finished.get() < started) {
+            while (d.finished.get() < started) {
                 if (System.nanoTime() < spinUntil) Thread.onSpinWait();
                 else LockSupport.park(this);
             }
-            this.job = null;
             rethrowFailure();
         } finally {
             inJob = false;
@@ -149,12 +160,18 @@ final class WorkerPool {
         }
     }
 
-    /** For a worker: joins the current optional job unless the caller has closed it. */
-    private boolean enter() {
-        while (true) {
-            int n = entered.get();
-            if (n == CLOSED) return false;
-            if (entered.compareAndSet(n, n + 1)) return true;
+    private Dispatch publish(Job job, boolean optional) {
+        Dispatch d = new Dispatch(++generation, job, optional, Thread.currentThread(), size - 1);
+        current = d;
+        for (Thread w : workers) LockSupport.unpark(w);
+        return d;
+    }
+
+    private void awaitZero(AtomicInteger counter) {
+        long spinUntil = System.nanoTime() + SPIN_NANOS;
+        while (counter.get() > 0) {
+            if (System.nanoTime() < spinUntil) Thread.onSpinWait();
+            else LockSupport.park(this);
         }
     }
 
@@ -184,35 +201,28 @@ final class WorkerPool {
         int seen = 0;
         while (!shutdown) {
             long spinUntil = System.nanoTime() + SPIN_NANOS;
-            while (generation == seen && !shutdown) {
+            Dispatch d;
+            while ((d = current).generation == seen && !shutdown) {
                 // A short spin catches the next kernel of a forward pass without a park/unpark round trip.
                 if (System.nanoTime() < spinUntil) Thread.onSpinWait();
                 else LockSupport.park(this);
             }
             if (shutdown) return;
-            seen = generation;
-            if (optional) {
-                // A mandatory job cannot start before every worker has done the one before it, so a worker
-                // that reads "optional" late can only meet optional jobs here; it enters whichever is open.
-                if (!enter()) continue;
-                Job j = job;
-                try {
-                    if (j != null) j.run(id);
-                } catch (Throwable t) {
-                    recordFailure(t);
-                } finally {
-                    finished.incrementAndGet();
-                    LockSupport.unpark(caller);
-                }
-                continue;
-            }
-            Job j = job;
+            seen = d.generation;
+            // A mandatory job is never replaced before every worker has finished it, so a worker never skips
+            // one; it may skip optional jobs, and one it reaches after the caller closed it is not entered.
+            if (d.optional && !d.enter()) continue;
             try {
-                if (j != null) j.run(id);
+                d.job.run(id);
             } catch (Throwable t) {
                 recordFailure(t);
             } finally {
-                if (pending.decrementAndGet() == 0) LockSupport.unpark(caller);
+                if (d.optional) {
+                    d.finished.incrementAndGet();
+                    LockSupport.unpark(d.caller);
+                } else if (d.pending.decrementAndGet() == 0) {
+                    LockSupport.unpark(d.caller);
+                }
             }
         }
     }
