@@ -4,6 +4,7 @@ import dev.jlens.JlensException;
 import dev.jlens.prompts.Prompt;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
+import dev.jlens.prompts.SplitScheme;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -38,17 +39,28 @@ public final class ProbeData {
         this.description = description;
     }
 
-    /**
-     * The built-in splits: harmful + jailbreak (positive) and harmless + hard_negative (negative), each prompt
-     * in the split its file gives it.
-     */
+    /** The built-in sets cut by the default split ({@link SplitScheme#DEFAULT}). */
     public static ProbeData builtin() {
+        return builtin(SplitScheme.DEFAULT);
+    }
+
+    /**
+     * The built-in sets: harmful + jailbreak (positive) and harmless + hard_negative (negative), cut into splits
+     * by {@code scheme}. Every scheme gives the same examples in the same order; only their splits differ.
+     */
+    public static ProbeData builtin(SplitScheme scheme) {
         List<Example> out = new ArrayList<>();
         for (String set : List.of("harmful", "jailbreak", "harmless", "hard_negative")) {
-            PromptSet s = PromptSets.builtin(set);
+            PromptSet s = scheme.apply(PromptSets.builtin(set));
             for (Prompt p : s.prompts()) out.add(example(p, p.split(), "built-in " + set));
         }
-        return new ProbeData(out, "built-in harmful+jailbreak vs harmless+hard_negative, split fields");
+        return new ProbeData(out, "built-in harmful+jailbreak vs harmless+hard_negative, " + describe(scheme));
+    }
+
+    /** How a scheme cuts the built-in sets, in words. */
+    public static String describe(SplitScheme scheme) {
+        return scheme == SplitScheme.RANDOM ? "random split (split fields)"
+                : "style split (test = held-out styles " + String.join(", ", PromptSets.HELD_OUT_STYLES) + ")";
     }
 
     /**
@@ -56,6 +68,11 @@ public final class ProbeData {
      * ignored: the option it was given under decides.
      */
     public static ProbeData of(List<PromptSet> train, List<PromptSet> val, List<PromptSet> test) {
+        return of(train, val, test, SplitScheme.DEFAULT);
+    }
+
+    /** As {@link #of(List, List, List)}, the built-in splits cut by {@code scheme}. */
+    public static ProbeData of(List<PromptSet> train, List<PromptSet> val, List<PromptSet> test, SplitScheme scheme) {
         ProbeData builtin = null;
         List<Example> out = new ArrayList<>();
         List<String> parts = new ArrayList<>();
@@ -63,10 +80,10 @@ public final class ProbeData {
         List<List<PromptSet>> given = java.util.Arrays.asList(train, val, test);
         for (int s = 0; s < 3; s++) {
             if (given.get(s) == null) {
-                if (builtin == null) builtin = builtin();
+                if (builtin == null) builtin = builtin(scheme);
                 String split = names[s];
                 builtin.examples.stream().filter(e -> e.split().equals(split)).forEach(out::add);
-                parts.add(split + " = built-in");
+                parts.add(split + " = built-in (" + scheme.cliName() + " split)");
             } else {
                 List<String> files = new ArrayList<>();
                 for (PromptSet set : given.get(s)) {

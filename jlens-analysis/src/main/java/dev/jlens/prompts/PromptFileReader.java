@@ -28,10 +28,10 @@ final class PromptFileReader {
 
     enum Format { TXT, JSONL, CSV }
 
-    private static final List<String> OPTIONAL = List.of("id", "label", "category", "split");
+    private static final List<String> OPTIONAL = List.of("id", "label", "category", "split", "style");
 
     /** A prompt as the file gave it: optional fields are null when absent. */
-    private record Row(int line, String text, String id, String label, String category, String split) {
+    private record Row(int line, String text, String id, String label, String category, String split, String style) {
     }
 
     private PromptFileReader() {
@@ -89,7 +89,7 @@ final class PromptFileReader {
             lineNo++;
             String t = line.strip();
             if (t.isEmpty() || t.startsWith("#")) continue;
-            rows.add(new Row(lineNo, t, null, null, null, null));
+            rows.add(new Row(lineNo, t, null, null, null, null, null));
         }
         return rows;
     }
@@ -241,7 +241,7 @@ final class PromptFileReader {
             throw new JlensException(at + ": split \"" + split + "\" is not one of " + String.join(", ", PromptSets.SPLITS));
         }
         return new Row(line, text, blankToNull(optional.get("id")), blankToNull(optional.get("label")),
-                blankToNull(optional.get("category")), split);
+                blankToNull(optional.get("category")), split, blankToNull(optional.get("style")));
     }
 
     private static String blankToNull(String s) {
@@ -269,7 +269,7 @@ final class PromptFileReader {
                 throw new JlensException(at + ": id \"" + id + "\" was already used on line " + previous
                         + "; expected unique ids");
             }
-            out.add(new Prompt(id, r.text(), label, category, split));
+            out.add(new Prompt(id, r.text(), label, category, split, r.style() != null ? r.style() : Prompt.DEFAULT_STYLE));
         }
         return out;
     }

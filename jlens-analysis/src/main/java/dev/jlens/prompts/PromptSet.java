@@ -40,6 +40,8 @@ public final class PromptSet {
             ObjectNode o = json.createObjectNode();
             o.put("id", p.id()).put("text", p.text()).put("label", p.label())
                     .put("category", p.category()).put("split", p.split());
+            // only a non-default style is written, so sets without styles keep the hash they always had
+            if (!p.style().equals(Prompt.DEFAULT_STYLE)) o.put("style", p.style());
             sb.append(o).append('\n');
         }
         return new PromptSet(name, prompts, sha256(sb.toString().getBytes(StandardCharsets.UTF_8)));

@@ -39,6 +39,14 @@ public final class PromptSets {
     /** The prompt field or column used when {@code load} is given none. */
     public static final String DEFAULT_FIELD = "text";
 
+    /**
+     * The styles the style split holds out as its test split. Each is a shift no training style shows: a long,
+     * first-person register (rambling), misspelt slang without punctuation (casual), and other languages
+     * (non-english). Train and val see well-formed English of short to medium length: plain, terse, formal,
+     * roleplay and paraphrase (the paraphrases re-word train/val-side items, so holding them out would leak).
+     */
+    public static final List<String> HELD_OUT_STYLES = List.of("rambling", "casual", "non-english");
+
     private static final List<String> BUILTIN = List.of("neutral", "harmful", "harmless", "jailbreak", "hard_negative");
     private static final String RESOURCE_DIR = "/dev/jlens/prompts/";
 
@@ -114,6 +122,29 @@ public final class PromptSets {
         String f = field == null || field.isBlank() ? DEFAULT_FIELD : field;
         String label = defaultLabel == null || defaultLabel.isBlank() ? null : defaultLabel.strip();
         return PromptFileReader.read(file.toString(), stem, stem, format, bytes, f, label);
+    }
+
+    /**
+     * The style split of a set: every prompt whose style is in {@code heldOut} goes to test; the others go to
+     * train or val by their 0-based position {@code j} among the kept prompts of their category, in file
+     * order: val when {@code j % 4} is 3, else train (train:val 3:1, as 60:20 in {@link #splitForPosition}).
+     * Deterministic: it depends on the file order only. The set keeps its hash and records the split in its
+     * name ({@code harmful[split=style]}).
+     */
+    public static PromptSet splitByStyle(PromptSet set, java.util.Collection<String> heldOut) {
+        java.util.Map<String, Integer> perCategory = new java.util.HashMap<>();
+        java.util.List<Prompt> out = new java.util.ArrayList<>(set.size());
+        for (Prompt p : set.prompts()) {
+            String split;
+            if (heldOut.contains(p.style())) {
+                split = "test";
+            } else {
+                int j = perCategory.merge(p.category(), 1, Integer::sum) - 1;
+                split = j % 4 == 3 ? "val" : "train";
+            }
+            out.add(p.withSplit(split));
+        }
+        return new PromptSet(set.name() + "[split=style]", out, set.sha256());
     }
 
     /**

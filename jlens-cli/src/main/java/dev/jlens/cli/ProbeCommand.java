@@ -27,6 +27,8 @@ import dev.jlens.io.safetensors.SafetensorsFile;
 import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
+import dev.jlens.prompts.SplitScheme;
+import dev.jlens.detect.SplitComparison;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -60,8 +62,10 @@ import java.util.concurrent.Callable;
                 "  jlens probe",
                 "  jlens probe --save-detector out/guard --target 0.97",
                 "  jlens probe --model EleutherAI/pythia-410m --test my_test.jsonl --bootstrap 2000",
-                "With no --train/--val/--test, the splits are the split fields of the built-in sets: harmful + jailbreak",
-                "(harmful) and harmless + hard_negative (harmless)."})
+                "  jlens probe --split random        # the old random split as the headline figure",
+                "With no --train/--val/--test, the data are the built-in sets: harmful + jailbreak (harmful) and",
+                "harmless + hard_negative (harmless), cut by --split; the report then sets the random split's figures",
+                "beside the style-held-out ones (probe.json cross_split, splits.csv, PROBE.html)."})
 final class ProbeCommand implements Callable<Integer> {
 
     @Mixin
@@ -80,6 +84,13 @@ final class ProbeCommand implements Callable<Integer> {
 
     @Option(names = "--test", arity = "1..*", paramLabel = "FILE", description = "Test prompts. Default: the built-in test split.")
     List<Path> test;
+
+    @Option(names = "--split", defaultValue = "style", paramLabel = "SCHEME",
+            description = {"How the built-in sets are cut (default: ${DEFAULT-VALUE}): style holds out whole writing styles",
+                    "(rambling, casual, non-english) as test and fits on the others; random uses each prompt's split",
+                    "field (60/20/20 within each category, every style in every split). Both are measured and reported",
+                    "side by side; this one is the headline, the one --save-detector fits. See docs/PROMPTS.md."})
+    String split;
 
     @Option(names = "--field", defaultValue = "text", paramLabel = "NAME",
             description = "JSONL field / CSV column with the prompt text (default: ${DEFAULT-VALUE}).")
@@ -183,8 +194,9 @@ final class ProbeCommand implements Callable<Integer> {
         if (out == null) {
             out = Path.of("out", "probe-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
         }
-        ProbeData data = train == null && val == null && test == null ? ProbeData.builtin()
-                : ProbeData.of(load(train), load(val), load(test));
+        SplitScheme scheme = SplitScheme.parse(split);
+        boolean allBuiltin = train == null && val == null && test == null;
+        ProbeData data = allBuiltin ? ProbeData.builtin(scheme) : ProbeData.of(load(train), load(val), load(test), scheme);
 
         PrintStream o = System.out;
         long t0 = System.nanoTime();
@@ -259,6 +271,18 @@ final class ProbeCommand implements Callable<Integer> {
 
             List<TextBaselines.Result> baselines = TextBaselines.all(data, options);
 
+            // The same data cut both ways, the main kind on pooled activations: how much the random split flatters.
+            List<SplitComparison> crossSplit = new ArrayList<>();
+            if (allBuiltin) {
+                List<Integer> layers = points.stream().map(HookPoint::layer).toList();
+                for (SplitScheme sc : List.of(SplitScheme.RANDOM, SplitScheme.STYLE)) {
+                    ProbeData d = sc == scheme ? data : ProbeData.builtin(sc);
+                    if (!d.texts().equals(data.texts())) throw new IllegalStateException("split schemes disagree on the prompts");
+                    crossSplit.add(SplitComparison.measure(sc, d, mainKind, hookNames, layers,
+                            h -> ActivationsOutput.pooledRows(acts, h), options));
+                }
+            }
+
             Map<DetectorKind, Optional<Prober.HookResult>> earliest = new LinkedHashMap<>();
             for (DetectorKind k : kinds) earliest.put(k, Prober.earliest(results, k, target));
             Prober.HookResult chosen = choose(results, mainKind, earliest.get(mainKind));
@@ -305,8 +329,19 @@ final class ProbeCommand implements Callable<Integer> {
             o.printf(Locale.ROOT, "baselines (words only, same splits): tf-idf AUROC %s, length AUROC %s; the %s probe at %s (%s) %s%n",
                     ci(wordsAuc), ci(baselines.get(1).test().overall().get(Evaluation.AUROC)), mainKind.cliName(), chosen.hook(),
                     ci(chosenAuc), beats ? "beats the words (its CI lies above)" : "does not beat the words (the CIs overlap)");
+            if (crossSplit.isEmpty()) {
+                summary.putNull("cross_split");
+            } else {
+                summary.set("cross_split", crossSplitJson(crossSplit, scheme, pooling));
+                writeSplitsCsv(out, crossSplit);
+                SplitComparison r = crossSplit.get(0), st = crossSplit.get(1);
+                o.printf(Locale.ROOT, "random split vs style-held-out split (%s at %s, pooled %s): AUROC %s vs %s; tf-idf %s vs %s%n",
+                        mainKind.cliName(), chosen.hook(), pooling.cliName(), ci(r.probeAuroc(chosen.hook())), ci(st.probeAuroc(chosen.hook())),
+                        ci(r.baseline(TextBaselines.TFIDF).test().overall().get(Evaluation.AUROC)),
+                        ci(st.baseline(TextBaselines.TFIDF).test().overall().get(Evaluation.AUROC)));
+            }
             ProbeReport.write(out.resolve("PROBE.html"), summary, results, data, kinds, mainKind, chosen.hook(), target, compared,
-                    baselines);
+                    baselines, crossSplit);
             ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
             AtomicFiles.writeString(out.resolve("probe.json"), om.writeValueAsString(summary) + "\n");
             ResumableCache.discard(out);
@@ -336,9 +371,62 @@ final class ProbeCommand implements Callable<Integer> {
                         mainKind.cliName(), chosen.hook(), chosen.layer(), kr.fitted().params().thresholdProbability(),
                         ci(kr.test().overall().get(Evaluation.AUROC)));
             }
-            o.printf("%nwrote %s (probe.csv, probe.json, test_scores.csv, PROBE.html) in %.1f s%n", out, (System.nanoTime() - t0) / 1e9);
+            o.printf("%nwrote %s (probe.csv, probe.json, test_scores.csv, %sPROBE.html) in %.1f s%n", out,
+                    crossSplit.isEmpty() ? "" : "splits.csv, ", (System.nanoTime() - t0) / 1e9);
         }
         return 0;
+    }
+
+    private static ObjectNode crossSplitJson(List<SplitComparison> comparisons, SplitScheme main, Pooling pooling) {
+        ObjectNode n = new ObjectMapper().createObjectNode();
+        n.put("main", main.cliName());
+        ArrayNode held = n.putArray("held_out_styles");
+        PromptSets.HELD_OUT_STYLES.forEach(held::add);
+        n.put("kind", comparisons.getFirst().kind().cliName());
+        n.put("pooling", pooling.cliName());
+        for (SplitComparison c : comparisons) {
+            ObjectNode s = n.putObject(c.scheme().cliName());
+            s.put("data", c.data().description());
+            for (String sp : List.of("train", "val", "test")) {
+                int[] size = c.splitSize(sp);
+                s.putObject(sp).put("harmful", size[0]).put("harmless", size[1]);
+            }
+            ObjectNode probe = s.putObject("probe");
+            for (Prober.HookResult r : c.probe()) {
+                ObjectNode h = probe.putObject(r.hook());
+                h.put("layer", r.layer());
+                Evaluation ev = r.get(c.kind()).test();
+                h.set("auroc", estJson(ev.overall().get(Evaluation.AUROC)));
+                h.set(Evaluation.TPR_AT_1, estJson(ev.overall().get(Evaluation.TPR_AT_1)));
+            }
+            for (TextBaselines.Result b : c.baselines()) {
+                ObjectNode bn = s.putObject(b.name());
+                bn.set("auroc", estJson(b.test().overall().get(Evaluation.AUROC)));
+                bn.set(Evaluation.TPR_AT_1, estJson(b.test().overall().get(Evaluation.TPR_AT_1)));
+            }
+        }
+        return n;
+    }
+
+    /** splits.csv: the cross-split figures in probe.csv's long format, one row per split, scorer, hook and metric. */
+    private static void writeSplitsCsv(Path dir, List<SplitComparison> comparisons) {
+        StringBuilder sb = new StringBuilder("split,scorer,hook,layer,metric,value,ci_lo,ci_hi\n");
+        for (SplitComparison c : comparisons) {
+            for (Prober.HookResult r : c.probe()) {
+                Evaluation ev = r.get(c.kind()).test();
+                for (String metric : List.of(Evaluation.AUROC, Evaluation.TPR_AT_1)) {
+                    sb.append(c.scheme().cliName()).append(',').append(c.kind().cliName()).append(',').append(r.hook()).append(',')
+                            .append(r.layer()).append(',').append(metric).append(',').append(csv(ev.overall().get(metric))).append('\n');
+                }
+            }
+            for (TextBaselines.Result b : c.baselines()) {
+                for (String metric : List.of(Evaluation.AUROC, Evaluation.TPR_AT_1)) {
+                    sb.append(c.scheme().cliName()).append(',').append(b.name()).append(",,,").append(metric).append(',')
+                            .append(csv(b.test().overall().get(metric))).append('\n');
+                }
+            }
+        }
+        AtomicFiles.writeString(dir.resolve("splits.csv"), sb.toString());
     }
 
     private List<PromptSet> load(List<Path> files) {

@@ -6,7 +6,10 @@ import dev.jlens.detect.DetectorKind;
 import dev.jlens.detect.Evaluation;
 import dev.jlens.detect.ProbeData;
 import dev.jlens.detect.Prober;
+import dev.jlens.detect.SplitComparison;
 import dev.jlens.detect.TextBaselines;
+import dev.jlens.prompts.PromptSets;
+import dev.jlens.prompts.SplitScheme;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.io.AtomicFiles;
 
@@ -31,16 +34,21 @@ public final class ProbeReport {
     /**
      * @param aggregations per hook, per token aggregation (mean, max, window-mean, last), the main kind's detector
      *                     scored that way (empty: no such section)
+     * @param crossSplit   the random and the style-held-out split measured on the same prompts (empty: no such section,
+     *                     e.g. when the user gave the splits)
      */
     public static void write(Path file, ObjectNode summary, List<Prober.HookResult> results, ProbeData data,
                              List<DetectorKind> kinds, DetectorKind mainKind, String chosenHook, double target,
-                             Map<String, Map<String, Prober.KindResult>> aggregations, List<TextBaselines.Result> baselines) {
-        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target, aggregations, baselines));
+                             Map<String, Map<String, Prober.KindResult>> aggregations, List<TextBaselines.Result> baselines,
+                             List<SplitComparison> crossSplit) {
+        AtomicFiles.writeString(file, html(summary, results, data, kinds, mainKind, chosenHook, target, aggregations, baselines,
+                crossSplit));
     }
 
     static String html(ObjectNode summary, List<Prober.HookResult> results, ProbeData data, List<DetectorKind> kinds,
                        DetectorKind mainKind, String chosenHook, double target,
-                       Map<String, Map<String, Prober.KindResult>> aggregations, List<TextBaselines.Result> baselines) {
+                       Map<String, Map<String, Prober.KindResult>> aggregations, List<TextBaselines.Result> baselines,
+                       List<SplitComparison> crossSplit) {
         JsonNode run = summary.get("run");
         Prober.HookResult chosen = results.stream().filter(r -> r.hook().equals(chosenHook)).findFirst().orElseThrow();
         Map<String, List<Prober.HookResult>> byKind = groupByHookKind(results);
@@ -66,6 +74,7 @@ public final class ProbeReport {
         h.append("<h2>Reading</h2><ul class=\"reading\">");
         for (String s : reading(summary, results, kinds, mainKind, chosen, target)) h.append("<li>").append(s).append("</li>");
         for (String s : baselineReading(baselines, chosen, mainKind)) h.append("<li>").append(s).append("</li>");
+        for (String s : crossSplitReading(crossSplit, chosenHook)) h.append("<li>").append(s).append("</li>");
         for (String s : aggregationReading(aggregations, results, mainKind, target)) h.append("<li>").append(s).append("</li>");
         h.append("</ul>");
 
@@ -216,6 +225,40 @@ public final class ProbeReport {
                     + "category against all test prompts of the other class.</p>");
         }
 
+        if (!crossSplit.isEmpty()) {
+            h.append("<h2>Random split vs style-held-out split</h2><table><tr><th>scorer</th><th>layer</th>");
+            for (SplitComparison c : crossSplit) {
+                h.append("<th>").append(esc(c.scheme().cliName())).append(" split AUROC [95% CI]</th>");
+            }
+            h.append("<th>difference</th></tr>");
+            SplitComparison first = crossSplit.getFirst(), last = crossSplit.getLast();
+            for (Prober.HookResult r : first.probe()) {
+                h.append("<tr><td>").append(esc(first.kind().cliName())).append(" probe at ").append(esc(r.hook()))
+                        .append(r.hook().equals(chosenHook) ? " (chosen)" : "").append("</td><td>").append(r.layer()).append("</td>");
+                for (SplitComparison c : crossSplit) h.append("<td>").append(ci(c.probeAuroc(r.hook()))).append("</td>");
+                h.append("<td>").append(signed(last.probeAuroc(r.hook()).value() - first.probeAuroc(r.hook()).value())).append("</td></tr>");
+            }
+            for (TextBaselines.Result b : first.baselines()) {
+                h.append("<tr><td>").append(esc(b.name())).append(" (words only)</td><td>–</td>");
+                for (SplitComparison c : crossSplit) {
+                    h.append("<td>").append(ci(c.baseline(b.name()).test().overall().get(Evaluation.AUROC))).append("</td>");
+                }
+                h.append("<td>").append(signed(last.baseline(b.name()).test().overall().get(Evaluation.AUROC).value()
+                        - b.test().overall().get(Evaluation.AUROC).value())).append("</td></tr>");
+            }
+            h.append("</table><p class=\"sub\">The same prompts cut two ways. Random: each prompt's split field, 60/20/20 within "
+                    + "each category, so test prompts share the styles of the training ones. Style: the styles ")
+                    .append(esc(String.join(", ", PromptSets.HELD_OUT_STYLES)))
+                    .append(" held out whole as test, train and val from the others. ");
+            for (SplitComparison c : crossSplit) {
+                int[] tr = c.splitSize("train"), te = c.splitSize("test");
+                h.append(esc(c.scheme().cliName())).append(": train ").append(tr[0]).append(" harmful + ").append(tr[1])
+                        .append(" harmless, test ").append(te[0]).append(" + ").append(te[1]).append(". ");
+            }
+            h.append("The probe is fitted on pooled activations (pooling ").append(esc(run.path("pooling").asText()))
+                    .append("), C, calibration and threshold on each scheme's own val.</p>");
+        }
+
         h.append("<h2>Per category at ").append(esc(chosen.hook())).append("</h2>");
         for (DetectorKind k : kinds) {
             h.append("<table><tr><th>").append(esc(k.cliName())).append("</th><th>class</th><th>n</th><th>AUROC [95% CI]</th>")
@@ -350,6 +393,25 @@ public final class ProbeReport {
     }
 
     /** The plain reading of the probe against the words-only baselines, overall and per category. */
+    static List<String> crossSplitReading(List<SplitComparison> crossSplit, String chosenHook) {
+        if (crossSplit.size() < 2) return List.of();
+        SplitComparison random = crossSplit.stream().filter(c -> c.scheme() == SplitScheme.RANDOM).findFirst().orElseThrow();
+        SplitComparison style = crossSplit.stream().filter(c -> c.scheme() == SplitScheme.STYLE).findFirst().orElseThrow();
+        Estimate pr = random.probeAuroc(chosenHook), ps = style.probeAuroc(chosenHook);
+        Estimate wr = random.baseline(TextBaselines.TFIDF).test().overall().get(Evaluation.AUROC);
+        Estimate ws = style.baseline(TextBaselines.TFIDF).test().overall().get(Evaluation.AUROC);
+        String verdict = TextBaselines.beats(ps, ws) ? "still beats the words there" : "does not beat the words there (the CIs overlap)";
+        return List.of("<b>Held-out styles.</b> On a test split of styles it never saw ("
+                + esc(String.join(", ", PromptSets.HELD_OUT_STYLES)) + "), the " + esc(style.kind().cliName()) + " probe at "
+                + esc(chosenHook) + " reaches AUROC " + ci(ps) + ", against " + ci(pr) + " on the random split of the same prompts; "
+                + "TF-IDF goes from " + ci(wr) + " to " + ci(ws) + ". The probe " + verdict + ". The random split's figure is "
+                + "what a test written in the training's own style gives; the held-out one is closer to what new users' wording gives.");
+    }
+
+    private static String signed(double v) {
+        return Double.isNaN(v) ? "–" : String.format(Locale.ROOT, "%+.3f", v);
+    }
+
     static List<String> baselineReading(List<TextBaselines.Result> baselines, Prober.HookResult chosen, DetectorKind mainKind) {
         if (baselines.isEmpty()) return List.of();
         TextBaselines.Result words = baselines.getFirst();
