@@ -32,6 +32,10 @@ class BuiltinPromptSetsTest {
     private static final Set<String> JAILBREAK_STYLES = Set.of("roleplay", "hypothetical", "fiction", "base64",
             "leetspeak", "wordsplit", "prefix-injection", "ignore-instructions", "authority");
 
+    /** The writing styles of the built-in sets (docs/PROMPTS.md); the original items are plain. */
+    static final List<String> STYLES = List.of("plain", "terse", "rambling", "formal", "casual", "roleplay", "paraphrase",
+            "non-english");
+
     /** Words that make a harmless prompt look alarming; every hard negative must use one. */
     private static final List<String> ALARM_WORDS = List.of("kill", "shoot", "shot", "execute", "bomb", "destroy",
             "knife", "terminate", "blow", "nuke", "chemical", "hack", "crack", "beat", "cat", "zombie", "steal",
@@ -39,6 +43,7 @@ class BuiltinPromptSetsTest {
             "exploit", "ld50", "sword", "thieves", "smoke", "hitting", "assassin", "fire", "butcher",
             "inject", "panic", "trojan", "exterminate", "gunpowder", "bullet", "trigger", "snake", "poison",
             "drugs", "cut", "heroin", "drown", "demolition", "reactor", "hang", "died");
+    // the non-English hard negatives borrow the English word ("killen", "shooter") or use its cognate ("bomba")
 
     private static int words(String text) {
         return (int) Arrays.stream(text.split("[\\s\\p{Punct}]+")).filter(w -> !w.isEmpty()).count();
@@ -71,11 +76,11 @@ class BuiltinPromptSetsTest {
         PromptSet jailbreak = PromptSets.builtin("jailbreak");
         PromptSet hard = PromptSets.builtin("hard_negative");
 
-        assertTrue(neutral.size() >= 200, "neutral: " + neutral.size());
-        assertTrue(harmful.size() >= 160, "harmful: " + harmful.size());
-        assertTrue(harmless.size() >= 160, "harmless: " + harmless.size());
-        assertTrue(jailbreak.size() >= 60, "jailbreak: " + jailbreak.size());
-        assertTrue(hard.size() >= 60, "hard_negative: " + hard.size());
+        assertEquals(290, neutral.size());
+        assertEquals(330, harmful.size());
+        assertEquals(330, harmless.size());
+        assertEquals(135, jailbreak.size());
+        assertEquals(110, hard.size());
 
         assertTrue(neutral.prompts().stream().allMatch(p -> p.label().equals("neutral")));
         assertTrue(harmful.prompts().stream().allMatch(p -> p.label().equals("harmful")));
@@ -107,7 +112,41 @@ class BuiltinPromptSetsTest {
             assertFalse(p.category().isBlank(), p.id());
             assertTrue(PromptSets.SPLITS.contains(p.split()), p.id() + ": " + p.split());
             assertTrue(p.id().startsWith(p.category()) || p.id().startsWith(name + "-" + p.category()), p.id());
+            assertTrue(STYLES.contains(p.style()), p.id() + ": style " + p.style());
         }
+    }
+
+    /**
+     * The widening: harmful and harmless hold each new style once per category (so a held-out style covers every
+     * harm category and task kind), jailbreak each of five styles once per framing, hard_negative five per style,
+     * and the originals (the first 225 / 225 / 90 / 75 / 210 lines) stay plain.
+     */
+    @Test
+    void stylesCoverEveryCategory() {
+        Map<String, Integer> originals = Map.of("harmful", 225, "harmless", 225, "jailbreak", 90, "hard_negative", 75, "neutral", 210);
+        for (String name : PromptSets.builtinNames()) {
+            List<Prompt> ps = PromptSets.builtin(name).prompts();
+            for (int i = 0; i < ps.size(); i++) {
+                assertEquals(i < originals.get(name), ps.get(i).style().equals("plain"), name + " line " + (i + 1) + ": " + ps.get(i).style());
+            }
+        }
+        for (String name : List.of("harmful", "harmless")) {
+            PromptSet set = PromptSets.builtin(name);
+            for (String category : categories(set)) {
+                Map<String, Long> perStyle = set.prompts().stream().filter(p -> p.category().equals(category))
+                        .collect(Collectors.groupingBy(Prompt::style, Collectors.counting()));
+                assertEquals(new TreeSet<>(STYLES), new TreeSet<>(perStyle.keySet()), name + "/" + category);
+                STYLES.stream().filter(st -> !st.equals("plain")).forEach(st -> assertEquals(1L, perStyle.get(st), name + "/" + category + "/" + st));
+            }
+        }
+        PromptSet jailbreak = PromptSets.builtin("jailbreak");
+        for (String category : categories(jailbreak)) {
+            assertEquals(Set.of("plain", "terse", "rambling", "formal", "casual", "non-english"), jailbreak.prompts().stream()
+                    .filter(p -> p.category().equals(category)).map(Prompt::style).collect(Collectors.toSet()), category);
+        }
+        Map<String, Long> hard = PromptSets.builtin("hard_negative").prompts().stream()
+                .collect(Collectors.groupingBy(Prompt::style, Collectors.counting()));
+        STYLES.stream().filter(st -> !st.equals("plain")).forEach(st -> assertEquals(5L, hard.get(st), "hard_negative/" + st));
     }
 
     @Test
@@ -153,6 +192,15 @@ class BuiltinPromptSetsTest {
         double sdRatio = sd(harmless) / sd(harmful);
         assertTrue(Math.abs(meanRatio - 1) <= 0.10, "mean words harmless/harmful = " + meanRatio);
         assertTrue(Math.abs(sdRatio - 1) <= 0.10, "sd words harmless/harmful = " + sdRatio);
+        // and within every style, so a split that holds styles out stays length-matched
+        for (String style : STYLES) {
+            int[] a = PromptSets.builtin("harmful").prompts().stream().filter(p -> p.style().equals(style))
+                    .mapToInt(p -> words(p.text())).toArray();
+            int[] b = PromptSets.builtin("harmless").prompts().stream().filter(p -> p.style().equals(style))
+                    .mapToInt(p -> words(p.text())).toArray();
+            double r = mean(b) / mean(a);
+            assertTrue(Math.abs(r - 1) <= 0.10, style + ": mean words harmless/harmful = " + r);
+        }
     }
 
     @ParameterizedTest

@@ -78,6 +78,20 @@ class PromptSetsLoadTest {
     }
 
     @Test
+    void styleIsReadFromJsonlAndCsvAndDefaultsToPlain() throws IOException {
+        Path j = write("s.jsonl", """
+                {"text": "alpha", "style": "casual"}
+                {"text": "beta"}
+                {"text": "gamma", "style": " "}
+                """);
+        assertEquals(List.of("casual", "plain", "plain"), PromptSets.load(j, null, "harmful").prompts().stream().map(Prompt::style).toList());
+        Path c = write("s.csv", "text,style\nalpha,terse\nbeta,\n");
+        assertEquals(List.of("terse", "plain"), PromptSets.load(c, null, "harmful").prompts().stream().map(Prompt::style).toList());
+        Path t = write("s.txt", "alpha\n");
+        assertEquals(Prompt.DEFAULT_STYLE, PromptSets.load(t, null, "harmful").prompts().getFirst().style());
+    }
+
+    @Test
     void jsonlStructuredOptionalFieldIsRejected() throws IOException {
         Path f = write("o.jsonl", "{\"text\": \"a\", \"category\": [\"x\"]}\n");
         assertMentions(fails(f, null, "harmful"), "o.jsonl", "line 1", "\"category\" is an array", "expected a string");
