@@ -60,5 +60,9 @@ class ProbeBaselinesCliTest {
         String html = Files.readString(out.resolve("PROBE.html"));
         assertTrue(html.contains("<b>does not beat the words</b>"), "the Reading says it plainly");
         assertTrue(html.contains("Baselines: what the words alone achieve"));
+        // the user's own splits: there is no random-vs-style comparison to make
+        assertTrue(JSON.readTree(out.resolve("probe.json").toFile()).get("cross_split").isNull());
+        assertFalse(Files.exists(out.resolve("splits.csv")));
+        assertFalse(html.contains("Random split vs style-held-out split"));
     }
 }

@@ -73,13 +73,65 @@ class ProbeCommandTest {
         JsonNode summary = JSON.readTree(out.resolve("probe.json").toFile());
         assertTrue(summary.get("complete").asBoolean());
         assertEquals(3, summary.get("hooks").size());
-        assertEquals(63, summary.at("/run/test/harmful").asInt());
+        // the default style split: test = the held-out styles, 45 harmful + 27 jailbreak, 45 harmless + 15 hard negatives
+        assertEquals(72, summary.at("/run/test/harmful").asInt());
         assertEquals(60, summary.at("/run/test/harmless").asInt());
         assertTrue(summary.get("earliest").has("logistic"));
         assertTrue(result.out().contains("earliest layer (logistic) with test AUROC 95% CI lower bound >= 0.950: "), result.out());
         assertTrue(result.out().contains("flag:jailbreak") && result.out().contains("flag:hard-negative"), result.out());
         long testRows = Files.readAllLines(out.resolve("test_scores.csv")).size() - 1;
-        assertEquals(123L * 3 * 3, testRows, "one row per test prompt, hook and detector");
+        assertEquals(132L * 3 * 3, testRows, "one row per test prompt, hook and detector");
+    }
+
+    @Test
+    void reportsTheRandomAndTheStyleSplitSideBySide() throws Exception {
+        assertEquals(0, result.exitCode(), result.err());
+        JsonNode cross = JSON.readTree(out.resolve("probe.json").toFile()).get("cross_split");
+        assertEquals("style", cross.get("main").asText());
+        assertEquals("[\"rambling\",\"casual\",\"non-english\"]", cross.get("held_out_styles").toString());
+        assertEquals(87, cross.at("/random/test/harmful").asInt());
+        assertEquals(82, cross.at("/random/test/harmless").asInt());
+        assertEquals(72, cross.at("/style/test/harmful").asInt());
+        JsonNode summary = JSON.readTree(out.resolve("probe.json").toFile());
+        for (JsonNode h : summary.get("hooks")) {
+            String hook = h.get("hook").asText();
+            // the headline (style) split's logistic figure is the main table's, bit for bit
+            assertEquals(h.at("/detectors/logistic/test/auroc/value").asDouble(), cross.at("/style/probe/" + hook + "/auroc/value").asDouble(), hook);
+            assertTrue(cross.at("/random/probe/" + hook + "/auroc/ci_lo").isNumber(), hook);
+        }
+        assertEquals(summary.at("/baselines/tf-idf/test/auroc/value").asDouble(), cross.at("/style/tf-idf/auroc/value").asDouble());
+        assertTrue(cross.at("/random/tf-idf/auroc/value").isNumber());
+        assertTrue(cross.at("/random/length/auroc/value").isNumber());
+        List<String> csv = Files.readAllLines(out.resolve("splits.csv"));
+        assertEquals("split,scorer,hook,layer,metric,value,ci_lo,ci_hi", csv.getFirst());
+        for (String split : List.of("random", "style")) {
+            for (int layer = 0; layer < 3; layer++) {
+                String prefix = split + ",logistic,blocks." + layer + ".hook_resid_post," + layer + ",auroc,";
+                assertTrue(csv.stream().anyMatch(l -> l.startsWith(prefix)), prefix);
+            }
+            assertTrue(csv.stream().anyMatch(l -> l.startsWith(split + ",tf-idf,,,auroc,")), split);
+        }
+        String html = Files.readString(out.resolve("PROBE.html"));
+        assertTrue(html.contains("Random split vs style-held-out split") && html.contains("random split AUROC")
+                && html.contains("style split AUROC") && html.contains("Held-out styles."), "the cross-split section and reading");
+        assertTrue(result.out().contains("random split vs style-held-out split"), result.out());
+    }
+
+    @Test
+    void randomSplitIsAnOptionAndABadSchemeIsExplained() throws Exception {
+        Path dir = tmp.resolve("probe-random");
+        CliTestSupport.Result r = CliTestSupport.run("probe", "--model", neox(), "--hooks", "blocks.0.hook_resid_post",
+                "--detectors", "logistic", "--bootstrap", "0", "--split", "random", "--out", dir.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode summary = JSON.readTree(dir.resolve("probe.json").toFile());
+        assertEquals(87, summary.at("/run/test/harmful").asInt());
+        assertEquals(82, summary.at("/run/test/harmless").asInt());
+        assertEquals("random", summary.at("/cross_split/main").asText());
+        assertEquals(summary.at("/hooks/0/detectors/logistic/test/auroc/value").asDouble(),
+                summary.at("/cross_split/random/probe/blocks.0.hook_resid_post/auroc/value").asDouble());
+        CliTestSupport.Result bad = CliTestSupport.run("probe", "--model", neox(), "--split", "grouped", "--out", tmp.resolve("x").toString());
+        assertEquals(1, bad.exitCode());
+        assertTrue(bad.err().contains("split \"grouped\"") && bad.err().contains("expected random"), bad.err());
     }
 
     @Test
