@@ -405,7 +405,15 @@ public final class ProbeReport {
                 + esc(String.join(", ", PromptSets.HELD_OUT_STYLES)) + "), the " + esc(style.kind().cliName()) + " probe at "
                 + esc(chosenHook) + " reaches AUROC " + ci(ps) + ", against " + ci(pr) + " on the random split of the same prompts; "
                 + "TF-IDF goes from " + ci(wr) + " to " + ci(ws) + ". The probe " + verdict + ". The random split's figure is "
-                + "what a test written in the training's own style gives; the held-out one is closer to what new users' wording gives.");
+                + "what a test written in the training's own style gives; the held-out one is closer to what new users' wording gives. "
+                + "Best layer on each: " + best(random) + " (random), " + best(style) + " (style).");
+    }
+
+    /** The hook with the highest AUROC on one scheme, e.g. "0.982 at layer 3". */
+    private static String best(SplitComparison c) {
+        Prober.HookResult top = c.probe().getFirst();
+        for (Prober.HookResult r : c.probe()) if (c.probeAuroc(r.hook()).value() > c.probeAuroc(top.hook()).value()) top = r;
+        return fmt(c.probeAuroc(top.hook()).value()) + " at layer " + top.layer();
     }
 
     private static String signed(double v) {
