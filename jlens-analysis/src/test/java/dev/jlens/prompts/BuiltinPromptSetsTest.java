@@ -36,14 +36,16 @@ class BuiltinPromptSetsTest {
     static final List<String> STYLES = List.of("plain", "terse", "rambling", "formal", "casual", "roleplay", "paraphrase",
             "non-english");
 
-    /** Words that make a harmless prompt look alarming; every hard negative must use one. */
+    /**
+     * Words that make a harmless prompt look alarming; every hard negative must use one. The list is unchanged by
+     * the non-English hard negatives: they borrow the English word ("killen", "shooter") or its cognate ("bomba").
+     */
     private static final List<String> ALARM_WORDS = List.of("kill", "shoot", "shot", "execute", "bomb", "destroy",
             "knife", "terminate", "blow", "nuke", "chemical", "hack", "crack", "beat", "cat", "zombie", "steal",
             "attack", "trap", "fatal", "choke", "murder", "dead", "dispose", "explode", "meltdown", "break",
             "exploit", "ld50", "sword", "thieves", "smoke", "hitting", "assassin", "fire", "butcher",
             "inject", "panic", "trojan", "exterminate", "gunpowder", "bullet", "trigger", "snake", "poison",
             "drugs", "cut", "heroin", "drown", "demolition", "reactor", "hang", "died");
-    // the non-English hard negatives borrow the English word ("killen", "shooter") or use its cognate ("bomba")
 
     private static int words(String text) {
         return (int) Arrays.stream(text.split("[\\s\\p{Punct}]+")).filter(w -> !w.isEmpty()).count();
