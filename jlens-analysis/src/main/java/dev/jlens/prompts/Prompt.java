@@ -1,13 +1,20 @@
 package dev.jlens.prompts;
 
+import dev.jlens.tokenizer.ChatTemplate;
+
+import java.util.List;
 import java.util.Objects;
 
 /**
  * One prompt with its bookkeeping. {@code label} is {@code "harmful"}, {@code "harmless"} or {@code "neutral"}
  * for the built-in sets (user files may use their own labels); {@code split} is {@code "train"},
  * {@code "val"} or {@code "test"}.
+ *
+ * <p>A prompt may be a conversation: {@code messages} then holds its turns (roles system, user, assistant), which
+ * a chat model sees through its chat template, and {@code text} is its plain rendering ({@link #plainText}),
+ * used where only words count (the TF-IDF baseline, display). For a single prompt {@code messages} is empty.
  */
-public record Prompt(String id, String text, String label, String category, String split) {
+public record Prompt(String id, String text, String label, String category, String split, List<ChatTemplate.Message> messages) {
 
     public Prompt {
         Objects.requireNonNull(id, "id");
@@ -15,8 +22,47 @@ public record Prompt(String id, String text, String label, String category, Stri
         Objects.requireNonNull(label, "label");
         Objects.requireNonNull(category, "category");
         Objects.requireNonNull(split, "split");
+        messages = messages == null ? List.of() : List.copyOf(messages);
         if (text.isBlank()) {
             throw new IllegalArgumentException("prompt " + id + ": text is blank");
         }
+    }
+
+    /** A single prompt (no conversation). */
+    public Prompt(String id, String text, String label, String category, String split) {
+        this(id, text, label, category, split, List.of());
+    }
+
+    /** A conversation, its text the plain rendering of the messages. */
+    public static Prompt conversation(String id, List<ChatTemplate.Message> messages, String label, String category, String split) {
+        return new Prompt(id, plainText(messages), label, category, split, messages);
+    }
+
+    public boolean isConversation() {
+        return !messages.isEmpty();
+    }
+
+    /**
+     * Whether the conversation is one user message answered by the assistant: the only conversation that
+     * renders without a chat template ({@link #plainText}).
+     */
+    public static boolean isPair(List<ChatTemplate.Message> messages) {
+        return messages.size() == 2 && messages.get(0).role().equals("user") && messages.get(1).role().equals("assistant");
+    }
+
+    /**
+     * The plain rendering of a conversation: a (user, assistant) pair is "prompt\n\nresponse", the text a model
+     * without chat template is given (the response's tokens are those that start after the blank line);
+     * longer conversations join "role: content" turns with blank lines (for words-only baselines and display;
+     * a model sees them only through a chat template).
+     */
+    public static String plainText(List<ChatTemplate.Message> messages) {
+        if (isPair(messages)) return messages.get(0).content() + "\n\n" + messages.get(1).content();
+        StringBuilder sb = new StringBuilder();
+        for (ChatTemplate.Message m : messages) {
+            if (!sb.isEmpty()) sb.append("\n\n");
+            sb.append(m.role()).append(": ").append(m.content());
+        }
+        return sb.toString();
     }
 }

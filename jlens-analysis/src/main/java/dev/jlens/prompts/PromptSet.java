@@ -40,6 +40,10 @@ public final class PromptSet {
             ObjectNode o = json.createObjectNode();
             o.put("id", p.id()).put("text", p.text()).put("label", p.label())
                     .put("category", p.category()).put("split", p.split());
+            if (p.isConversation()) {
+                var msgs = o.putArray("messages");
+                for (var m : p.messages()) msgs.addObject().put("role", m.role()).put("content", m.content());
+            }
             sb.append(o).append('\n');
         }
         return new PromptSet(name, prompts, sha256(sb.toString().getBytes(StandardCharsets.UTF_8)));
