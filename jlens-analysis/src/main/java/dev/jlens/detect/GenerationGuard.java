@@ -81,6 +81,11 @@ public final class GenerationGuard {
                     + "generation: its score is the distance of the mean activation, not a running function of token scores; "
                     + "use a logistic or diff-means detector");
         }
+        if (detector.scope() != PoolScope.ALL) {
+            throw new JlensException("a detector pooled over --pool-scope " + detector.scope().cliName() + " cannot guard a "
+                    + "generation yet: the guard's running score aggregates every token so far; use a detector fitted with "
+                    + "--pool-scope all");
+        }
         this.detector = detector;
         this.mode = mode;
         this.listener = listener == null ? Listener.NONE : listener;
