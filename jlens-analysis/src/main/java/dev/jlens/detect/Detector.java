@@ -135,11 +135,10 @@ public final class Detector implements AutoCloseable {
         }
         this.encoder = new PromptEncoder(model, chat, chatSystem,
                 new dev.jlens.tokenizer.ChatTemplate.Options(vars, chatNode.path("fold_system").asBoolean(false)));
-        if (scope == PoolScope.POST_INSTRUCTION || scope == PoolScope.LAST_USER) {
-            if (!chat) {
-                throw new JlensException("detector scope \"" + scope.cliName() + "\" needs a chat detector (fitted with --chat): "
-                        + "only a chat template says where the user's message ends");
-            }
+        // last-user also works on plain (prompt, response) pairs; post-instruction only exists in a chat template.
+        if (scope == PoolScope.POST_INSTRUCTION && !chat) {
+            throw new JlensException("detector scope \"post-instruction\" needs a chat detector (fitted with --chat): only a "
+                    + "chat template says which tokens come after the user's message");
         }
         if (scope != PoolScope.ALL && pooling == Pooling.MEAN_SKIP_FIRST) {
             throw new JlensException("detector pooling \"mean-skip-first\" skips the first token of the whole prompt; with "
