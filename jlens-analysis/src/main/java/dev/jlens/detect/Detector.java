@@ -82,7 +82,11 @@ public final class Detector implements AutoCloseable {
      * detector with mean pooling, the distance of the mean activation instead: a quadratic score does not commute
      * with the mean). {@code tokens} are the token strings, for display.
      */
-    public record TokenScores(int[] ids, List<String> tokens, double[] raw, double[] logit, Score prompt) {
+    public record TokenScores(int[] ids, List<String> tokens, double[] raw, double[] logit, Score prompt, int from, int to) {
+        /** Every token scored, the prompt score from tokens {@code [from, to)} (the detector's {@link PoolScope}). */
+        public TokenScores {
+            if (from < 0 || to > ids.length || from >= to) throw new IllegalArgumentException("span [" + from + ", " + to + ")");
+        }
     }
 
     private final HookedModel model;
@@ -92,6 +96,9 @@ public final class Detector implements AutoCloseable {
     private final HookPoint point;
     private final Pooling pooling;
     private final TokenAggregation aggregation;
+    /** Which tokens the score is pooled over (a conversation's last user turn, a response, ...). */
+    private final PoolScope scope;
+    private final PromptEncoder encoder;
     private final DetectorParams params;
     private final ForwardOptions early;
     private final ObjectNode description;
@@ -100,18 +107,43 @@ public final class Detector implements AutoCloseable {
     private final String chatSystem;
 
     private Detector(HookedModel model, boolean ownsModel, ModelIdentity fittedOn, String hook, Pooling pooling,
-                     TokenAggregation aggregation, DetectorParams params, ObjectNode description) {
+                     PoolScope scope, TokenAggregation aggregation, DetectorParams params, ObjectNode description) {
         this.model = model;
         this.ownsModel = ownsModel;
         this.fittedOn = fittedOn;
         this.hook = hook;
+        // Post-instruction pooling is the mean over the post-instruction scope.
+        if (pooling == Pooling.POST_INSTRUCTION) {
+            if (scope != PoolScope.ALL && scope != PoolScope.POST_INSTRUCTION) {
+                throw new JlensException("detector pooling \"post-instruction\" contradicts scope \"" + scope.cliName() + "\"");
+            }
+            pooling = Pooling.MEAN;
+            scope = PoolScope.POST_INSTRUCTION;
+        }
         this.pooling = pooling;
-        this.aggregation = aggregation == null ? aggregationOf(pooling) : aggregation;
+        this.scope = scope;
+        this.aggregation = aggregation == null && pooling != Pooling.ALL ? aggregationOf(pooling) : aggregation;
         this.params = params;
         this.description = description;
         JsonNode chatNode = this.description.path("chat");
         this.chat = chatNode.isObject();
         this.chatSystem = chatNode.path("system").isTextual() ? chatNode.path("system").asText() : null;
+        java.util.Map<String, Object> vars = new java.util.LinkedHashMap<>();
+        if (chatNode.path("chat_vars").isObject()) {
+            chatNode.get("chat_vars").properties().forEach(e -> vars.put(e.getKey(),
+                    new ObjectMapper().convertValue(e.getValue(), Object.class)));
+        }
+        this.encoder = new PromptEncoder(model, chat, chatSystem,
+                new dev.jlens.tokenizer.ChatTemplate.Options(vars, chatNode.path("fold_system").asBoolean(false)));
+        // last-user also works on plain (prompt, response) pairs; post-instruction only exists in a chat template.
+        if (scope == PoolScope.POST_INSTRUCTION && !chat) {
+            throw new JlensException("detector scope \"post-instruction\" needs a chat detector (fitted with --chat): only a "
+                    + "chat template says which tokens come after the user's message");
+        }
+        if (scope != PoolScope.ALL && pooling == Pooling.MEAN_SKIP_FIRST) {
+            throw new JlensException("detector pooling \"mean-skip-first\" skips the first token of the whole prompt; with "
+                    + "scope \"" + scope.cliName() + "\" use mean");
+        }
         HookPoint p = null;
         for (HookPoint h : model.hookPoints()) if (h.name().equals(hook)) p = h;
         if (p == null) {
@@ -119,9 +151,6 @@ public final class Detector implements AutoCloseable {
         }
         if (p.kind().isAttentionMap()) throw new JlensException("detector hook " + hook + ": attention scores and patterns cannot be pooled");
         if (pooling == Pooling.ALL) throw new JlensException("detector pooling \"all\": a detector needs one vector per prompt");
-        if (pooling == Pooling.POST_INSTRUCTION) {
-            throw new JlensException("detector pooling \"post-instruction\" is not supported; use mean or last");
-        }
         if (!this.aggregation.isActivationPooling() && pooling != Pooling.MEAN) {
             throw new JlensException("detector aggregation " + this.aggregation.cliName() + " needs pooling \"mean\" (the "
                     + "direction is fitted on mean-pooled activations), found \"" + pooling.cliName() + "\"");
@@ -148,11 +177,20 @@ public final class Detector implements AutoCloseable {
      */
     public static Detector of(HookedModel model, String hook, Pooling pooling, TokenAggregation aggregation,
                               DetectorParams params, ObjectNode description) {
+        return of(model, hook, pooling, PoolScope.ALL, aggregation, params, description);
+    }
+
+    /**
+     * As above, pooled over a {@link PoolScope} of each prompt (a chat detector needs {@code description.chat}, as
+     * the probe writes it).
+     */
+    public static Detector of(HookedModel model, String hook, Pooling pooling, PoolScope scope, TokenAggregation aggregation,
+                              DetectorParams params, ObjectNode description) {
         if (params.dModel() != model.info().dModel()) {
             throw new JlensException("detector parameters have width " + params.dModel() + " but model "
                     + model.location().id() + " has d_model " + model.info().dModel());
         }
-        return new Detector(model, false, ModelIdentity.of(model), hook, pooling, aggregation, params,
+        return new Detector(model, false, ModelIdentity.of(model), hook, pooling, scope, aggregation, params,
                 description == null ? new ObjectMapper().createObjectNode() : description.deepCopy());
     }
 
@@ -234,9 +272,17 @@ public final class Detector implements AutoCloseable {
                 throw new JlensException(json + ": field \"aggregation\": " + e.getMessage());
             }
         }
+        PoolScope scope = PoolScope.ALL;
+        if (root.path("scope").isTextual()) {
+            try {
+                scope = PoolScope.parse(root.get("scope").asText());
+            } catch (JlensException e) {
+                throw new JlensException(json + ": field \"scope\": " + e.getMessage());
+            }
+        }
         Detector det;
         try {
-            det = new Detector(model, owns, id, hook, pooling, aggregation, params, root);
+            det = new Detector(model, owns, id, hook, pooling, scope, aggregation, params, root);
         } catch (JlensException e) {
             throw new JlensException(json + ": " + e.getMessage());
         }
@@ -353,7 +399,7 @@ public final class Detector implements AutoCloseable {
         }
         for (int i = 0; i < texts.size(); i++) {
             double expected = raw.get(i).asDouble(Double.NaN);
-            double actual = params.raw(pooled(encode(texts.get(i).asText(), null), true));
+            double actual = params.raw(pooledAll(encode(texts.get(i).asText(), null)));
             if (!(Math.abs(actual - expected) <= FINGERPRINT_TOLERANCE * Math.max(1, Math.abs(expected)))) {
                 throw new JlensException(String.format(Locale.ROOT, "detector %s was fitted on model %s, but model %s gives "
                                 + "different activations at %s (fingerprint prompt %d: raw score %.6g, expected %.6g): it is "
@@ -393,6 +439,7 @@ public final class Detector implements AutoCloseable {
         root.put("layer", point.layer());
         root.put("pooling", pooling.cliName());
         root.put("aggregation", aggregation.cliName());
+        root.put("scope", scope.cliName());
         root.put("kind", params.kind().cliName());
         root.put("standardisation", "z = (x - mean) * inv_std, from the train split (tensors mean, inv_std)");
         root.put("score", params.kind() == DetectorKind.MAHALANOBIS
@@ -407,7 +454,7 @@ public final class Detector implements AutoCloseable {
         ArrayNode texts = fp.putArray("texts"), raws = fp.putArray("raw");
         for (String t : FINGERPRINT) {
             texts.add(t);
-            raws.add(params.raw(pooled(encode(t, null), true)));
+            raws.add(params.raw(pooledAll(encode(t, null))));
         }
         root.put("token_scores", "raw_t = the score above of token t's activation; the prompt's raw score is "
                 + "the aggregation (" + aggregation.cliName() + ") of raw_t over its tokens");
@@ -442,17 +489,42 @@ public final class Detector implements AutoCloseable {
     public Score score(String text, boolean earlyExit) {
         long t0 = System.nanoTime();
         if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
-        boolean[] truncated = {false};
-        int[] ids = encode(text, w -> truncated[0] = true);
-        double raw = scoresPooledActivation() ? params.raw(pooled(ids, earlyExit)) : aggregation.aggregate(tokenRaw(ids, earlyExit));
-        return score(raw, ids.length, truncated[0], t0);
+        return score(encoder.encode(text, List.of(), scope, null), earlyExit, t0);
+    }
+
+    /**
+     * Scores a conversation (roles system, user, assistant) with the early exit: rendered through the model's chat
+     * template for a chat detector, or a (user, assistant) pair as "prompt\n\nresponse" without one, and pooled
+     * over the detector's {@link #scope()}.
+     */
+    public Score score(List<dev.jlens.tokenizer.ChatTemplate.Message> messages) {
+        return score(messages, true);
+    }
+
+    /** As {@link #score(List)}, optionally with the whole forward pass. */
+    public Score score(List<dev.jlens.tokenizer.ChatTemplate.Message> messages, boolean earlyExit) {
+        long t0 = System.nanoTime();
+        if (messages.isEmpty()) throw new JlensException("empty conversation: there is nothing to score");
+        return score(encoder.encode(null, messages, scope, null), earlyExit, t0);
+    }
+
+    /** A prompt or conversation of a prompt set (its messages when it has them), with the early exit. */
+    public Score score(dev.jlens.prompts.Prompt p) {
+        long t0 = System.nanoTime();
+        return score(encoder.encode(p, scope, null), true, t0);
+    }
+
+    private Score score(PromptEncoder.Encoded e, boolean earlyExit, long t0) {
+        double raw = scoresPooledActivation() ? params.raw(pooled(e.ids(), e.from(), e.to(), earlyExit))
+                : aggregation.aggregate(e.slice(tokenRaw(e.ids(), earlyExit)));
+        return score(raw, e.ids().length, e.truncated(), t0);
     }
 
     /** Scores token ids as they are (no encoding, no truncation), with the early exit. */
     public Score score(int[] ids) {
         long t0 = System.nanoTime();
         if (ids.length == 0) throw new JlensException("no tokens: there is nothing to score");
-        double raw = scoresPooledActivation() ? params.raw(pooled(ids, true)) : aggregation.aggregate(tokenRaw(ids, true));
+        double raw = scoresPooledActivation() ? params.raw(pooled(ids, 0, ids.length, true)) : aggregation.aggregate(tokenRaw(ids, true));
         return score(raw, ids.length, false, t0);
     }
 
@@ -474,26 +546,32 @@ public final class Detector implements AutoCloseable {
      */
     public TokenScores tokenScores(String text) {
         if (text == null || text.isBlank()) throw new JlensException("empty text: there is nothing to score");
-        boolean[] truncated = {false};
-        int[] ids = encode(text, w -> truncated[0] = true);
-        return tokenScores(ids, truncated[0]);
+        return tokenScores(encoder.encode(text, List.of(), scope, null));
     }
 
-    /** As {@link #tokenScores(String)} for token ids as they are (e.g. a prompt and its continuation). */
+    /** As {@link #tokenScores(String)} for a conversation; the prompt score is pooled over the detector's scope. */
+    public TokenScores tokenScores(List<dev.jlens.tokenizer.ChatTemplate.Message> messages) {
+        if (messages.isEmpty()) throw new JlensException("empty conversation: there is nothing to score");
+        return tokenScores(encoder.encode(null, messages, scope, null));
+    }
+
+    /** As {@link #tokenScores(String)} for token ids as they are (e.g. a prompt and its continuation), all tokens pooled. */
     public TokenScores tokenScores(int[] ids) {
         if (ids.length == 0) throw new JlensException("no tokens: there is nothing to score");
-        return tokenScores(ids, false);
+        return tokenScores(new PromptEncoder.Encoded(ids, 0, ids.length, false, false));
     }
 
-    private TokenScores tokenScores(int[] ids, boolean truncated) {
+    private TokenScores tokenScores(PromptEncoder.Encoded e) {
         long t0 = System.nanoTime();
+        int[] ids = e.ids();
+        boolean truncated = e.truncated();
         double[] raw = tokenRaw(ids, true);
-        double promptRaw = scoresPooledActivation() ? params.raw(pooled(ids, true)) : aggregation.aggregate(raw);
+        double promptRaw = scoresPooledActivation() ? params.raw(pooled(ids, e.from(), e.to(), true)) : aggregation.aggregate(e.slice(raw));
         double[] logit = new double[raw.length];
         for (int t = 0; t < raw.length; t++) logit[t] = params.logit(raw[t]);
         List<String> tokens = new java.util.ArrayList<>(ids.length);
         for (int id : ids) tokens.add(model.tokenizer().decode(new int[] {id}));
-        return new TokenScores(ids, List.copyOf(tokens), raw, logit, score(promptRaw, ids.length, truncated, t0));
+        return new TokenScores(ids, List.copyOf(tokens), raw, logit, score(promptRaw, ids.length, truncated, t0), e.from(), e.to());
     }
 
     /** The raw score of one token's activation at the hook, e.g. from a generation's own forward pass. */
@@ -524,14 +602,14 @@ public final class Detector implements AutoCloseable {
 
     /** The prompt's ids as the detector was fitted on them: plain, or through the model's chat template. */
     private int[] encode(String text, java.util.function.Consumer<String> warnings) {
-        return chat ? model.encodeChat(text, chatSystem, warnings).ids() : model.encode(text, warnings);
+        return encoder.encode(text, List.of(), PoolScope.ALL, warnings).ids();
     }
 
-    private float[] pooled(int[] ids, boolean earlyExit) {
+    private float[] pooled(int[] ids, int from, int to, boolean earlyExit) {
         float[] row = new float[params.dModel()];
         boolean[] seen = {false};
         Hooks hooks = Hooks.none().with(hook::equals, (p, value, batch) -> {
-            pooling.pool(value.data(), value.cols(), batch.offsets()[0], batch.lengths()[0], row);
+            pooling.pool(value.data(), value.cols(), batch.offsets()[0] + from, to - from, row);
             seen[0] = true;
             return value;
         });
@@ -540,8 +618,23 @@ public final class Detector implements AutoCloseable {
         return row;
     }
 
+    /** The fingerprint's pooling: every token of the prompt (an identity check of the model, whatever the scope). */
+    private float[] pooledAll(int[] ids) {
+        return pooled(ids, 0, ids.length, true);
+    }
+
     public String hook() {
         return hook;
+    }
+
+    /** Which tokens of a prompt or conversation the score is pooled over. */
+    public PoolScope scope() {
+        return scope;
+    }
+
+    /** The detector's encoder: how it renders prompts and conversations and which tokens its scope selects. */
+    public PromptEncoder encoder() {
+        return encoder;
     }
 
     public int layer() {

@@ -81,6 +81,11 @@ public final class GenerationGuard {
                     + "generation: its score is the distance of the mean activation, not a running function of token scores; "
                     + "use a logistic or diff-means detector");
         }
+        if (detector.scope() != PoolScope.ALL && detector.scope() != PoolScope.RESPONSE) {
+            throw new JlensException("a detector pooled over --pool-scope " + detector.scope().cliName() + " cannot guard a "
+                    + "generation: its tokens are part of the prompt, so it has nothing to add while the model answers; "
+                    + "score the prompt with jlens detect, or guard with a detector of scope all or response");
+        }
         this.detector = detector;
         this.mode = mode;
         this.listener = listener == null ? Listener.NONE : listener;
@@ -93,6 +98,14 @@ public final class GenerationGuard {
         Arrays.fill(running, Double.NaN);
         crossedAt = new int[n];
         Arrays.fill(crossedAt, -1);
+    }
+
+    /**
+     * The first position the running score aggregates: 0, or for a response detector the first generated token
+     * (the answer is what the model writes after the prompt).
+     */
+    private int from(int sequence) {
+        return detector.scope() == PoolScope.RESPONSE ? promptLength[sequence] : 0;
     }
 
     /** The given hooks with the guard's scoring hook added on the detector's hook point. */
@@ -116,16 +129,18 @@ public final class GenerationGuard {
                     raw[s][pos] = p.raw(value.data(), (off + t) * d);
                 }
                 count[s] = Math.max(count[s], past + len);
-                // Running score after this pass: the detector's own aggregation of every token so far.
-                double r = agg.aggregate(Arrays.copyOf(raw[s], count[s]));
-                double logit = p.logit(r);
+                // Running score after this pass: the detector's own aggregation of every token so far (a response
+                // detector: of every generated token so far; none yet on the prompt's pass).
+                int from = from(s);
+                double logit = count[s] > from ? p.logit(agg.aggregate(Arrays.copyOfRange(raw[s], from, count[s]))) : Double.NaN;
                 running[s] = logit;
-                boolean crossed = p.flagged(logit);
+                boolean crossed = !Double.isNaN(logit) && p.flagged(logit);
                 if (crossed && crossedAt[s] < 0) crossedAt[s] = count[s] - 1;
                 for (int pos = before; pos < count[s]; pos++) {
                     boolean last = pos == count[s] - 1;
                     listener.onScore(s, pos, pos >= promptLength[s], DetectorParams.probabilityOfLogit(p.logit(raw[s][pos])),
-                            last ? DetectorParams.probabilityOfLogit(logit) : Double.NaN, last && crossedAt[s] >= 0);
+                            last && !Double.isNaN(logit) ? DetectorParams.probabilityOfLogit(logit) : Double.NaN,
+                            last && crossedAt[s] >= 0);
                 }
             }
             return value;
@@ -145,7 +160,7 @@ public final class GenerationGuard {
         if (pos >= 0) {
             // the running score at the crossing token, not at the end
             score = DetectorParams.probabilityOfLogit(detector.params().logit(
-                    detector.aggregation().aggregate(Arrays.copyOf(raw[sequence], pos + 1))));
+                    detector.aggregation().aggregate(Arrays.copyOfRange(raw[sequence], from(sequence), pos + 1))));
         }
         return new Verdict(pos >= 0, pos, gen, score, thr, count[sequence]);
     }

@@ -5,6 +5,7 @@ import dev.jlens.prompts.Prompt;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
 import dev.jlens.prompts.SplitScheme;
+import dev.jlens.tokenizer.ChatTemplate;
 
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -27,8 +28,24 @@ public final class ProbeData {
     public static final String HARD_NEGATIVE = "hard-negative";
     private static final List<String> KNOWN_GROUPS = List.of(HARMFUL, JAILBREAK, HARD_NEGATIVE, HARMLESS);
 
-    /** One prompt of the probe. */
-    public record Example(String id, String text, boolean positive, String group, String split, String source) {
+    /**
+     * One prompt of the probe; {@code messages} is its conversation (empty for a single prompt), {@code text} then
+     * its plain rendering.
+     */
+    public record Example(String id, String text, boolean positive, String group, String split, String source,
+                          List<ChatTemplate.Message> messages) {
+        public Example {
+            messages = messages == null ? List.of() : List.copyOf(messages);
+        }
+
+        public Example(String id, String text, boolean positive, String group, String split, String source) {
+            this(id, text, positive, group, split, source, List.of());
+        }
+
+        /** As a {@link Prompt}, for {@link PromptEncoder#encode(Prompt, PoolScope, java.util.function.Consumer)}. */
+        public Prompt prompt() {
+            return new Prompt(id, text, positive ? HARMFUL : HARMLESS, group, split, Prompt.DEFAULT_STYLE, messages);
+        }
     }
 
     private final List<Example> examples;
@@ -61,6 +78,23 @@ public final class ProbeData {
     public static String describe(SplitScheme scheme) {
         return scheme == SplitScheme.RANDOM ? "random split (split fields)"
                 : "style split (test = held-out styles " + String.join(", ", PromptSets.HELD_OUT_STYLES) + ")";
+    }
+
+    /**
+     * Built-in sets (e.g. {@code response_pairs}), each prompt in the split its file gives it; every prompt must be
+     * labelled harmful or harmless.
+     */
+    public static ProbeData builtin(List<String> sets) {
+        List<Example> out = new ArrayList<>();
+        for (String set : sets) {
+            for (Prompt p : PromptSets.builtin(set).prompts()) out.add(example(p, p.split(), "built-in " + set));
+        }
+        return new ProbeData(out, "built-in " + String.join("+", sets) + ", split fields");
+    }
+
+    /** Whether any example is a conversation. */
+    public boolean hasConversations() {
+        return examples.stream().anyMatch(e -> !e.messages().isEmpty());
     }
 
     /**
@@ -117,7 +151,7 @@ public final class ProbeData {
         if (group.equals(JAILBREAK) && !positive || group.equals(HARD_NEGATIVE) && positive) {
             group = p.label();   // a harmless "jailbreak-" category or a harmful "hard-negative" is reported by its label
         }
-        return new Example(p.id(), p.text(), positive, group, split, source);
+        return new Example(p.id(), p.text(), positive, group, split, source, p.messages());
     }
 
     public List<Example> examples() {

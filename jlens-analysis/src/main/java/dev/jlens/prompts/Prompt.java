@@ -1,5 +1,8 @@
 package dev.jlens.prompts;
 
+import dev.jlens.tokenizer.ChatTemplate;
+
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -8,8 +11,13 @@ import java.util.Objects;
  * {@code "val"} or {@code "test"}; {@code style} names the register it is written in ({@code plain},
  * {@code terse}, {@code casual}, ...; {@value #DEFAULT_STYLE} where a file does not say), which the style split
  * ({@link PromptSets#splitByStyle}) holds out as a whole.
+ *
+ * <p>A prompt may be a conversation: {@code messages} then holds its turns (roles system, user, assistant), which
+ * a chat model sees through its chat template, and {@code text} is its plain rendering ({@link #plainText}),
+ * used where only words count (the TF-IDF baseline, display). For a single prompt {@code messages} is empty.
  */
-public record Prompt(String id, String text, String label, String category, String split, String style) {
+public record Prompt(String id, String text, String label, String category, String split, String style,
+                     List<ChatTemplate.Message> messages) {
 
     /** The style of a prompt whose file gives none, and of the built-in sets' original items. */
     public static final String DEFAULT_STYLE = "plain";
@@ -21,18 +29,63 @@ public record Prompt(String id, String text, String label, String category, Stri
         Objects.requireNonNull(category, "category");
         Objects.requireNonNull(split, "split");
         Objects.requireNonNull(style, "style");
+        messages = messages == null ? List.of() : List.copyOf(messages);
         if (text.isBlank()) {
             throw new IllegalArgumentException("prompt " + id + ": text is blank");
         }
     }
 
-    /** A prompt in the default style. */
+    /** A single prompt (no conversation) in the default style. */
     public Prompt(String id, String text, String label, String category, String split) {
         this(id, text, label, category, split, DEFAULT_STYLE);
     }
 
+    /** A single prompt (no conversation) in the given style. */
+    public Prompt(String id, String text, String label, String category, String split, String style) {
+        this(id, text, label, category, split, style, List.of());
+    }
+
+    /** A conversation, its text the plain rendering of the messages. */
+    public static Prompt conversation(String id, List<ChatTemplate.Message> messages, String label, String category,
+                                      String split, String style) {
+        return new Prompt(id, plainText(messages), label, category, split, style, messages);
+    }
+
+    /** A conversation in the default style. */
+    public static Prompt conversation(String id, List<ChatTemplate.Message> messages, String label, String category, String split) {
+        return conversation(id, messages, label, category, split, DEFAULT_STYLE);
+    }
+
     /** The same prompt in another split. */
     public Prompt withSplit(String newSplit) {
-        return new Prompt(id, text, label, category, newSplit, style);
+        return new Prompt(id, text, label, category, newSplit, style, messages);
+    }
+
+    public boolean isConversation() {
+        return !messages.isEmpty();
+    }
+
+    /**
+     * Whether the conversation is one user message answered by the assistant: the only conversation that
+     * renders without a chat template ({@link #plainText}).
+     */
+    public static boolean isPair(List<ChatTemplate.Message> messages) {
+        return messages.size() == 2 && messages.get(0).role().equals("user") && messages.get(1).role().equals("assistant");
+    }
+
+    /**
+     * The plain rendering of a conversation: a (user, assistant) pair is "prompt\n\nresponse", the text a model
+     * without chat template is given (the response's tokens are those that start after the blank line);
+     * longer conversations join "role: content" turns with blank lines (for words-only baselines and display;
+     * a model sees them only through a chat template).
+     */
+    public static String plainText(List<ChatTemplate.Message> messages) {
+        if (isPair(messages)) return messages.get(0).content() + "\n\n" + messages.get(1).content();
+        StringBuilder sb = new StringBuilder();
+        for (ChatTemplate.Message m : messages) {
+            if (!sb.isEmpty()) sb.append("\n\n");
+            sb.append(m.role()).append(": ").append(m.content());
+        }
+        return sb.toString();
     }
 }

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.csv.CsvMapper;
 import com.fasterxml.jackson.dataformat.csv.CsvParser;
 import dev.jlens.JlensException;
+import dev.jlens.tokenizer.ChatTemplate;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -30,8 +31,12 @@ final class PromptFileReader {
 
     private static final List<String> OPTIONAL = List.of("id", "label", "category", "split", "style");
 
-    /** A prompt as the file gave it: optional fields are null when absent. */
-    private record Row(int line, String text, String id, String label, String category, String split, String style) {
+    /** A prompt as the file gave it: optional fields are null when absent; messages empty unless a conversation. */
+    private record Row(int line, String text, String id, String label, String category, String split, String style,
+                       List<ChatTemplate.Message> messages) {
+        Row(int line, String text, String id, String label, String category, String split, String style) {
+            this(line, text, id, label, category, split, style, List.of());
+        }
     }
 
     private PromptFileReader() {
@@ -44,13 +49,22 @@ final class PromptFileReader {
      */
     static PromptSet read(String source, String setName, String stem, Format format, byte[] bytes, String field,
                           String defaultLabel) {
+        return read(source, setName, stem, format, bytes, field, defaultLabel, true);
+    }
+
+    /**
+     * @param chatTemplate whether the prompts will go through a chat template: without one, a conversation other
+     *                     than a (user, assistant) pair cannot be rendered, and its line is an error here
+     */
+    static PromptSet read(String source, String setName, String stem, Format format, byte[] bytes, String field,
+                          String defaultLabel, boolean chatTemplate) {
         String content = decode(source, bytes);
         if (content.isBlank()) {
             throw new JlensException(source + ": file is empty; expected " + expected(format, field));
         }
         List<Row> rows = switch (format) {
             case TXT -> readTxt(content);
-            case JSONL -> readJsonl(source, content, field);
+            case JSONL -> readJsonl(source, content, field, chatTemplate);
             case CSV -> readCsv(source, content, field);
         };
         if (rows.isEmpty()) {
@@ -94,7 +108,7 @@ final class PromptFileReader {
         return rows;
     }
 
-    private static List<Row> readJsonl(String source, String content, String field) {
+    private static List<Row> readJsonl(String source, String content, String field, boolean chatTemplate) {
         ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
         List<Row> rows = new ArrayList<>();
         int lineNo = 0;
@@ -115,7 +129,12 @@ final class PromptFileReader {
                 throw new JlensException(at + ": expected a JSON object with a string field \"" + field
                         + "\", found " + kind(node));
             }
+            List<ChatTemplate.Message> messages = conversation(at, node, field, chatTemplate);
             JsonNode textNode = node.get(field);
+            if (!messages.isEmpty()) {
+                rows.add(withMessages(row(at, lineNo, Prompt.plainText(messages), field, optionalFields(at, node, field)), messages));
+                continue;
+            }
             if (textNode == null || textNode.isNull()) {
                 List<String> names = new ArrayList<>();
                 node.fieldNames().forEachRemaining(names::add);
@@ -126,19 +145,40 @@ final class PromptFileReader {
             if (!textNode.isTextual()) {
                 throw new JlensException(at + ": field \"" + field + "\" is " + kind(textNode) + "; expected a string");
             }
-            Map<String, String> optional = new HashMap<>();
-            for (String name : OPTIONAL) {
-                JsonNode v = node.get(name);
-                if (v == null || v.isNull() || name.equals(field)) continue;
-                // Numeric ids are common in exported data sets; only structured values are refused.
-                if (!v.isValueNode()) {
-                    throw new JlensException(at + ": field \"" + name + "\" is " + kind(v) + "; expected a string");
-                }
-                optional.put(name, v.asText());
-            }
-            rows.add(row(at, lineNo, textNode.asText(), field, optional));
+            rows.add(row(at, lineNo, textNode.asText(), field, optionalFields(at, node, field)));
         }
         return rows;
+    }
+
+    private static Map<String, String> optionalFields(String at, JsonNode node, String field) {
+        Map<String, String> optional = new HashMap<>();
+        for (String name : OPTIONAL) {
+            JsonNode v = node.get(name);
+            if (v == null || v.isNull() || name.equals(field)) continue;
+            // Numeric ids are common in exported data sets; only structured values are refused.
+            if (!v.isValueNode()) {
+                throw new JlensException(at + ": field \"" + name + "\" is " + kind(v) + "; expected a string");
+            }
+            optional.put(name, v.asText());
+        }
+        return optional;
+    }
+
+    private static Row withMessages(Row r, List<ChatTemplate.Message> messages) {
+        return new Row(r.line(), r.text(), r.id(), r.label(), r.category(), r.split(), r.style(), List.copyOf(messages));
+    }
+
+    private static List<ChatTemplate.Message> conversation(String at, JsonNode node, String field, boolean chatTemplate) {
+        List<ChatTemplate.Message> out;
+        try {
+            out = Conversations.fromJson(node, field);
+        } catch (JlensException e) {
+            throw new JlensException(at + ": " + e.getMessage());
+        }
+        if (!out.isEmpty() && !chatTemplate && !Prompt.isPair(out)) {
+            throw new JlensException(at + ": " + Conversations.needsTemplate(out.size()));
+        }
+        return out;
     }
 
     /** Jackson's reason without its source-location suffix, which names an internal reader, not the file. */
@@ -269,7 +309,8 @@ final class PromptFileReader {
                 throw new JlensException(at + ": id \"" + id + "\" was already used on line " + previous
                         + "; expected unique ids");
             }
-            out.add(new Prompt(id, r.text(), label, category, split, r.style() != null ? r.style() : Prompt.DEFAULT_STYLE));
+            out.add(new Prompt(id, r.text(), label, category, split, r.style() != null ? r.style() : Prompt.DEFAULT_STYLE,
+                    r.messages()));
         }
         return out;
     }

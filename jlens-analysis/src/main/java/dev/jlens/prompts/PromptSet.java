@@ -42,6 +42,10 @@ public final class PromptSet {
                     .put("category", p.category()).put("split", p.split());
             // only a non-default style is written, so sets without styles keep the hash they always had
             if (!p.style().equals(Prompt.DEFAULT_STYLE)) o.put("style", p.style());
+            if (p.isConversation()) {
+                var msgs = o.putArray("messages");
+                for (var m : p.messages()) msgs.addObject().put("role", m.role()).put("content", m.content());
+            }
             sb.append(o).append('\n');
         }
         return new PromptSet(name, prompts, sha256(sb.toString().getBytes(StandardCharsets.UTF_8)));

@@ -48,6 +48,12 @@ public final class PromptSets {
     public static final List<String> HELD_OUT_STYLES = List.of("rambling", "casual", "non-english");
 
     private static final List<String> BUILTIN = List.of("neutral", "harmful", "harmless", "jailbreak", "hard_negative");
+    /**
+     * Built-in conversation sets (docs/PROMPTS.md): {@code multi_turn} (harmful intent spread over turns, and
+     * benign multi-turn controls; needs a chat template) and {@code response_pairs} ((prompt, response) pairs:
+     * harmful compliance vs refusals and benign answers, for response-level detectors).
+     */
+    private static final List<String> CONVERSATIONS = List.of("multi_turn", "response_pairs");
     private static final String RESOURCE_DIR = "/dev/jlens/prompts/";
 
     /** Prompt files are hand-sized; refusing huge ones gives a clear error instead of running out of memory. */
@@ -60,11 +66,16 @@ public final class PromptSets {
         return BUILTIN;
     }
 
-    /** One of {@link #builtinNames()}; see docs/PROMPTS.md for what each holds. */
+    /** The built-in conversation sets, loaded with {@link #builtin(String)} like the others. */
+    public static List<String> conversationNames() {
+        return CONVERSATIONS;
+    }
+
+    /** One of {@link #builtinNames()} or {@link #conversationNames()}; see docs/PROMPTS.md for what each holds. */
     public static PromptSet builtin(String name) {
-        if (!BUILTIN.contains(name)) {
+        if (!BUILTIN.contains(name) && !CONVERSATIONS.contains(name)) {
             throw new JlensException("unknown built-in prompt set \"" + name + "\"; expected one of "
-                    + String.join(", ", BUILTIN));
+                    + String.join(", ", BUILTIN) + ", " + String.join(", ", CONVERSATIONS));
         }
         String resource = RESOURCE_DIR + name + ".jsonl";
         byte[] bytes;
@@ -90,6 +101,15 @@ public final class PromptSets {
      * @param defaultLabel label for prompts whose file gives none; may be null when every prompt has a label
      */
     public static PromptSet load(Path file, String field, String defaultLabel) {
+        return load(file, field, defaultLabel, true);
+    }
+
+    /**
+     * As {@link #load(Path, String, String)}; {@code chatTemplate} says whether the prompts will be rendered through
+     * a chat template. Without one, a JSONL conversation other than a (user, assistant) pair is an error that
+     * names its line.
+     */
+    public static PromptSet load(Path file, String field, String defaultLabel, boolean chatTemplate) {
         if (!Files.exists(file)) {
             throw new JlensException(file + ": prompt file not found; expected a .txt, .jsonl or .csv file");
         }
@@ -121,7 +141,7 @@ public final class PromptSets {
         }
         String f = field == null || field.isBlank() ? DEFAULT_FIELD : field;
         String label = defaultLabel == null || defaultLabel.isBlank() ? null : defaultLabel.strip();
-        return PromptFileReader.read(file.toString(), stem, stem, format, bytes, f, label);
+        return PromptFileReader.read(file.toString(), stem, stem, format, bytes, f, label, chatTemplate);
     }
 
     /**

@@ -115,8 +115,16 @@ public final class ChatOptions {
             System.err.printf("chat template: %s; post-instruction %s: \"%s\"%n", m.chatTemplate().origin(),
                     distinct.length == 1 ? distinct[0] + " tokens" : "tokens " + Arrays.toString(distinct),
                     m.chatTemplate().postInstruction(system, templateOptions()).replace("\n", "\\n"));
+            long none = Arrays.stream(post).filter(n -> n == 0).count();
+            if (none > 0) System.err.println(fallbackNote(none));
         }
         return new Encoded(ids, post);
+    }
+
+    /** The stderr notice of the post-instruction fallback (docs/DETECTION.md). */
+    static String fallbackNote(long prompts) {
+        return "post-instruction: the chat template writes nothing after the user's message (" + prompts + " prompt"
+                + (prompts == 1 ? "" : "s") + "); post-instruction pooling falls back to the last token of the user message";
     }
 
     private ChatPrompt encodeChat(HookedModel m, String text, Consumer<String> warnings) {
@@ -154,6 +162,9 @@ public final class ChatOptions {
         if (!chatVars.isEmpty()) out.put("chat_vars", templateOptions().variables());
         if (foldSystem) out.put("fold_system", true);
         out.put("post_instruction_tokens", encoded.postInstruction());
+        if (Arrays.stream(encoded.postInstruction()).anyMatch(n -> n == 0)) {
+            out.put("post_instruction_fallback", "last token of the user message (the template writes nothing after it)");
+        }
         return out;
     }
 }

@@ -53,6 +53,25 @@ final class DetectorServer implements AutoCloseable {
     /** What the server calls to score a text; a {@link Detector} in production, a stub in tests. */
     interface Scorer {
         Detector.Score score(String text);
+
+        /** A conversation (POST /v1/score with "messages", or "prompt" and "response"). */
+        default Detector.Score score(java.util.List<dev.jlens.tokenizer.ChatTemplate.Message> messages) {
+            throw new JlensException("this server scores text only");
+        }
+
+        static Scorer of(Detector d) {
+            return new Scorer() {
+                @Override
+                public Detector.Score score(String text) {
+                    return d.score(text);
+                }
+
+                @Override
+                public Detector.Score score(java.util.List<dev.jlens.tokenizer.ChatTemplate.Message> messages) {
+                    return d.score(messages);
+                }
+            };
+        }
     }
 
     /**
@@ -196,6 +215,11 @@ final class DetectorServer implements AutoCloseable {
 
     /** The request's JSON object with a non-blank string "text", or null after answering with the error. */
     private JsonNode readText(HttpExchange ex) throws IOException {
+        return readText(ex, false);
+    }
+
+    /** As above; {@code conversations}: a body with "messages" (or "prompt" and "response") is accepted too. */
+    private JsonNode readText(HttpExchange ex, boolean conversations) throws IOException {
         if (stopping.get()) {
             send(ex, 503, error("server is shutting down"));
             return null;
@@ -233,9 +257,18 @@ final class DetectorServer implements AutoCloseable {
             send(ex, 400, error("expected a JSON object {\"text\": \"...\"}"));
             return null;
         }
+        if (conversations && (node.has("messages") || node.has("response"))) {
+            try {
+                if (!dev.jlens.prompts.Conversations.fromJson(node, "text").isEmpty()) return node;
+            } catch (JlensException e) {
+                send(ex, 400, error(e.getMessage()));
+                return null;
+            }
+        }
         JsonNode text = node.get("text");
         if (text == null || text.isNull()) {
-            send(ex, 400, error("missing field \"text\"; expected {\"text\": \"...\"}"));
+            send(ex, 400, error("missing field \"text\"; expected {\"text\": \"...\"}"
+                    + (conversations ? " or a conversation {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}" : "")));
             return null;
         }
         if (!text.isTextual()) {
@@ -250,12 +283,13 @@ final class DetectorServer implements AutoCloseable {
     }
 
     private void score(HttpExchange ex) throws IOException {
-        JsonNode node = readText(ex);
+        JsonNode node = readText(ex, true);
         if (node == null) return;
         JsonNode text = node.get("text");
+        java.util.List<dev.jlens.tokenizer.ChatTemplate.Message> messages = dev.jlens.prompts.Conversations.fromJson(node, "text");
         Future<Detector.Score> f;
         try {
-            f = workers.submit(() -> scorer.score(text.asText()));
+            f = workers.submit(() -> messages.isEmpty() ? scorer.score(text.asText()) : scorer.score(messages));
         } catch (RejectedExecutionException e) {
             ex.getResponseHeaders().set("Retry-After", "1");
             send(ex, 503, error("server busy: " + config.threads() + " request(s) running and " + config.queue()

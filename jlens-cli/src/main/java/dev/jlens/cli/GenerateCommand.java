@@ -131,7 +131,8 @@ final class GenerateCommand implements Callable<Integer> {
             if (detector != null) {
                 int[] lengths = ids.stream().mapToInt(a -> a.length).toArray();
                 g0 = new GenerationGuard(detector, guardModeValue, lengths, null);
-                System.err.printf(Locale.ROOT, "guard: %s detector at %s (layer %d), %s of the token scores, threshold %.4f, mode %s%n",
+                System.err.printf(Locale.ROOT, "guard: %s detector at %s (layer %d), %s of the " + (detector.scope() == dev.jlens.detect.PoolScope.RESPONSE
+                                ? "generated tokens' scores (a response detector)" : "token scores") + ", threshold %.4f, mode %s%n",
                         detector.params().kind().cliName(), detector.hook(), detector.layer(), detector.aggregation().cliName(),
                         detector.params().thresholdProbability(), guardModeValue.name().toLowerCase(Locale.ROOT));
             }

@@ -16,6 +16,8 @@ import dev.jlens.detect.TokenScorer;
 import dev.jlens.detect.Evaluation;
 import dev.jlens.detect.ProbeData;
 import dev.jlens.detect.Prober;
+import dev.jlens.detect.PoolScope;
+import dev.jlens.detect.PromptEncoder;
 import dev.jlens.detect.ThresholdRule;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.hooks.ActivationCache;
@@ -63,9 +65,12 @@ import java.util.concurrent.Callable;
                 "  jlens probe --save-detector out/guard --target 0.97",
                 "  jlens probe --model EleutherAI/pythia-410m --test my_test.jsonl --bootstrap 2000",
                 "  jlens probe --split random        # the old random split as the headline figure",
+                "  jlens probe --pool-scope response --save-detector out/response-guard     (built-in response_pairs)",
+                "  jlens probe --model Qwen/Qwen2.5-0.5B-Instruct --chat --test builtin:multi_turn",
                 "With no --train/--val/--test, the data are the built-in sets: harmful + jailbreak (harmful) and",
                 "harmless + hard_negative (harmless), cut by --split; the report then sets the random split's figures",
-                "beside the style-held-out ones (probe.json cross_split, splits.csv, PROBE.html)."})
+                "beside the style-held-out ones (probe.json cross_split, splits.csv, PROBE.html). With --pool-scope",
+                "response and no files, the data are the built-in response_pairs, in their files' splits."})
 final class ProbeCommand implements Callable<Integer> {
 
     @Mixin
@@ -76,7 +81,9 @@ final class ProbeCommand implements Callable<Integer> {
 
     @Option(names = "--train", arity = "1..*", paramLabel = "FILE",
             description = {"Train prompts (.jsonl/.csv with a label harmful|harmless per prompt; category jailbreak-*",
-                    "and hard-negative are reported separately). Default: the built-in train split."})
+                    "and hard-negative are reported separately; JSONL lines may hold conversations, \"messages\", or",
+                    "\"prompt\" + \"response\" pairs), or builtin:NAME (e.g. builtin:multi_turn, builtin:response_pairs).",
+                    "Default: the built-in train split."})
     List<Path> train;
 
     @Option(names = "--val", arity = "1..*", paramLabel = "FILE", description = "Validation prompts. Default: the built-in val split.")
@@ -107,6 +114,14 @@ final class ProbeCommand implements Callable<Integer> {
                     "K = 8 by default; Platt map and threshold chosen on val for that score). PROBE.html compares mean,",
                     "max, window-mean and last per layer whatever this is."})
     String pool;
+
+    @Option(names = "--pool-scope", defaultValue = "all", paramLabel = "S",
+            description = {"Which tokens --pool pools over (default: ${DEFAULT-VALUE}): all; last-user (the last user message's",
+                    "content); post-instruction (what the chat template writes after the last user message; --pool",
+                    "post-instruction is --pool mean --pool-scope post-instruction); response (the last assistant message:",
+                    "a response-level detector fitted on (prompt, response) pairs; with no --train/--val/--test, the",
+                    "built-in response_pairs). last-user and post-instruction need --chat, except last-user on pairs."})
+    String poolScope;
 
     @Option(names = "--target", defaultValue = "0.95", paramLabel = "AUROC",
             description = "AUROC the CI lower bound must reach for a layer to qualify (default: ${DEFAULT-VALUE}).")
@@ -164,17 +179,36 @@ final class ProbeCommand implements Callable<Integer> {
         try {
             pooling = aggregation != null ? Pooling.MEAN : Pooling.parse(pool);
         } catch (JlensException e) {
-            throw new JlensException("--pool \"" + pool + "\": expected mean, last, mean-skip-first, max, window-mean or window-mean:K");
+            throw new JlensException("--pool \"" + pool + "\": expected mean, last, mean-skip-first, max, window-mean, window-mean:K "
+                    + "or post-instruction");
+        }
+        PoolScope scope = PoolScope.parse(poolScope);
+        if (pooling.needsPostInstruction()) {
+            // One way to say it: --pool post-instruction is the mean over the post-instruction scope.
+            if (scope != PoolScope.ALL && scope != PoolScope.POST_INSTRUCTION) {
+                throw new JlensException("--pool post-instruction contradicts --pool-scope " + scope.cliName()
+                        + "; use --pool mean --pool-scope " + scope.cliName());
+            }
+            if (!chatOptions.enabled()) {
+                throw new JlensException("--pool post-instruction needs --chat: only a chat template says which tokens come after "
+                        + "the user's message");
+            }
+            pooling = Pooling.MEAN;
+            scope = PoolScope.POST_INSTRUCTION;
+        }
+        if (scope == PoolScope.POST_INSTRUCTION && !chatOptions.enabled()) {
+            throw new JlensException("--pool-scope post-instruction needs --chat: only a chat template says which tokens come "
+                    + "after the user's message");
+        }
+        if (scope != PoolScope.ALL && pooling == Pooling.MEAN_SKIP_FIRST) {
+            throw new JlensException("--pool mean-skip-first skips the prompt's first token (an attention sink); with --pool-scope "
+                    + scope.cliName() + " use mean");
         }
         if (pooling == Pooling.ALL) {
             throw new JlensException("--pool all: a detector needs one score per prompt; use mean, last, mean-skip-first, max or window-mean");
         }
         chatOptions.validate(pooling);
-        if (aggregation == null && !pooling.needsPostInstruction() && pooling != Pooling.ALL) aggregation = Detector.aggregationOf(pooling);
-        if (pooling.needsPostInstruction()) {
-            throw new JlensException("--pool post-instruction is not available for detectors yet; with --chat use --pool last "
-                    + "(the last post-instruction token, where Arditi et al. read refusal)");
-        }
+        if (aggregation == null) aggregation = Detector.aggregationOf(pooling);
         if (!(target > 0.5 && target <= 1)) throw new JlensException("--target " + target + ": expected an AUROC in (0.5, 1]");
         if (bootstrap < 0) throw new JlensException("--bootstrap " + bootstrap + ": expected 0 or more");
         if (batchSize < 1) throw new JlensException("--batch-size " + batchSize + ": expected a positive number");
@@ -195,8 +229,19 @@ final class ProbeCommand implements Callable<Integer> {
             out = Path.of("out", "probe-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
         }
         SplitScheme scheme = SplitScheme.parse(split);
-        boolean allBuiltin = train == null && val == null && test == null;
-        ProbeData data = allBuiltin ? ProbeData.builtin(scheme) : ProbeData.of(load(train), load(val), load(test), scheme);
+        boolean noFiles = train == null && val == null && test == null;
+        boolean allBuiltin = noFiles && scope != PoolScope.RESPONSE;
+        ProbeData data;
+        if (noFiles) {
+            data = scope == PoolScope.RESPONSE ? ProbeData.builtin(List.of("response_pairs")) : ProbeData.builtin(scheme);
+        } else if (scope == PoolScope.RESPONSE && (train == null || val == null || test == null)) {
+            throw new JlensException("--pool-scope response needs (prompt, response) pairs in every split: give --train, --val "
+                    + "and --test, or none of them for the built-in response_pairs");
+        } else {
+            data = ProbeData.of(load(train), load(val), load(test), scheme);
+        }
+        final PoolScope finalScope = scope;
+        final Pooling finalPooling = pooling;
 
         PrintStream o = System.out;
         long t0 = System.nanoTime();
@@ -209,9 +254,42 @@ final class ProbeCommand implements Callable<Integer> {
                 throw new JlensException("--save-hook " + saveHook + " is not among the probed hooks (--hooks \"" + hooks + "\")");
             }
             int[] warned = {0};
-            List<int[]> ids = chatOptions.encode(m, data.texts(), w -> {
+            java.util.function.Consumer<String> warn = w -> {
                 if (warned[0]++ < 5) System.err.println("warning: " + w);
-            }).ids();
+            };
+            // Spans (the scope's tokens of each prompt) only when the scope or the data need them, so that plain runs
+            // encode, fingerprint and resume exactly as before.
+            boolean spans = scope != PoolScope.ALL || data.hasConversations();
+            List<int[]> ids;
+            int[] spanFrom = null, spanTo = null;
+            int fallbacks = 0;
+            if (!spans) {
+                ids = chatOptions.encode(m, data.texts(), warn).ids();
+            } else {
+                PromptEncoder encoder = new PromptEncoder(m, chatOptions.enabled(), chatOptions.system(), chatOptions.templateOptions());
+                ids = new ArrayList<>();
+                spanFrom = new int[data.examples().size()];
+                spanTo = new int[spanFrom.length];
+                for (int i = 0; i < spanFrom.length; i++) {
+                    ProbeData.Example ex = data.examples().get(i);
+                    PromptEncoder.Encoded e;
+                    try {
+                        e = encoder.encode(ex.prompt(), scope, warn);
+                    } catch (JlensException err) {
+                        throw new JlensException(ex.source() + ": " + err.getMessage(), err);
+                    }
+                    ids.add(e.ids());
+                    spanFrom[i] = e.from();
+                    spanTo[i] = e.to();
+                    if (e.fallback()) fallbacks++;
+                }
+                if (chatOptions.enabled()) System.err.println("chat template: " + m.chatTemplate().origin());
+                System.err.printf("pool scope %s: %d prompts (%d conversations)%n", scope.cliName(), ids.size(),
+                        data.examples().stream().filter(x -> !x.messages().isEmpty()).count());
+                if (fallbacks > 0) System.err.println(ChatOptions.fallbackNote(fallbacks));
+            }
+            final int[] fromAt = spanFrom, toAt = spanTo;
+            final int fallbackCount = fallbacks;
             if (warned[0] > 5) System.err.println("warning: " + (warned[0] - 5) + " more prompts truncated");
             System.err.printf("model %s: %d layers, d_model %d; %s; train %d, val %d, test %d prompts%n", m.location().id(),
                     m.info().nLayers(), m.info().dModel(), data.description(), data.indices("train").length,
@@ -221,11 +299,13 @@ final class ProbeCommand implements Callable<Integer> {
             List<String> hookNames = points.stream().map(HookPoint::name).toList();
             String promptsSha = ActivationsOutput.fingerprint(data.texts().toArray());
             String fp = ActivationsOutput.fingerprint("probe", m.location().id(), m.location().revision(), promptsSha,
-                    hookNames, pooling, batchSize, chatOptions.fingerprint());
+                    hookNames, pooling, batchSize, chatOptions.fingerprint()) + (spans ? "|scope=" + scope.cliName() : "");
             Path actFile;
             try (Progress bar = new Progress("forward", "prompts", ids.size())) {
-                actFile = ResumableCache.run(out, fp, m, ids, pattern, () -> new ActivationCache(pooling), hookNames,
-                        batchSize, false, bar);
+                java.util.function.IntFunction<ActivationCache> caches = fromAt == null ? at -> new ActivationCache(finalPooling)
+                        : at -> ActivationCache.overSpans(finalPooling, java.util.Arrays.copyOfRange(fromAt, at, fromAt.length),
+                                java.util.Arrays.copyOfRange(toAt, at, toAt.length));
+                actFile = ResumableCache.run(out, fp, m, ids, pattern, caches, hookNames, batchSize, false, bar);
             }
             SafetensorsFile acts = SafetensorsFile.open(actFile);
             List<Prober.HookResult> results = new ArrayList<>();
@@ -247,6 +327,14 @@ final class ProbeCommand implements Callable<Integer> {
             Map<String, List<double[][]>> tokenRaw;
             System.err.println("token scores: one more forward pass");
             tokenRaw = TokenScorer.score(m, ids, byHook, batchSize);
+            if (fromAt != null) {
+                // Aggregations see only the scope's tokens, as the detector will.
+                for (List<double[][]> perKind : tokenRaw.values()) {
+                    for (double[][] perPrompt : perKind) {
+                        for (int i = 0; i < perPrompt.length; i++) perPrompt[i] = java.util.Arrays.copyOfRange(perPrompt[i], fromAt[i], toAt[i]);
+                    }
+                }
+            }
             Map<String, Map<String, Prober.KindResult>> compared = new LinkedHashMap<>();
             for (Prober.HookResult r : results) {
                 Map<String, Prober.KindResult> perAgg = new LinkedHashMap<>();
@@ -300,6 +388,8 @@ final class ProbeCommand implements Callable<Integer> {
             writeScores(out, results, data);
             ObjectNode summary = summary(m, data, results, kinds, earliest, chosen, mainKind, pooling, rule);
             summary.with("run").put("aggregation", aggregation.cliName());
+            summary.with("run").put("scope", scope.cliName());
+            if (fallbackCount > 0) summary.with("run").put("post_instruction_fallback", fallbackCount);
             ObjectNode aggJson = summary.putObject("token_aggregations");
             aggJson.put("kind", mainKind.cliName());
             for (var e : compared.entrySet()) {
@@ -365,8 +455,16 @@ final class ProbeCommand implements Callable<Integer> {
                 if (chatOptions.enabled()) {
                     var chat = desc.putObject("chat");
                     if (chatOptions.system() != null) chat.put("system", chatOptions.system());
+                    if (!chatOptions.templateOptions().variables().isEmpty()) {
+                        chat.set("chat_vars", om.valueToTree(chatOptions.templateOptions().variables()));
+                    }
+                    if (chatOptions.templateOptions().foldSystem()) chat.put("fold_system", true);
                 }
-                Detector.of(m, chosen.hook(), pooling, aggregation, kr.fitted().params(), desc).save(saveDetector);
+                if (fallbackCount > 0) {
+                    training.put("post_instruction_fallback", "the chat template writes nothing after the user's message in "
+                            + fallbackCount + " prompt(s); those were pooled over the last token of the user message");
+                }
+                Detector.of(m, chosen.hook(), pooling, scope, aggregation, kr.fitted().params(), desc).save(saveDetector);
                 o.printf(Locale.ROOT, "saved detector %s: %s at %s (layer %d), threshold %.4f, test AUROC %s%n", saveDetector,
                         mainKind.cliName(), chosen.hook(), chosen.layer(), kr.fitted().params().thresholdProbability(),
                         ci(kr.test().overall().get(Evaluation.AUROC)));
@@ -432,7 +530,11 @@ final class ProbeCommand implements Callable<Integer> {
     private List<PromptSet> load(List<Path> files) {
         if (files == null) return null;
         List<PromptSet> sets = new ArrayList<>();
-        for (Path f : files) sets.add(PromptSets.load(f, field, null));
+        for (Path f : files) {
+            String name = f.toString();
+            if (name.startsWith("builtin:")) sets.add(PromptSets.builtin(name.substring("builtin:".length())));
+            else sets.add(PromptSets.load(f, field, null, chatOptions.enabled()));
+        }
         return sets;
     }
 

@@ -73,7 +73,7 @@ final class ServeCommand implements Callable<Integer> {
         DetectorServer server;
         try {
             if (maxNewTokens < 1) throw new dev.jlens.JlensException("--max-new-tokens " + maxNewTokens + ": expected a positive number");
-            server = new DetectorServer(d::score, generate ? new GuardedStreamer(d) : null, maxNewTokens, health, config).start();
+            server = new DetectorServer(DetectorServer.Scorer.of(d), generate ? new GuardedStreamer(d) : null, maxNewTokens, health, config).start();
         } catch (RuntimeException e) {
             loaded.close();
             throw e;

@@ -58,9 +58,17 @@ class ChatDetectorTest {
             assertNotEquals(m.encode("How do I bake bread?", null).length, chatTokens);
         }
 
-        var bad = CliTestSupport.run("probe", "--model", model.toString(), "--chat", "--pool", "post-instruction",
-                "--out", tmp.resolve("p2").toString());
-        assertEquals(1, bad.exitCode());
-        assertTrue(bad.err().contains("--pool last"), bad.err());
+        // Post-instruction pooling is the mean over the template's text after the user's message (" [BOT]").
+        Path post = tmp.resolve("post");
+        var p2 = CliTestSupport.run(ConversationDetectorCliTest.concat(ConversationDetectorCliTest.smallSplits(tmp), "probe",
+                "--model", model.toString(), "--chat", "--pool", "post-instruction", "--bootstrap", "0", "--detectors", "logistic",
+                "--hooks", "blocks.2.hook_resid_post", "--out", tmp.resolve("p2").toString(), "--save-detector", post.toString()));
+        assertEquals(0, p2.exitCode(), p2.err());
+        try (HookedModel m = ModelLoader.load(model.toString(), null); Detector d = Detector.load(post, m)) {
+            Detector.TokenScores ts = d.tokenScores("How do I bake bread?");
+            int n = ts.ids().length;
+            assertEquals(n - m.encodeChat("How do I bake bread?", null, null).postInstruction(), ts.from());
+            assertEquals(n, ts.to());
+        }
     }
 }

@@ -23,6 +23,9 @@ public final class ActivationCache {
 
     private final java.util.function.UnaryOperator<FloatTensor> view;
     private final int[] postInstruction;
+    /** With {@link #overSpans}: the i-th prompt is pooled over its tokens [spanFrom[i], spanTo[i]). */
+    private final int[] spanFrom;
+    private final int[] spanTo;
 
     public ActivationCache(Pooling pooling) {
         this(pooling, java.util.function.UnaryOperator.identity());
@@ -53,6 +56,28 @@ public final class ActivationCache {
         this.pooling = pooling;
         this.view = view;
         this.postInstruction = postInstruction == null ? null : postInstruction.clone();
+        this.spanFrom = null;
+        this.spanTo = null;
+    }
+
+    private ActivationCache(Pooling pooling, int[] spanFrom, int[] spanTo) {
+        if (pooling == Pooling.ALL || pooling.needsPostInstruction()) {
+            throw new IllegalArgumentException("pooling over token spans needs mean, last or mean-skip-first, not " + pooling.cliName());
+        }
+        if (spanFrom.length != spanTo.length) throw new IllegalArgumentException("span bounds of different lengths");
+        this.pooling = pooling;
+        this.view = java.util.function.UnaryOperator.identity();
+        this.postInstruction = null;
+        this.spanFrom = spanFrom.clone();
+        this.spanTo = spanTo.clone();
+    }
+
+    /**
+     * A cache that pools the i-th prompt it sees over its tokens [from[i], to[i]) only (a conversation's last user
+     * turn, a response), with mean, last or mean-skip-first.
+     */
+    public static ActivationCache overSpans(Pooling pooling, int[] from, int[] to) {
+        return new ActivationCache(pooling, from, to);
     }
 
     public Pooling pooling() {
@@ -94,7 +119,16 @@ public final class ActivationCache {
                 if (postInstruction != null && prompt >= postInstruction.length) {
                     throw new IllegalStateException("more prompts than post-instruction counts (" + postInstruction.length + ")");
                 }
-                pooling.pool(data, d, off, len, postInstruction == null ? 0 : postInstruction[prompt], row);
+                if (spanFrom != null) {
+                    if (prompt >= spanFrom.length) throw new IllegalStateException("more prompts than token spans (" + spanFrom.length + ")");
+                    if (spanTo[prompt] > len || spanFrom[prompt] < 0 || spanFrom[prompt] >= spanTo[prompt]) {
+                        throw new IllegalStateException("token span [" + spanFrom[prompt] + ", " + spanTo[prompt] + ") of a "
+                                + len + "-token prompt");
+                    }
+                    pooling.pool(data, d, off + spanFrom[prompt], spanTo[prompt] - spanFrom[prompt], row);
+                } else {
+                    pooling.pool(data, d, off, len, postInstruction == null ? 0 : postInstruction[prompt], row);
+                }
                 rows.add(row);
             }
         }

@@ -15,7 +15,8 @@ public enum Pooling {
     /**
      * Mean over a chat prompt's post-instruction tokens: what the chat template puts after the user's message
      * (end-of-turn marker, assistant header), where Arditi et al. find the refusal direction. Each prompt's
-     * count comes from {@link dev.jlens.tokenizer.ChatPrompt#postInstruction()}.
+     * count comes from {@link dev.jlens.tokenizer.ChatPrompt#postInstruction()}. A prompt whose template writes
+     * nothing after the user's message (count 0) falls back to its last token, the last of the user's message.
      */
     POST_INSTRUCTION("post-instruction");
 
@@ -51,12 +52,14 @@ public enum Pooling {
     /** As above; {@code postInstruction} is the prompt's number of post-instruction tokens (its last ones). */
     public void pool(float[] data, int d, int offset, int len, int postInstruction, float[] out) {
         if (this == POST_INSTRUCTION) {
-            if (postInstruction < 1 || postInstruction > len) {
+            if (postInstruction < 0 || postInstruction > len) {
                 throw new JlensException("post-instruction pooling: a prompt of " + len + " tokens has "
-                        + postInstruction + " post-instruction tokens; the chat template writes nothing after the "
-                        + "user's message, so use --pool last instead");
+                        + postInstruction + " post-instruction tokens");
             }
-            meanOver(data, d, offset + len - postInstruction, postInstruction, out);
+            // A template that writes nothing after the user's message: fall back to the message's last token (the
+            // prompt's last), where a last-token reading looks with such a template (docs/DETECTION.md).
+            if (postInstruction == 0) System.arraycopy(data, (offset + len - 1) * d, out, 0, d);
+            else meanOver(data, d, offset + len - postInstruction, postInstruction, out);
             return;
         }
         switch (this) {

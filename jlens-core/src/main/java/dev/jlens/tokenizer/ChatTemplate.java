@@ -57,6 +57,17 @@ public final class ChatTemplate implements AutoCloseable {
     }
 
     /**
+     * A rendered conversation and where the content of two of its messages lies in the text (character offsets,
+     * end exclusive): the last user message, and the last assistant message when one follows it (else -1). The
+     * generation prompt is added when the conversation ends with a user message.
+     */
+    public record RenderedChat(String text, int userStart, int userEnd, int assistantStart, int assistantEnd) {
+        public boolean endsWithAssistant() {
+            return assistantStart >= 0;
+        }
+    }
+
+    /**
      * How a conversation is put to the template beyond its messages.
      *
      * @param variables   extra template variables, as keyword arguments of apply_chat_template pass them
@@ -243,6 +254,53 @@ public final class ChatTemplate implements AutoCloseable {
                     + "post-instruction tokens are unknown (rendered: \"" + abbreviate(text) + "\")");
         }
         return new Rendered(text, at + needle.length());
+    }
+
+    /**
+     * Renders a whole conversation (roles system, user, assistant) and finds the content of its last user message
+     * and of an assistant message after it. The generation prompt is added when the last message is the user's.
+     * Each content is found by rendering the conversation again with that content replaced by a sentinel: the
+     * text before and after the sentinel must frame the real rendering; a template that rewrites content (strips
+     * it, drops a thinking block) falls back to the content's last occurrence.
+     */
+    public RenderedChat renderChat(List<Message> messages, Map<String, Object> variables) {
+        if (messages.isEmpty()) throw new JlensException(origin + ": a conversation needs at least one message");
+        int lastUser = -1;
+        for (int i = 0; i < messages.size(); i++) if (messages.get(i).role().equals("user")) lastUser = i;
+        if (lastUser < 0) throw new JlensException("a conversation needs a user message; this one has roles " + roles(messages));
+        int lastAssistant = -1;
+        for (int i = lastUser + 1; i < messages.size(); i++) if (messages.get(i).role().equals("assistant")) lastAssistant = i;
+        boolean generation = messages.getLast().role().equals("user");
+        String text = render(messages, generation, variables);
+        int[] assistant = lastAssistant < 0 ? new int[] {-1, -1} : locate(messages, lastAssistant, text, generation, variables, text.length());
+        int[] user = locate(messages, lastUser, text, generation, variables, assistant[0] < 0 ? text.length() : assistant[0]);
+        return new RenderedChat(text, user[0], user[1], assistant[0], assistant[1]);
+    }
+
+    private int[] locate(List<Message> messages, int index, String text, boolean generation, Map<String, Object> variables,
+                         int before) {
+        List<Message> marked = new ArrayList<>(messages);
+        Message m = messages.get(index);
+        marked.set(index, new Message(m.role(), SENTINEL));
+        String s = render(marked, generation, variables);
+        int at = s.indexOf(SENTINEL);
+        if (at >= 0) {
+            String head = s.substring(0, at), tail = s.substring(at + SENTINEL.length());
+            if (text.startsWith(head) && text.endsWith(tail) && head.length() + tail.length() <= text.length()) {
+                return new int[] {head.length(), text.length() - tail.length()};
+            }
+        }
+        String needle = m.content().strip();
+        int found = needle.isEmpty() ? -1 : text.lastIndexOf(needle, before - needle.length());
+        if (found < 0) {
+            throw new JlensException(origin + ": cannot find the " + m.role() + " message " + (index + 1) + " in the rendered "
+                    + "chat, so its tokens are unknown (rendered: \"" + abbreviate(text) + "\")");
+        }
+        return new int[] {found, found + needle.length()};
+    }
+
+    private static String roles(List<Message> messages) {
+        return messages.stream().map(Message::role).toList().toString();
     }
 
     /**
