@@ -22,8 +22,8 @@ import java.lang.foreign.MemorySegment;
  * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
- * stream from memory once; F16 widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by
- * the same shapes of kernel.
+ * stream from memory once; F16 the same way when the matrix holds no infinity or NaN (almost always), else
+ * widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by the same shapes of kernel.
  */
 final class Gemm {
 
@@ -43,12 +43,13 @@ final class Gemm {
      */
     static final int DEFAULT_KC = 1024;
     /**
-     * Reduction steps per block of the small-M path for F16 weights, which are widened into float buffers
-     * first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
+     * Reduction steps per block of the small-M path for F16 weights with infinities or NaNs, which are
+     * widened into float buffers first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
      * {@link Float#float16ToFloat} loop, which C2 vectorises with the hardware conversion. The Vector API's
      * exact arithmetic conversion ({@link PackedWeights#widenF16}) costs about twelve operations per vector,
      * and inlined eight times into a register-widening one-row kernel it made C2 give up inlining (that loop
-     * then ran ~10 times slower), which is why F16 does not use {@link StreamingKernels}.
+     * then ran ~10 times slower), which is why such F16 matrices do not use {@link StreamingKernels} (finite
+     * ones do, with a four-operation conversion exact for finite halves).
      */
     static final int F16_BLOCK = 64;
 
@@ -203,7 +204,7 @@ final class Gemm {
         long panelBytes = (long) k * NR * dt.bytes();
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
         int fullEnd = Math.min(p1, n / NR);
-        if (dt == DType.F16) {
+        if (dt == DType.F16 && !w.finiteHalves()) {
             smallF16(s, a, x, m, w, bias, out, p0, p1);
             return;
         }
