@@ -20,7 +20,7 @@ import java.nio.ByteOrder;
  * order from its bias, so the bits equal the large-M path's and the scalar loop's.
  *
  * <p>F16 only for matrices without infinities or NaNs ({@link PackedWeights#finiteHalves}), which {@link #f16}
- * widens exactly in four operations; the general exact conversion ({@link PackedWeights#widenF16}) needs about
+ * widens exactly in four operations (three in the kernels, whose activations come pre-scaled by 2^112); the general exact conversion ({@link PackedWeights#widenF16}) needs about
  * twelve, and with eight of those inlined into one loop C2 stopped inlining and the loop ran an order of
  * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
  * half-to-float conversion. Written out once per type rather than dispatched per load, so each loop is
@@ -64,7 +64,7 @@ final class StreamingKernels {
     /** Sign, exponent and mantissa bits of a half shifted into float position (bits 28–30 cleared). */
     private static final int F16_SIGN_EXP_MANT = 0x8fffffff;
     /** 2^(127−15): a half's exponent bias to a float's. */
-    private static final float F16_REBIAS = 0x1p112f;
+    static final float F16_REBIAS = 0x1p112f;
 
     /**
      * One row x[xOff ..] against four consecutive full panels, over all k, into c[cOff + g·NR + j] for panel
@@ -189,10 +189,12 @@ final class StreamingKernels {
         c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
     }
 
-    // The F16 kernels spell f16(seg, off) out at every load: as a call, C2 refused to inline it after a few
-    // (NodeCountInliningCutoff, "callee is too large"), and the loop ran at a fifth of the BF16 one's speed;
-    // the Vector API's own methods are always inlined. Keep each expression identical to f16, which the
-    // tests check for every finite half.
+    // The F16 kernels take activations pre-scaled by 2^112 (Gemm: only when every |x| < 2^16, so the scaling
+    // is exact and finite) and multiply them by the weights as f16 leaves them before its final product,
+    // w·2^-112 exactly: x·2^112 · w·2^-112 is the same exact product inside the FMA, so the bits equal an FMA
+    // of x and w, with one operation per weight vector fewer. Each load spells the conversion out: as a call,
+    // C2 refused to inline it after a few (NodeCountInliningCutoff, "callee is too large") and the loop ran at
+    // a fifth of the BF16 one's speed; the Vector API's own methods are always inlined.
     private static void oneRowFourPanelsF16(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
                                             float[] c, int cOff, float[] init, int initOff) {
         FloatVector c00 = FloatVector.fromArray(S, init, initOff), c01 = FloatVector.fromArray(S, init, initOff + L);
@@ -202,14 +204,14 @@ final class StreamingKernels {
         long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
         for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
-            c00 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c00);
-            c01 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c01);
-            c10 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c10);
-            c11 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c11);
-            c20 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c20);
-            c21 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c21);
-            c30 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c30);
-            c31 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), c31);
+            c00 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c00);
+            c01 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c01);
+            c10 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c10);
+            c11 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c11);
+            c20 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c20);
+            c21 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c21);
+            c30 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c30);
+            c31 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c31);
         }
         c00.intoArray(c, cOff);
         c01.intoArray(c, cOff + L);
@@ -227,7 +229,7 @@ final class StreamingKernels {
         FloatVector c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
         long o = off;
         for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 2L * NR) {
-            FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS), w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS);
+            FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats();
             FloatVector xb;
             xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
             xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);

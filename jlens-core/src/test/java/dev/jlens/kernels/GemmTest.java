@@ -201,10 +201,19 @@ class GemmTest {
             float[] bias = randomArray(r, n);
             for (WeightMatrix w : new WeightMatrix[]{finite, inf}) {
                 for (int m = 1; m < Gemm.SMALL_M; m++) {
-                    float[] x = randomArray(r, m * k);
-                    float[] out = new float[m * n];
-                    THREE.matmul(h(x, m, k), w, bias, h(out, m, n));
-                    assertBitsEqual(reference(x, m, w, bias), out, (w == inf ? "with an infinity" : "finite") + " m=" + m);
+                    // Activations are pre-scaled by 2^112 for streaming: the largest below 2^16 and a subnormal
+                    // still stream, one of 2^16 or more sends the product down the L1-buffer path.
+                    for (float extreme : new float[]{0f, Math.nextDown(0x1p16f), -0x1p16f, 70000f}) {
+                        float[] x = randomArray(r, m * k);
+                        if (extreme != 0f) {
+                            x[r.nextInt(m * k)] = extreme;
+                            x[r.nextInt(m * k)] = 1e-40f;
+                        }
+                        float[] out = new float[m * n];
+                        THREE.matmul(h(x, m, k), w, bias, h(out, m, n));
+                        assertBitsEqual(reference(x, m, w, bias), out,
+                                (w == inf ? "with an infinity" : "finite") + " m=" + m + " x up to " + extreme);
+                    }
                 }
             }
         } finally {
