@@ -50,7 +50,8 @@ final class Gemm {
      * exact arithmetic conversion ({@link PackedWeights#widenF16}) costs about twelve operations per vector,
      * and inlined eight times into a register-widening one-row kernel it made C2 give up inlining (that loop
      * then ran ~10 times slower), which is why such F16 matrices do not use {@link StreamingKernels} (finite
-     * ones do, with a four-operation conversion exact for finite halves).
+     * ones do, with a three-operation conversion of finite halves to w·2^-112 against activations pre-scaled by
+     * 2^112).
      */
     static final int F16_BLOCK = 64;
 
@@ -126,8 +127,8 @@ final class Gemm {
 
     /**
      * x[0 .. n) times 2^112 for the F16 streaming kernels ({@link StreamingKernels}), or null when some |x| ≥ 2^16
-     * or is not finite (the scaled value would overflow, or an infinity could meet a zero weight differently):
-     * then the product takes the L1-buffer path.
+     * or is not finite (the scaled value would overflow, so the product would no longer be x·w exactly): then
+     * the product takes the L1-buffer path.
      */
     private float[] scaleForHalves(float[] x, int n) {
         if (scaledX.length < n) scaledX = new float[n];
