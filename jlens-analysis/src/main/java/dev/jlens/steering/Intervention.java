@@ -129,16 +129,29 @@ public final class Intervention {
      */
     public Hooks addTo(Hooks base, int[] promptLengths) {
         int[] lengths = promptLengths == null ? null : promptLengths.clone();
-        return base.with(hooks::contains, (point, v, batch) -> apply(v, batch, lengths));
+        return base.with(hooks::contains, (point, v, batch) -> apply(v, batch, lengths, 0, Integer.MAX_VALUE));
     }
 
-    private FloatTensor apply(FloatTensor v, TokenBatch batch, int[] promptLengths) {
+    /**
+     * As {@link #addTo(Hooks, int[])}, but editing only sequences {@code first} … {@code first + count − 1} of
+     * each batch: several settings of a sweep can then generate in one batch, each on its own sequences, so
+     * the weights are read once per step for all of them. Rows are edited one at a time, so a sequence gets
+     * the same bits as in a batch of its own.
+     */
+    public Hooks addTo(Hooks base, int[] promptLengths, int first, int count) {
+        if (first < 0 || count < 0) throw new JlensException("sequences " + first + " + " + count + ": expected non-negative numbers");
+        int[] lengths = promptLengths == null ? null : promptLengths.clone();
+        return base.with(hooks::contains, (point, v, batch) -> apply(v, batch, lengths, first, count));
+    }
+
+    private FloatTensor apply(FloatTensor v, TokenBatch batch, int[] promptLengths, int first, int count) {
         int d = v.cols();
         if (d != r.length) {
             throw new JlensException("the direction has " + r.length + " dimensions but the activation has " + d);
         }
         float[] x = v.data();
-        for (int s = 0; s < batch.size(); s++) {
+        int end = (int) Math.min(batch.size(), (long) first + count);
+        for (int s = first; s < end; s++) {
             int off = batch.offsets()[s];
             for (int i = 0; i < batch.lengths()[s]; i++) {
                 int pos = batch.pastLengths()[s] + i;

@@ -93,6 +93,11 @@ public final class SteeringEvaluator {
         return causal;
     }
 
+    /** Prompts per forward pass. */
+    public int batchSize() {
+        return in.batchSize();
+    }
+
     /** The unsteered mean projection on d at its hook and position over the evaluation prompts. */
     public double projectionBaseline(Direction d) {
         return unsteeredProjection.computeIfAbsent(d.name(), k -> measureEval(List.of(), d)[2]);
@@ -160,13 +165,12 @@ public final class SteeringEvaluator {
                     return v;
                 });
             }
-            FloatTensor out = m.model().forward(batch, wantRefusal ? ForwardOptions.full() : new ForwardOptions(false, -1), hooks);
+            // Logits only at each prompt's last token, the one row the refusal score reads (same bits: the final
+            // norm and the unembedding are per row).
+            FloatTensor out = m.model().forward(batch, wantRefusal ? ForwardOptions.lastTokenLogits() : new ForwardOptions(false, -1), hooks);
             for (double[] x : h) score += LinAlg.cosine(x, muB) - LinAlg.cosine(x, muA);
             if (wantRefusal) {
-                for (int s = 0; s < batch.size(); s++) {
-                    int row = batch.offsets()[s] + batch.lengths()[s] - 1;
-                    refusal += Refusal.logOdds(out.data(), row * vocab, vocab, in.refusalTokens());
-                }
+                for (int s = 0; s < batch.size(); s++) refusal += Refusal.logOdds(out.data(), s * vocab, vocab, in.refusalTokens());
             }
             proj += projSum[0];
             projCount += projN[0];
@@ -217,30 +221,44 @@ public final class SteeringEvaluator {
         Hooks hooks = chain(interventions);
         for (int start = 0; start < prompts.size(); start += in.batchSize()) {
             TokenBatch batch = TokenBatch.of(prompts.subList(start, Math.min(prompts.size(), start + in.batchSize())));
-            FloatTensor logits = m.model().forward(batch, ForwardOptions.full(), hooks);
-            for (int s = 0; s < batch.size(); s++) {
-                int row = batch.offsets()[s] + batch.lengths()[s] - 1;
-                out.add(logSoftmax(logits.data(), row * vocab, vocab));
-            }
+            FloatTensor logits = m.model().forward(batch, ForwardOptions.lastTokenLogits(), hooks);
+            for (int s = 0; s < batch.size(); s++) out.add(logSoftmax(logits.data(), s * vocab, vocab));
         }
         return out.toArray(double[][]::new);
     }
 
-    /** Mean negative log-likelihood (nats) of every token after the first in each window. */
+    /** Tokens per cross-entropy pass: every token's logits are kept (vocab floats each), so passes stay small. */
+    private static final int CE_TOKENS_PER_PASS = 512;
+
+    /**
+     * Mean negative log-likelihood (nats) of every token after the first in each window; the windows go through
+     * the model a few at a time (up to {@link #CE_TOKENS_PER_PASS} tokens and the batch size), which gives each
+     * window's logits the same bits as a pass of its own.
+     */
     private double crossEntropy(List<Intervention> interventions) {
         Hooks hooks = chain(interventions);
+        List<int[]> windows = in.ceWindows();
         double nll = 0;
         long n = 0;
-        for (int[] w : in.ceWindows()) {
-            FloatTensor logits = m.model().forward(TokenBatch.single(w), ForwardOptions.full(), hooks);
-            for (int t = 0; t + 1 < w.length; t++) {
-                int off = t * vocab;
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j < vocab; j++) max = Math.max(max, logits.data()[off + j]);
-                double sum = 0;
-                for (int j = 0; j < vocab; j++) sum += Math.exp(logits.data()[off + j] - max);
-                nll += max + Math.log(sum) - logits.data()[off + w[t + 1]];
-                n++;
+        for (int start = 0, end; start < windows.size(); start = end) {
+            end = start + 1;
+            int tokens = windows.get(start).length;
+            while (end < windows.size() && end - start < in.batchSize() && tokens + windows.get(end).length <= CE_TOKENS_PER_PASS) {
+                tokens += windows.get(end++).length;
+            }
+            TokenBatch batch = TokenBatch.of(windows.subList(start, end));
+            FloatTensor logits = m.model().forward(batch, ForwardOptions.full(), hooks);
+            for (int s = 0; s < batch.size(); s++) {
+                int[] w = windows.get(start + s);
+                for (int t = 0; t + 1 < w.length; t++) {
+                    int off = (batch.offsets()[s] + t) * vocab;
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < vocab; j++) max = Math.max(max, logits.data()[off + j]);
+                    double sum = 0;
+                    for (int j = 0; j < vocab; j++) sum += Math.exp(logits.data()[off + j] - max);
+                    nll += max + Math.log(sum) - logits.data()[off + w[t + 1]];
+                    n++;
+                }
             }
         }
         return nll / n;

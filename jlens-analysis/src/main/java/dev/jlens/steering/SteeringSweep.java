@@ -174,38 +174,61 @@ public final class SteeringSweep {
         return List.of(iv);
     }
 
-    /** Runs every setting; {@code samplePrompts} (may be empty) are continued greedily under each. */
+    /**
+     * Runs every setting; {@code samplePrompts} (may be empty) are continued greedily under each. The samples of
+     * several settings are generated in one batch (as many settings as fit the evaluator's batch size, each
+     * steering only its own sequences), so a decoding step reads the weights once for all of them; the texts
+     * equal those of each setting generating alone (the kernels' results do not depend on a batch's other rows).
+     */
     public static List<Row> run(HookedModel m, SteeringEvaluator ev, Config cfg, List<String> samplePrompts,
                                 ProgressListener progress, Path dirForErrors) {
         List<Setting> settings = settings(cfg);
         List<int[]> sampleIds = new ArrayList<>();
         for (String p : samplePrompts) sampleIds.add(m.encode(p, null));
+        boolean sampling = !sampleIds.isEmpty() && m.info().causal();
+        int perCall = sampling ? Math.max(1, ev.batchSize() / sampleIds.size()) : 1;
         SteeringEvaluator.Metrics base = ev.baseline();
         List<Row> rows = new ArrayList<>();
         int done = 0;
-        for (Setting s : settings) {
-            List<Intervention> ivs = interventions(m, cfg, s, dirForErrors);
-            Direction d = s.isBaseline() ? null : cfg.choice().at(cfg.set(), s.layer(), dirForErrors);
-            SteeringEvaluator.Metrics mt = s.isBaseline() ? base : ev.measure(ivs, d);
-            double projBefore = d == null ? Double.NaN : ev.projectionBaseline(d);
-            double value = s.isBaseline() || s.mode() == Intervention.Mode.ABLATE ? Double.NaN : ivs.getFirst().value();
-            List<Sample> samples = new ArrayList<>();
-            double rate = Double.NaN;
-            if (!sampleIds.isEmpty() && m.info().causal()) {
-                int[] lengths = sampleIds.stream().mapToInt(a -> a.length).toArray();
+        for (int g0 = 0; g0 < settings.size(); g0 += perCall) {
+            List<Setting> group = settings.subList(g0, Math.min(settings.size(), g0 + perCall));
+            List<List<Intervention>> groupIvs = new ArrayList<>();
+            for (Setting s : group) groupIvs.add(interventions(m, cfg, s, dirForErrors));
+            List<List<Sample>> samples = new ArrayList<>();
+            double[] rate = new double[group.size()];
+            java.util.Arrays.fill(rate, Double.NaN);
+            for (int i = 0; i < group.size(); i++) samples.add(new ArrayList<>());
+            if (sampling) {
+                List<int[]> ids = new ArrayList<>();
+                for (int i = 0; i < group.size(); i++) ids.addAll(sampleIds);
+                int[] lengths = ids.stream().mapToInt(a -> a.length).toArray();
                 Hooks hooks = Hooks.none();
-                for (Intervention iv : ivs) hooks = iv.addTo(hooks, lengths);
-                List<Generation> gens = new Generator(m).generate(sampleIds, GenerationConfig.greedy(cfg.maxNewTokens()), hooks, null);
-                int refusals = 0;
-                for (int i = 0; i < gens.size(); i++) {
-                    boolean r = Refusal.isRefusal(gens.get(i).text());
-                    if (r) refusals++;
-                    samples.add(new Sample(samplePrompts.get(i), gens.get(i).text(), r));
+                for (int i = 0; i < group.size(); i++) {
+                    for (Intervention iv : groupIvs.get(i)) hooks = iv.addTo(hooks, lengths, i * sampleIds.size(), sampleIds.size());
                 }
-                rate = refusals / (double) gens.size();
+                List<Generation> gens = new Generator(m).generate(ids, GenerationConfig.greedy(cfg.maxNewTokens()), hooks, null);
+                for (int i = 0; i < group.size(); i++) {
+                    int refusals = 0;
+                    for (int j = 0; j < sampleIds.size(); j++) {
+                        String text = gens.get(i * sampleIds.size() + j).text();
+                        boolean r = Refusal.isRefusal(text);
+                        if (r) refusals++;
+                        samples.get(i).add(new Sample(samplePrompts.get(j), text, r));
+                    }
+                    rate[i] = refusals / (double) sampleIds.size();
+                }
             }
-            rows.add(new Row(s, value, mt, projBefore, s.isBaseline() ? 0 : effectOf(cfg, base, mt), rate, samples));
-            progress.progress(++done, settings.size());
+            for (int i = 0; i < group.size(); i++) {
+                Setting s = group.get(i);
+                List<Intervention> ivs = groupIvs.get(i);
+                Direction d = s.isBaseline() ? null : cfg.choice().at(cfg.set(), s.layer(), dirForErrors);
+                SteeringEvaluator.Metrics mt = s.isBaseline() ? base : ev.measure(ivs, d);
+                double projBefore = d == null ? Double.NaN : ev.projectionBaseline(d);
+                double value = s.isBaseline() || s.mode() == Intervention.Mode.ABLATE ? Double.NaN : ivs.getFirst().value();
+                rows.add(new Row(s, value, mt, projBefore, s.isBaseline() ? 0 : effectOf(cfg, base, mt), rate[i],
+                        List.copyOf(samples.get(i))));
+                progress.progress(++done, settings.size());
+            }
         }
         return rows;
     }

@@ -23,6 +23,7 @@ import dev.jlens.generate.Generator;
 import dev.jlens.hooks.Hooks;
 import dev.jlens.io.AtomicFiles;
 import dev.jlens.load.ModelLoader;
+import dev.jlens.model.ForwardOptions;
 import dev.jlens.model.HookedModel;
 import dev.jlens.prompts.PromptSet;
 import dev.jlens.prompts.PromptSets;
@@ -404,9 +405,10 @@ final class EvalCommand implements Callable<Integer> {
         List<double[]> out = new ArrayList<>();
         for (int start = 0; start < prompts.size(); start += batchSize) {
             TokenBatch batch = TokenBatch.of(prompts.subList(start, Math.min(prompts.size(), start + batchSize)));
-            FloatTensor logits = m.forward(batch, Hooks.none());
+            // Logits only at each prompt's last token, the row the KL reads (same bits: norm and unembedding are per row).
+            FloatTensor logits = m.model().forward(batch, ForwardOptions.lastTokenLogits(), Hooks.none());
             for (int s = 0; s < batch.size(); s++) {
-                int off = (batch.offsets()[s] + batch.lengths()[s] - 1) * vocab;
+                int off = s * vocab;
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j < vocab; j++) max = Math.max(max, logits.data()[off + j]);
                 double sum = 0;

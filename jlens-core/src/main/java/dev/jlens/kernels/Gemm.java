@@ -22,8 +22,9 @@ import java.lang.foreign.MemorySegment;
  * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
- * stream from memory once; F16 widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by
- * the same shapes of kernel.
+ * stream from memory once; F16 the same way when the matrix holds no infinity or NaN and every activation is
+ * below 2^16 in magnitude (almost always), else widened {@link #F16_BLOCK} steps at a time into L1 buffers and
+ * multiplied by the same shapes of kernel.
  */
 final class Gemm {
 
@@ -43,12 +44,14 @@ final class Gemm {
      */
     static final int DEFAULT_KC = 1024;
     /**
-     * Reduction steps per block of the small-M path for F16 weights, which are widened into float buffers
-     * first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
+     * Reduction steps per block of the small-M path for F16 weights with infinities or NaNs, which are
+     * widened into float buffers first: four panels' blocks (4 × 64 × NR floats) stay in L1. Widening is the JDK's
      * {@link Float#float16ToFloat} loop, which C2 vectorises with the hardware conversion. The Vector API's
      * exact arithmetic conversion ({@link PackedWeights#widenF16}) costs about twelve operations per vector,
      * and inlined eight times into a register-widening one-row kernel it made C2 give up inlining (that loop
-     * then ran ~10 times slower), which is why F16 does not use {@link StreamingKernels}.
+     * then ran ~10 times slower), which is why such F16 matrices do not use {@link StreamingKernels} (finite
+     * ones do, with a three-operation conversion of finite halves to w·2^-112 against activations pre-scaled by
+     * 2^112).
      */
     static final int F16_BLOCK = 64;
 
@@ -69,6 +72,7 @@ final class Gemm {
     private final Scratch[] scratch;
     private float[] packedA = new float[0];
     private float[] smallA = new float[0];
+    private float[] scaledX = new float[0];
 
     /** The K block: a parameter (not a constant) so tuning runs can compare block sizes in one process. */
     private final int kBlock;
@@ -96,10 +100,14 @@ final class Gemm {
         }
         int panels = w.panels();
         if (m < SMALL_M) {
-            float[] a = packSmall(x, m, k);
+            // F16 streams when its halves are finite and the activations can be pre-scaled exactly.
+            float[] scaled = w.dtype() == DType.F16 && w.finiteHalves() ? scaleForHalves(x, m * k) : null;
+            float[] xs = scaled != null ? scaled : x;
+            float[] a = packSmall(xs, m, k);
+            boolean streamF16 = scaled != null;
             // Chunks of four panels keep the one-row kernel's groups of four whole.
             int chunks = (panels + 3) / 4;
-            pool.forEach(chunks, (id, c) -> small(id, a, x, m, w, bias, out, c * 4, Math.min(panels, c * 4 + 4)));
+            pool.forEach(chunks, (id, c) -> small(id, a, xs, m, w, bias, out, c * 4, Math.min(panels, c * 4 + 4), streamF16));
             return;
         }
         int tiles = (m + MR - 1) / MR;
@@ -115,6 +123,23 @@ final class Gemm {
         int chunk = Math.max(1, Math.min(8, panels / (4 * pool.size())));
         int chunks = (panels + chunk - 1) / chunk;
         pool.forEach(chunks, (id, c) -> large(id, ap, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk)));
+    }
+
+    /**
+     * x[0 .. n) times 2^112 for the F16 streaming kernels ({@link StreamingKernels}), or null when some |x| ≥ 2^16
+     * or is not finite (the scaled value would overflow, so the product would no longer be x·w exactly): then
+     * the product takes the L1-buffer path.
+     */
+    private float[] scaleForHalves(float[] x, int n) {
+        if (scaledX.length < n) scaledX = new float[n];
+        float[] s = scaledX;
+        boolean exact = true;
+        for (int i = 0; i < n; i++) {
+            float v = x[i];
+            exact &= Math.abs(v) < 0x1p16f;
+            s[i] = v * StreamingKernels.F16_REBIAS;
+        }
+        return exact ? s : null;
     }
 
     /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
@@ -195,7 +220,8 @@ final class Gemm {
      * read in place, once per group of four rows). One row takes four full panels per sweep; leftover and
      * partial panels, and batches of two to seven rows, go four rows (zero-padded) against one panel.
      */
-    private void small(int id, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
+    private void small(int id, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1,
+                       boolean streamF16) {
         int n = w.rows(), k = w.cols();
         Scratch s = scratch[id];
         DType dt = w.dtype();
@@ -203,7 +229,7 @@ final class Gemm {
         long panelBytes = (long) k * NR * dt.bytes();
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
         int fullEnd = Math.min(p1, n / NR);
-        if (dt == DType.F16) {
+        if (dt == DType.F16 && !streamF16) {
             smallF16(s, a, x, m, w, bias, out, p0, p1);
             return;
         }

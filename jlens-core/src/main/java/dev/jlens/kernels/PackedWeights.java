@@ -37,13 +37,15 @@ final class PackedWeights {
     private final int panels;
     private final DType dtype;
     private final MemorySegment data;
+    private final boolean finiteHalves;
 
-    private PackedWeights(int rows, int cols, DType dtype, MemorySegment data) {
+    private PackedWeights(int rows, int cols, DType dtype, MemorySegment data, boolean finiteHalves) {
         this.rows = rows;
         this.cols = cols;
         this.panels = (rows + NR - 1) / NR;
         this.dtype = dtype;
         this.data = data;
+        this.finiteHalves = finiteHalves;
     }
 
     int rows() {
@@ -60,6 +62,14 @@ final class PackedWeights {
 
     DType dtype() {
         return dtype;
+    }
+
+    /**
+     * F16 weights without an infinity or NaN (checked once, when packing): they can be widened by the cheap
+     * exact conversion of {@link StreamingKernels}, which is wrong only for those. False for other types.
+     */
+    boolean finiteHalves() {
+        return finiteHalves;
     }
 
     /** The packed values, panel after panel, each [k][j]. */
@@ -91,6 +101,7 @@ final class PackedWeights {
         MemorySegment dst = NativeMemory.allocate((long) panels * k * NR * bytes);
         MemorySegment src = w.segment();
         Object[] buffers = new Object[pool.size() * 2];
+        boolean[] special = new boolean[pool.size()];
         int chunk = 4;
         pool.forEach((panels + chunk - 1) / chunk, (id, c) -> {
             int p0 = c * chunk, p1 = Math.min(panels, p0 + chunk);
@@ -99,7 +110,7 @@ final class PackedWeights {
                     buffers[2 * id] = new short[NR * k];
                     buffers[2 * id + 1] = new short[NR * k];
                 }
-                packShorts(src, dst, n, k, p0, p1, (short[]) buffers[2 * id], (short[]) buffers[2 * id + 1]);
+                if (packShorts(src, dst, n, k, p0, p1, (short[]) buffers[2 * id], (short[]) buffers[2 * id + 1])) special[id] = true;
             } else {
                 if (buffers[2 * id] == null) {
                     buffers[2 * id] = new float[NR * k];
@@ -115,7 +126,9 @@ final class PackedWeights {
                 // releasing pages is only a memory saving; a mapping that refuses it is still correct
             }
         }
-        return new PackedWeights(n, k, dt, dst);
+        boolean anySpecial = false;
+        for (boolean b : special) anySpecial |= b;
+        return new PackedWeights(n, k, dt, dst, dt == DType.F16 && !anySpecial);
     }
 
     /** Start of share i of n items split into parts as evenly as possible. */
@@ -123,8 +136,13 @@ final class PackedWeights {
         return (int) ((long) n * i / parts);
     }
 
-    private static void packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
-                                   short[] rowsBuf, short[] panel) {
+    /**
+     * Packs panels [p0, p1) of 16-bit weights; returns whether any of them, read as IEEE halves, is an infinity
+     * or NaN (all-ones exponent), checked on the panel while it is in cache.
+     */
+    private static boolean packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
+                                      short[] rowsBuf, short[] panel) {
+        boolean special = false;
         for (int p = p0; p < p1; p++) {
             int valid = Math.min(NR, n - p * NR);
             for (int j = 0; j < valid; j++) {
@@ -140,7 +158,12 @@ final class PackedWeights {
                 }
             }
             MemorySegment.copy(panel, 0, dst, I16, (long) p * k * NR * 2, NR * k);
+            // exponent + 0x400 reaches bit 15 only for the all-ones exponent; an OR reduction C2 vectorises
+            int acc = 0;
+            for (int i = 0; i < NR * k; i++) acc |= (panel[i] & 0x7c00) + 0x400;
+            if ((acc & 0x8000) != 0) special = true;
         }
+        return special;
     }
 
     private static void packFloats(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,

@@ -19,11 +19,13 @@ import java.nio.ByteOrder;
  * weight, which at M = 1 is most of the work). Each output is still the fused multiply-add chain over k in
  * order from its bias, so the bits equal the large-M path's and the scalar loop's.
  *
- * <p>F32 and BF16 only: an F16 load needs about twelve Vector API operations to widen exactly, and with
- * several inlined into one loop C2 stops inlining and the loop runs an order of magnitude slower, so F16
- * goes through {@link Gemm}'s small blocks and the JDK's hardware half-to-float conversion instead. Written
- * out once per type rather than dispatched per load, so each loop is straight SIMD code; the copies come
- * from one template (the same body with a different load) and must be edited alike.
+ * <p>F16 only for matrices without infinities or NaNs ({@link PackedWeights#finiteHalves}), which {@link #f16}
+ * widens exactly in four operations (three in the kernels, whose activations come pre-scaled by 2^112); the general exact conversion ({@link PackedWeights#widenF16}) needs about
+ * twelve, and with eight of those inlined into one loop C2 stopped inlining and the loop ran an order of
+ * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
+ * half-to-float conversion. Written out once per type rather than dispatched per load, so each loop is
+ * straight SIMD code; the copies come from one template (the same body with a different load) and must be
+ * edited alike.
  */
 final class StreamingKernels {
 
@@ -47,6 +49,24 @@ final class StreamingKernels {
     }
 
     /**
+     * A finite IEEE half to float, exactly (the same bits as {@link Float#float16ToFloat}; wrong for infinities
+     * and NaNs, which callers rule out). The sign-extended half shifted left by 13 has its exponent and
+     * mantissa in a float's low exponent bits and mantissa, and copies of the sign in bits 28–31; clearing
+     * bits 28–30 leaves the sign in place, and the product by 2^112 rebiases the exponent (15 to 127). That
+     * product is exact: a normal half becomes a normal float times a power of two, a subnormal half (a float
+     * subnormal here) m·2^-24 exactly, and zeros stay signed zeros.
+     */
+    static FloatVector f16(MemorySegment seg, long off) {
+        IntVector v = (IntVector) ShortVector.fromMemorySegment(SS, seg, off, LE).convertShape(VectorOperators.S2I, IS, 0);
+        return v.lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS);
+    }
+
+    /** Sign, exponent and mantissa bits of a half shifted into float position (bits 28–30 cleared). */
+    private static final int F16_SIGN_EXP_MANT = 0x8fffffff;
+    /** 2^(127−15): a half's exponent bias to a float's. */
+    static final float F16_REBIAS = 0x1p112f;
+
+    /**
      * One row x[xOff ..] against four consecutive full panels, over all k, into c[cOff + g·NR + j] for panel
      * g, starting from init[initOff ..] (bias or zeros, 4·NR values). Eight independent chains hide the FMA
      * latency; the four sequential streams keep the hardware prefetchers busy.
@@ -56,6 +76,7 @@ final class StreamingKernels {
         switch (dt) {
             case F32 -> oneRowFourPanelsF32(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
             case BF16 -> oneRowFourPanelsBF16(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
+            case F16 -> oneRowFourPanelsF16(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
             default -> throw new IllegalStateException(dt.name());
         }
     }
@@ -69,6 +90,7 @@ final class StreamingKernels {
         switch (dt) {
             case F32 -> fourRowsOnePanelF32(seg, off, a, aOff, k, c, cOff, ldc, init);
             case BF16 -> fourRowsOnePanelBF16(seg, off, a, aOff, k, c, cOff, ldc, init);
+            case F16 -> fourRowsOnePanelF16(seg, off, a, aOff, k, c, cOff, ldc, init);
             default -> throw new IllegalStateException(dt.name());
         }
     }
@@ -155,6 +177,59 @@ final class StreamingKernels {
         long o = off;
         for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 2L * NR) {
             FloatVector w0 = bf16(seg, o), w1 = bf16(seg, o + 2L * L);
+            FloatVector xb;
+            xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
+            xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
+            xb = FloatVector.broadcast(S, a[ai + 2]); c20 = xb.fma(w0, c20); c21 = xb.fma(w1, c21);
+            xb = FloatVector.broadcast(S, a[ai + 3]); c30 = xb.fma(w0, c30); c31 = xb.fma(w1, c31);
+        }
+        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
+        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
+        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
+    }
+
+    // The F16 kernels take activations pre-scaled by 2^112 (Gemm: only when every |x| < 2^16, so the scaling
+    // is exact and finite) and multiply them by the weights as f16 leaves them before its final product,
+    // w·2^-112 exactly: x·2^112 · w·2^-112 is the same exact product inside the FMA, so the bits equal an FMA
+    // of x and w, with one operation per weight vector fewer. Each load spells the conversion out: as a call,
+    // C2 refused to inline it after a few (NodeCountInliningCutoff, "callee is too large") and the loop ran at
+    // a fifth of the BF16 one's speed; the Vector API's own methods are always inlined.
+    private static void oneRowFourPanelsF16(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
+                                            float[] c, int cOff, float[] init, int initOff) {
+        FloatVector c00 = FloatVector.fromArray(S, init, initOff), c01 = FloatVector.fromArray(S, init, initOff + L);
+        FloatVector c10 = FloatVector.fromArray(S, init, initOff + NR), c11 = FloatVector.fromArray(S, init, initOff + NR + L);
+        FloatVector c20 = FloatVector.fromArray(S, init, initOff + 2 * NR), c21 = FloatVector.fromArray(S, init, initOff + 2 * NR + L);
+        FloatVector c30 = FloatVector.fromArray(S, init, initOff + 3 * NR), c31 = FloatVector.fromArray(S, init, initOff + 3 * NR + L);
+        long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
+        for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
+            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
+            c00 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c00);
+            c01 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c01);
+            c10 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c10);
+            c11 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c11);
+            c20 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c20);
+            c21 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c21);
+            c30 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c30);
+            c31 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), c31);
+        }
+        c00.intoArray(c, cOff);
+        c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + NR);
+        c11.intoArray(c, cOff + NR + L);
+        c20.intoArray(c, cOff + 2 * NR);
+        c21.intoArray(c, cOff + 2 * NR + L);
+        c30.intoArray(c, cOff + 3 * NR);
+        c31.intoArray(c, cOff + 3 * NR + L);
+    }
+
+    private static void fourRowsOnePanelF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
+                                            int ldc, float[] init) {
+        FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
+        FloatVector c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+        long o = off;
+        for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 2L * NR) {
+            FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats(), w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats();
             FloatVector xb;
             xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
             xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);

@@ -155,6 +155,73 @@ class GemmTest {
     }
 
     @Test
+    void theStreamingHalfConversionIsExactForEveryFiniteHalf() {
+        MemorySegment seg = MemorySegment.ofArray(new short[65536]);
+        for (int i = 0; i < 65536; i++) seg.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
+        float[] got = new float[65536];
+        for (int i = 0; i < 65536; i += PackedWeights.L) StreamingKernels.f16(seg, 2L * i).intoArray(got, i);
+        int checked = 0;
+        for (int i = 0; i < 65536; i++) {
+            if ((i & 0x7c00) == 0x7c00) continue; // infinities and NaNs: ruled out by PackedWeights.finiteHalves
+            float want = Float.float16ToFloat((short) i);
+            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[i]), "half " + Integer.toHexString(i));
+            checked++;
+        }
+        assertEquals(65536 - 2 * 1024, checked);
+    }
+
+    /** Halves drawn from every finite bit pattern (zeros, subnormals, up to ±65504), or with one special value. */
+    static WeightMatrix halves(Random r, int n, int k, short special, int at) {
+        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * 2]);
+        for (int i = 0; i < n * k; i++) {
+            int h;
+            do {
+                h = r.nextInt(65536);
+            } while ((h & 0x7c00) == 0x7c00);
+            // a tenth of them subnormal or zero, far more than real weights have
+            if (r.nextInt(10) == 0) h &= 0x83ff;
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2L, (short) (i == at ? special : h));
+        }
+        return WeightMatrix.of("w", DType.F16, seg, n, k);
+    }
+
+    @Test
+    void finiteHalvesStreamAndMatrixWithInfinitiesFallBackWithTheSameBits() {
+        Random r = new Random(16);
+        WorkerPool pool = new WorkerPool(2);
+        try {
+            int n = 200, k = 301;
+            WeightMatrix finite = halves(r, n, k, (short) 0, -1);
+            WeightMatrix inf = halves(r, n, k, (short) 0x7c00, 77 * k + 5);
+            WeightMatrix nan = halves(r, n, k, (short) 0xfe01, 3);
+            assertTrue(PackedWeights.pack(finite, pool).finiteHalves());
+            assertFalse(PackedWeights.pack(inf, pool).finiteHalves());
+            assertFalse(PackedWeights.pack(nan, pool).finiteHalves());
+            assertFalse(PackedWeights.pack(randomWeights(r, DType.BF16, 40, 50), pool).finiteHalves());
+            float[] bias = randomArray(r, n);
+            for (WeightMatrix w : new WeightMatrix[]{finite, inf}) {
+                for (int m = 1; m < Gemm.SMALL_M; m++) {
+                    // Activations are pre-scaled by 2^112 for streaming: the largest below 2^16 and a subnormal
+                    // still stream, one of 2^16 or more sends the product down the L1-buffer path.
+                    for (float extreme : new float[]{0f, Math.nextDown(0x1p16f), -0x1p16f, 70000f}) {
+                        float[] x = randomArray(r, m * k);
+                        if (extreme != 0f) {
+                            x[r.nextInt(m * k)] = extreme;
+                            x[r.nextInt(m * k)] = 1e-40f;
+                        }
+                        float[] out = new float[m * n];
+                        THREE.matmul(h(x, m, k), w, bias, h(out, m, n));
+                        assertBitsEqual(reference(x, m, w, bias), out,
+                                (w == inf ? "with an infinity" : "finite") + " m=" + m + " x up to " + extreme);
+                    }
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    @Test
     void halfWideningMatchesFloat16ToFloatForEveryValue() {
         MemorySegment seg = MemorySegment.ofArray(new short[65536]);
         for (int i = 0; i < 65536; i++) seg.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
