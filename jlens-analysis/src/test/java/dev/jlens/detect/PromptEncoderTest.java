@@ -1,13 +1,11 @@
 package dev.jlens.detect;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
 import dev.jlens.hooks.Pooling;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelLocation;
+import dev.jlens.testing.ChatFixtures;
 import dev.jlens.testing.Fixtures;
 import dev.jlens.tokenizer.ChatTemplate;
 import dev.jlens.tokenizer.ChatTemplate.Message;
@@ -16,8 +14,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -46,29 +42,10 @@ class PromptEncoderTest {
             new Message("assistant", "Mostly nectar and pollen."),
             new Message("user", "And in winter?"));
 
-    /** A copy of a fixture whose tokenizer knows the template's markers as special tokens. */
+    /** A fixture with a published template (template null: {@code name} names it) or the given template text. */
     private HookedModel chatModel(String fixture, String name, String template, String... specials) throws IOException {
-        Path dir = Files.createDirectories(tmp.resolve(fixture + "-" + name));
-        Path src = Fixtures.dir(fixture);
-        for (String f : List.of("config.json", "model.safetensors")) Files.copy(src.resolve(f), dir.resolve(f));
-        ObjectMapper om = new ObjectMapper();
-        ObjectNode tok = (ObjectNode) om.readTree(src.resolve("tokenizer.json").toFile());
-        ArrayNode added = (ArrayNode) tok.get("added_tokens");
-        int id = 512;
-        for (String s : specials) {
-            added.addObject().put("id", id++).put("content", s).put("single_word", false).put("lstrip", false)
-                    .put("rstrip", false).put("normalized", false).put("special", true);
-        }
-        Files.writeString(dir.resolve("tokenizer.json"), om.writeValueAsString(tok));
-        if (template != null) {
-            Files.writeString(dir.resolve("tokenizer_config.json"), om.createObjectNode().put("bos_token", "<s>")
-                    .put("eos_token", "</s>").put("chat_template", template).toString());
-        } else {
-            try (InputStream in = getClass().getResourceAsStream("/chat-templates/" + name + "/tokenizer_config.json")) {
-                Files.write(dir.resolve("tokenizer_config.json"), in.readAllBytes());
-            }
-        }
-        return ModelLoader.loadFolder(new ModelLocation(fixture, null, dir, false));
+        return template == null ? ChatFixtures.withPublished(tmp, fixture, name, specials)
+                : ChatFixtures.withTemplate(tmp, fixture, name, template, specials);
     }
 
     private static HookedModel qwen3(PromptEncoderTest t) throws IOException {

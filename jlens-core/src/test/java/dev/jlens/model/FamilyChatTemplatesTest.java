@@ -1,20 +1,13 @@
 package dev.jlens.model;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
-import dev.jlens.load.ModelLoader;
-import dev.jlens.model.ModelLocation;
-import dev.jlens.testing.Fixtures;
+import dev.jlens.testing.ChatFixtures;
 import dev.jlens.tokenizer.ChatPrompt;
 import dev.jlens.tokenizer.ChatTemplate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -40,24 +33,8 @@ class FamilyChatTemplatesTest {
     @TempDir
     Path tmp;
 
-    /** A copy of a fixture whose tokenizer knows the template's markers and whose tokenizer_config.json is the published one. */
     private HookedModel chatModel(String fixture, String template, String... specials) throws IOException {
-        Path dir = Files.createDirectories(tmp.resolve(fixture + "-" + template));
-        Path src = Fixtures.dir(fixture);
-        for (String f : List.of("config.json", "model.safetensors")) Files.copy(src.resolve(f), dir.resolve(f));
-        ObjectMapper om = new ObjectMapper();
-        ObjectNode tok = (ObjectNode) om.readTree(src.resolve("tokenizer.json").toFile());
-        ArrayNode added = (ArrayNode) tok.get("added_tokens");
-        int id = 512;
-        for (String s : specials) {
-            added.addObject().put("id", id++).put("content", s).put("single_word", false).put("lstrip", false)
-                    .put("rstrip", false).put("normalized", false).put("special", true);
-        }
-        Files.writeString(dir.resolve("tokenizer.json"), om.writeValueAsString(tok));
-        try (InputStream in = getClass().getResourceAsStream("/chat-templates/" + template + "/tokenizer_config.json")) {
-            Files.write(dir.resolve("tokenizer_config.json"), in.readAllBytes());
-        }
-        return ModelLoader.loadFolder(new ModelLocation(fixture, null, dir, false));
+        return ChatFixtures.withPublished(tmp, fixture, template, specials);
     }
 
     /**
