@@ -120,7 +120,9 @@ final class ProbeCommand implements Callable<Integer> {
                     "content); post-instruction (what the chat template writes after the last user message; --pool",
                     "post-instruction is --pool mean --pool-scope post-instruction); response (the last assistant message:",
                     "a response-level detector fitted on (prompt, response) pairs; with no --train/--val/--test, the",
-                    "built-in response_pairs). last-user and post-instruction need --chat, except last-user on pairs."})
+                    "built-in response_pairs). post-instruction needs --chat; without it a single prompt is the user's",
+                    "message and a conversation is its plain text (\"user: ...\" turns), e.g. --pool-scope last-user",
+                    "--test builtin:multi_turn scores the final turn of each conversation."})
     String poolScope;
 
     @Option(names = "--target", defaultValue = "0.95", paramLabel = "AUROC",
@@ -533,7 +535,7 @@ final class ProbeCommand implements Callable<Integer> {
         for (Path f : files) {
             String name = f.toString();
             if (name.startsWith("builtin:")) sets.add(PromptSets.builtin(name.substring("builtin:".length())));
-            else sets.add(PromptSets.load(f, field, null, chatOptions.enabled()));
+            else sets.add(PromptSets.load(f, field, null));
         }
         return sets;
     }
