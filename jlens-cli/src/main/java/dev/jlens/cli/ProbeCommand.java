@@ -66,6 +66,7 @@ import java.util.concurrent.Callable;
                 "  jlens probe --model EleutherAI/pythia-410m --test my_test.jsonl --bootstrap 2000",
                 "  jlens probe --split random        # the old random split as the headline figure",
                 "  jlens probe --pool-scope response --save-detector out/response-guard     (built-in response_pairs)",
+                "  jlens probe --test builtin:multi_turn --pool-scope last-user   (multi-turn, the final turn's tokens)",
                 "  jlens probe --model Qwen/Qwen2.5-0.5B-Instruct --chat --test builtin:multi_turn",
                 "With no --train/--val/--test, the data are the built-in sets: harmful + jailbreak (harmful) and",
                 "harmless + hard_negative (harmless), cut by --split; the report then sets the random split's figures",
