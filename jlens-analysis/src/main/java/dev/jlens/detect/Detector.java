@@ -135,7 +135,7 @@ public final class Detector implements AutoCloseable {
         }
         this.encoder = new PromptEncoder(model, chat, chatSystem,
                 new dev.jlens.tokenizer.ChatTemplate.Options(vars, chatNode.path("fold_system").asBoolean(false)));
-        // last-user also works on plain (prompt, response) pairs; post-instruction only exists in a chat template.
+        // last-user and response also work on plain renderings; post-instruction only exists in a chat template.
         if (scope == PoolScope.POST_INSTRUCTION && !chat) {
             throw new JlensException("detector scope \"post-instruction\" needs a chat detector (fitted with --chat): only a "
                     + "chat template says which tokens come after the user's message");
@@ -494,7 +494,8 @@ public final class Detector implements AutoCloseable {
 
     /**
      * Scores a conversation (roles system, user, assistant) with the early exit: rendered through the model's chat
-     * template for a chat detector, or a (user, assistant) pair as "prompt\n\nresponse" without one, and pooled
+     * template for a chat detector, or as its plain rendering without one ({@link dev.jlens.prompts.Prompt#plainText}:
+     * a (user, assistant) pair as "prompt\n\nresponse", longer ones as "role: content" turns), and pooled
      * over the detector's {@link #scope()}.
      */
     public Score score(List<dev.jlens.tokenizer.ChatTemplate.Message> messages) {

@@ -2,7 +2,6 @@ package dev.jlens.detect;
 
 import dev.jlens.JlensException;
 import dev.jlens.model.HookedModel;
-import dev.jlens.prompts.Conversations;
 import dev.jlens.prompts.Prompt;
 import dev.jlens.tokenizer.ChatPrompt;
 import dev.jlens.tokenizer.ChatTemplate;
@@ -18,8 +17,9 @@ import java.util.function.Consumer;
  * selects: tokens {@code [from, to)}.
  *
  * <ul>
- *   <li>A single prompt without a chat template: the tokenizer's own encoding (special tokens included); only
- *       scope {@code all}.</li>
+ *   <li>A single prompt without a chat template: the tokenizer's own encoding (special tokens included). It is the
+ *       user's message, so scope {@code last-user} is every token but the tokenizer's special tokens (BERT's [CLS]
+ *       and [SEP]).</li>
  *   <li>A single prompt with a chat template: the user message of the template (after an optional system
  *       prompt), as {@link HookedModel#encodeChat} renders it.</li>
  *   <li>A conversation with a chat template: every message through the template ({@link ChatTemplate#renderChat}),
@@ -28,6 +28,11 @@ import java.util.function.Consumer;
  *   <li>A (user, assistant) pair without a chat template: the text {@code prompt + "\n\n" + response} with the
  *       tokenizer's special tokens around it; the response's tokens are those that start at or after the response's
  *       first character, the user's those that start before the blank line.</li>
+ *   <li>Any other conversation without a chat template: its plain rendering ({@link Prompt#plainText}, "role: content"
+ *       turns joined by blank lines) with the tokenizer's special tokens around it. A message's tokens are those that
+ *       cover at least one character of its content: the tokens that start inside it, and the one that carries its
+ *       first character when that token starts before it (a byte-level BPE writes " And" as one token, the space
+ *       after "user:" included). Scope {@code post-instruction} is refused: see {@link #POST_INSTRUCTION_PLAIN}.</li>
  * </ul>
  *
  * <p><b>Post-instruction fallback.</b> A template that writes nothing between the user's message and what
@@ -39,6 +44,20 @@ import java.util.function.Consumer;
  * prompt is truncated as {@link HookedModel#encode} and {@link HookedModel#encodeChat} do.
  */
 public final class PromptEncoder {
+
+    /**
+     * Why a plain rendering has no post-instruction scope. The scope means the tokens a chat template writes after
+     * the user's message (end of turn, assistant header), which an instruction-tuned model was trained to read as
+     * "the instruction is over". A plain rendering has no such tokens: after a final user turn there is nothing, and
+     * "\n\nassistant: " is our own text, not the model's format. The chat-template fallback (the last user token)
+     * exists so that a chat detector fitted with post-instruction pooling still scores under a bare template; no
+     * plain detector can have been fitted with it (the probe refuses it without --chat), so a fallback here would
+     * only give the scope a second meaning. The same position is asked for plainly with
+     * {@code --pool last --pool-scope last-user}.
+     */
+    public static final String POST_INSTRUCTION_PLAIN = "--pool-scope post-instruction needs a chat template (--chat): "
+            + "without one there are no tokens that end the user's turn (for the last token of the user's message use "
+            + "--pool last --pool-scope last-user)";
 
     /**
      * @param ids       the token ids
@@ -112,16 +131,17 @@ public final class PromptEncoder {
                         + "(\"messages\", or \"prompt\" and \"response\"); a single prompt has no response");
             }
             if (!chat) {
-                if (scope != PoolScope.ALL) {
-                    throw new JlensException("--pool-scope " + scope.cliName() + " needs a chat template (--chat) or a conversation: "
-                            + "a plain prompt has no turns");
-                }
+                if (scope == PoolScope.POST_INSTRUCTION) throw new JlensException(POST_INSTRUCTION_PLAIN);
                 boolean[] cut = {false};
                 int[] ids = model.encode(text, w -> {
                     cut[0] = true;
                     if (warnings != null) warnings.accept(w);
                 });
-                return new Encoded(ids, 0, ids.length, false, cut[0]);
+                if (scope == PoolScope.ALL) return new Encoded(ids, 0, ids.length, false, cut[0]);
+                // LAST_USER: the prompt is the user's message; only the tokenizer's own special tokens are not (a cut
+                // prompt keeps its trailing ones, as HookedModel.encode keeps them).
+                Specials sp = specials();
+                return withTruncation(span(ids, sp.prefix(), ids.length - sp.suffix(), "the prompt"), cut[0]);
             }
             if (scope == PoolScope.ALL || scope == PoolScope.POST_INSTRUCTION) {
                 boolean[] cut = {false};
@@ -137,8 +157,8 @@ public final class PromptEncoder {
             return encodeConversation(List.of(new ChatTemplate.Message("user", text.strip())), scope);
         }
         if (chat) return encodeConversation(messages, scope);
-        if (!Prompt.isPair(messages)) throw new JlensException(Conversations.needsTemplate(messages.size()));
-        return encodePlainPair(messages.get(0).content(), messages.get(1).content(), scope);
+        if (Prompt.isPair(messages)) return encodePlainPair(messages.get(0).content(), messages.get(1).content(), scope);
+        return encodePlainConversation(messages, scope);
     }
 
     private ChatPrompt encodeChat(String text, Consumer<String> warnings) {
@@ -218,21 +238,11 @@ public final class PromptEncoder {
             throw new JlensException("--pool-scope post-instruction needs a chat template (--chat): a plain prompt/response "
                     + "pair has no tokens between the two");
         }
-        TextTokenizer tok = model.tokenizer();
         String text = prompt + "\n\n" + response;
-        TextTokenizer.Verbatim v = tok.encodeVerbatim(text);
-        // The tokenizer's own special tokens around the text (BERT: [CLS] ... [SEP]), as encode(text) adds them:
-        // those of "" split into the ones before and after, by comparing with the encoding of "a".
-        int[] empty = tok.encode(""), one = tok.encode("a");
-        int prefix = 0;
-        while (prefix < empty.length && prefix < one.length && empty[prefix] == one[prefix]) prefix++;
-        int suffix = empty.length - prefix;
-        int n = prefix + v.ids().length + suffix;
-        checkContext(n);
-        int[] ids = new int[n];
-        System.arraycopy(empty, 0, ids, 0, prefix);
-        System.arraycopy(v.ids(), 0, ids, prefix, v.ids().length);
-        System.arraycopy(empty, prefix, ids, prefix + v.ids().length, suffix);
+        TextTokenizer.Verbatim v = model.tokenizer().encodeVerbatim(text);
+        int prefix = specials().prefix();
+        int[] ids = withSpecials(v.ids());
+        int n = ids.length;
         int responseFrom = prefix + firstAtOrAfter(v.starts(), prompt.length() + 2);
         int userTo = prefix + firstAtOrAfter(v.starts(), prompt.length());
         return switch (scope) {
@@ -241,6 +251,72 @@ public final class PromptEncoder {
             case RESPONSE -> span(ids, responseFrom, prefix + v.ids().length, "the response");
             case POST_INSTRUCTION -> throw new IllegalStateException("refused above");
         };
+    }
+
+    /** A conversation other than a pair, without a chat template: its plain rendering ("role: content" turns). */
+    private Encoded encodePlainConversation(List<ChatTemplate.Message> messages, PoolScope scope) {
+        if (scope == PoolScope.POST_INSTRUCTION) throw new JlensException(POST_INSTRUCTION_PLAIN);
+        Prompt.PlainRendering r = Prompt.plainRendering(messages);
+        TextTokenizer.Verbatim v = model.tokenizer().encodeVerbatim(r.text());
+        int prefix = specials().prefix();
+        int[] ids = withSpecials(v.ids());
+        return switch (scope) {
+            case ALL -> new Encoded(ids, 0, ids.length, false, false);
+            case LAST_USER -> {
+                int i = lastIndexOf(messages, "user");
+                yield span(ids, prefix + firstCovering(v.starts(), r.contentStart()[i]),
+                        prefix + firstAtOrAfter(v.starts(), r.contentEnd()[i]), "the last user message");
+            }
+            case RESPONSE -> {
+                if (!messages.getLast().role().equals("assistant")) {
+                    throw new JlensException("--pool-scope response needs a conversation that ends with the assistant's "
+                            + "message; this one ends with the " + messages.getLast().role() + "'s");
+                }
+                int i = messages.size() - 1;
+                yield span(ids, prefix + firstCovering(v.starts(), r.contentStart()[i]),
+                        prefix + firstAtOrAfter(v.starts(), r.contentEnd()[i]), "the assistant's message");
+            }
+            case POST_INSTRUCTION -> throw new IllegalStateException("refused above");
+        };
+    }
+
+    private static int lastIndexOf(List<ChatTemplate.Message> messages, String role) {
+        for (int i = messages.size() - 1; i >= 0; i--) if (messages.get(i).role().equals(role)) return i;
+        throw new JlensException("the conversation has no " + role + " message");
+    }
+
+    /**
+     * The tokenizer's own special tokens around a text (BERT: [CLS] ... [SEP]), as {@code encode(text)} adds them:
+     * those of "" split into the ones before and after, by comparing with the encoding of "a".
+     */
+    private record Specials(int[] empty, int prefix) {
+        int suffix() {
+            return empty.length - prefix;
+        }
+    }
+
+    private Specials specials() {
+        TextTokenizer tok = model.tokenizer();
+        int[] empty = tok.encode(""), one = tok.encode("a");
+        int prefix = 0;
+        while (prefix < empty.length && prefix < one.length && empty[prefix] == one[prefix]) prefix++;
+        return new Specials(empty, prefix);
+    }
+
+    /** A rendered text's verbatim ids with the tokenizer's special tokens around them, as encode(text) gives them. */
+    private int[] withSpecials(int[] verbatim) {
+        Specials sp = specials();
+        int n = sp.prefix() + verbatim.length + sp.suffix();
+        checkContext(n);
+        int[] ids = new int[n];
+        System.arraycopy(sp.empty(), 0, ids, 0, sp.prefix());
+        System.arraycopy(verbatim, 0, ids, sp.prefix(), verbatim.length);
+        System.arraycopy(sp.empty(), sp.prefix(), ids, sp.prefix() + verbatim.length, sp.suffix());
+        return ids;
+    }
+
+    private static Encoded withTruncation(Encoded e, boolean truncated) {
+        return new Encoded(e.ids(), e.from(), e.to(), e.fallback(), truncated);
     }
 
     private void checkContext(int tokens) {
@@ -254,6 +330,16 @@ public final class PromptEncoder {
     private static Encoded span(int[] ids, int from, int to, String what) {
         if (to <= from) throw new JlensException(what + " has no tokens of its own in the rendered text");
         return new Encoded(ids, from, to, false, false);
+    }
+
+    /**
+     * Index of the first token that covers a character at or after {@code offset}: the token starting there, or,
+     * when none does, the one before, which then carries that character (tokens cover every character of the text
+     * that is not whitespace, and the content of a message starts with one).
+     */
+    private static int firstCovering(int[] starts, int offset) {
+        int i = firstAtOrAfter(starts, offset);
+        return i > 0 && (i == starts.length || starts[i] > offset) ? i - 1 : i;
     }
 
     /** Index of the first token that starts at or after {@code offset} (the token count if none). */

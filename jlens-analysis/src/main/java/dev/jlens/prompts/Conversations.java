@@ -91,12 +91,6 @@ public final class Conversations {
         return List.copyOf(out);
     }
 
-    /** The error for a conversation that only a chat template can render. */
-    public static String needsTemplate(int messages) {
-        return "a conversation of " + messages + " messages needs the model's chat template (--chat with a chat model); "
-                + "without one, only a prompt/response pair can be rendered (as \"prompt\\n\\nresponse\")";
-    }
-
     private static String kind(JsonNode n) {
         String k = n.getNodeType().name().toLowerCase(Locale.ROOT);
         return ("aeiou".indexOf(k.charAt(0)) >= 0 ? "an " : "a ") + k;

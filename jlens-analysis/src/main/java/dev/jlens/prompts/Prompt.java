@@ -66,26 +66,43 @@ public record Prompt(String id, String text, String label, String category, Stri
     }
 
     /**
-     * Whether the conversation is one user message answered by the assistant: the only conversation that
-     * renders without a chat template ({@link #plainText}).
+     * Whether the conversation is one user message answered by the assistant, which renders as "prompt\n\nresponse"
+     * without a chat template ({@link #plainText}).
      */
     public static boolean isPair(List<ChatTemplate.Message> messages) {
         return messages.size() == 2 && messages.get(0).role().equals("user") && messages.get(1).role().equals("assistant");
     }
 
     /**
-     * The plain rendering of a conversation: a (user, assistant) pair is "prompt\n\nresponse", the text a model
-     * without chat template is given (the response's tokens are those that start after the blank line);
-     * longer conversations join "role: content" turns with blank lines (for words-only baselines and display;
-     * a model sees them only through a chat template).
+     * The plain rendering of a conversation, the text a model without a chat template is given (and the words-only
+     * baselines see): a (user, assistant) pair is "prompt\n\nresponse" (the response's tokens are those that start
+     * after the blank line); any other conversation joins "role: content" turns with blank lines.
      */
     public static String plainText(List<ChatTemplate.Message> messages) {
-        if (isPair(messages)) return messages.get(0).content() + "\n\n" + messages.get(1).content();
+        return plainRendering(messages).text();
+    }
+
+    /**
+     * A conversation's plain rendering with where each message's content lies in it: characters
+     * {@code [contentStart[i], contentEnd[i])} of {@code text} are {@code messages.get(i).content()}.
+     */
+    public record PlainRendering(String text, int[] contentStart, int[] contentEnd) {
+    }
+
+    /** {@link #plainText} with the offsets of every message's content. */
+    public static PlainRendering plainRendering(List<ChatTemplate.Message> messages) {
+        int n = messages.size();
+        int[] start = new int[n], end = new int[n];
         StringBuilder sb = new StringBuilder();
-        for (ChatTemplate.Message m : messages) {
-            if (!sb.isEmpty()) sb.append("\n\n");
-            sb.append(m.role()).append(": ").append(m.content());
+        boolean pair = isPair(messages);
+        for (int i = 0; i < n; i++) {
+            ChatTemplate.Message m = messages.get(i);
+            if (i > 0) sb.append("\n\n");
+            if (!pair) sb.append(m.role()).append(": ");
+            start[i] = sb.length();
+            sb.append(m.content());
+            end[i] = sb.length();
         }
-        return sb.toString();
+        return new PlainRendering(sb.toString(), start, end);
     }
 }

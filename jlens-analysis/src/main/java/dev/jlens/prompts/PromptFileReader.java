@@ -49,22 +49,13 @@ final class PromptFileReader {
      */
     static PromptSet read(String source, String setName, String stem, Format format, byte[] bytes, String field,
                           String defaultLabel) {
-        return read(source, setName, stem, format, bytes, field, defaultLabel, true);
-    }
-
-    /**
-     * @param chatTemplate whether the prompts will go through a chat template: without one, a conversation other
-     *                     than a (user, assistant) pair cannot be rendered, and its line is an error here
-     */
-    static PromptSet read(String source, String setName, String stem, Format format, byte[] bytes, String field,
-                          String defaultLabel, boolean chatTemplate) {
         String content = decode(source, bytes);
         if (content.isBlank()) {
             throw new JlensException(source + ": file is empty; expected " + expected(format, field));
         }
         List<Row> rows = switch (format) {
             case TXT -> readTxt(content);
-            case JSONL -> readJsonl(source, content, field, chatTemplate);
+            case JSONL -> readJsonl(source, content, field);
             case CSV -> readCsv(source, content, field);
         };
         if (rows.isEmpty()) {
@@ -108,7 +99,7 @@ final class PromptFileReader {
         return rows;
     }
 
-    private static List<Row> readJsonl(String source, String content, String field, boolean chatTemplate) {
+    private static List<Row> readJsonl(String source, String content, String field) {
         ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
         List<Row> rows = new ArrayList<>();
         int lineNo = 0;
@@ -129,7 +120,7 @@ final class PromptFileReader {
                 throw new JlensException(at + ": expected a JSON object with a string field \"" + field
                         + "\", found " + kind(node));
             }
-            List<ChatTemplate.Message> messages = conversation(at, node, field, chatTemplate);
+            List<ChatTemplate.Message> messages = conversation(at, node, field);
             JsonNode textNode = node.get(field);
             if (!messages.isEmpty()) {
                 rows.add(withMessages(row(at, lineNo, Prompt.plainText(messages), field, optionalFields(at, node, field)), messages));
@@ -168,17 +159,12 @@ final class PromptFileReader {
         return new Row(r.line(), r.text(), r.id(), r.label(), r.category(), r.split(), r.style(), List.copyOf(messages));
     }
 
-    private static List<ChatTemplate.Message> conversation(String at, JsonNode node, String field, boolean chatTemplate) {
-        List<ChatTemplate.Message> out;
+    private static List<ChatTemplate.Message> conversation(String at, JsonNode node, String field) {
         try {
-            out = Conversations.fromJson(node, field);
+            return Conversations.fromJson(node, field);
         } catch (JlensException e) {
             throw new JlensException(at + ": " + e.getMessage());
         }
-        if (!out.isEmpty() && !chatTemplate && !Prompt.isPair(out)) {
-            throw new JlensException(at + ": " + Conversations.needsTemplate(out.size()));
-        }
-        return out;
     }
 
     /** Jackson's reason without its source-location suffix, which names an internal reader, not the file. */

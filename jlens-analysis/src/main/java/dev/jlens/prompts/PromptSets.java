@@ -50,8 +50,9 @@ public final class PromptSets {
     private static final List<String> BUILTIN = List.of("neutral", "harmful", "harmless", "jailbreak", "hard_negative");
     /**
      * Built-in conversation sets (docs/PROMPTS.md): {@code multi_turn} (harmful intent spread over turns, and
-     * benign multi-turn controls; needs a chat template) and {@code response_pairs} ((prompt, response) pairs:
-     * harmful compliance vs refusals and benign answers, for response-level detectors).
+     * benign multi-turn controls; a model without a chat template sees their plain rendering) and
+     * {@code response_pairs} ((prompt, response) pairs: harmful compliance vs refusals and benign answers, for
+     * response-level detectors).
      */
     private static final List<String> CONVERSATIONS = List.of("multi_turn", "response_pairs");
     private static final String RESOURCE_DIR = "/dev/jlens/prompts/";
@@ -101,15 +102,6 @@ public final class PromptSets {
      * @param defaultLabel label for prompts whose file gives none; may be null when every prompt has a label
      */
     public static PromptSet load(Path file, String field, String defaultLabel) {
-        return load(file, field, defaultLabel, true);
-    }
-
-    /**
-     * As {@link #load(Path, String, String)}; {@code chatTemplate} says whether the prompts will be rendered through
-     * a chat template. Without one, a JSONL conversation other than a (user, assistant) pair is an error that
-     * names its line.
-     */
-    public static PromptSet load(Path file, String field, String defaultLabel, boolean chatTemplate) {
         if (!Files.exists(file)) {
             throw new JlensException(file + ": prompt file not found; expected a .txt, .jsonl or .csv file");
         }
@@ -141,7 +133,7 @@ public final class PromptSets {
         }
         String f = field == null || field.isBlank() ? DEFAULT_FIELD : field;
         String label = defaultLabel == null || defaultLabel.isBlank() ? null : defaultLabel.strip();
-        return PromptFileReader.read(file.toString(), stem, stem, format, bytes, f, label, chatTemplate);
+        return PromptFileReader.read(file.toString(), stem, stem, format, bytes, f, label);
     }
 
     /**

@@ -2,9 +2,11 @@ package dev.jlens.detect;
 
 import dev.jlens.JlensException;
 import dev.jlens.hooks.Pooling;
+import dev.jlens.load.EmbeddedModels;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.model.HookedModel;
 import dev.jlens.model.ModelLocation;
+import dev.jlens.prompts.Prompt;
 import dev.jlens.testing.ChatFixtures;
 import dev.jlens.testing.Fixtures;
 import dev.jlens.tokenizer.ChatTemplate;
@@ -212,11 +214,7 @@ class PromptEncoderTest {
                 String user = m.tokenizer().decode(Arrays.copyOfRange(u.ids(), u.from(), u.to()));
                 assertEquals("How do I pick a lock?", user.strip(), fixture);
 
-                JlensException e = assertThrows(JlensException.class, () -> enc.encode(null, CONVERSATION, PoolScope.ALL, null));
-                assertTrue(e.getMessage().contains("needs the model's chat template"), e.getMessage());
-                e = assertThrows(JlensException.class, () -> enc.encode(null, pair, PoolScope.POST_INSTRUCTION, null));
-                assertTrue(e.getMessage().contains("--chat"), e.getMessage());
-                e = assertThrows(JlensException.class, () -> enc.encode("Hello", List.of(), PoolScope.LAST_USER, null));
+                JlensException e = assertThrows(JlensException.class, () -> enc.encode(null, pair, PoolScope.POST_INSTRUCTION, null));
                 assertTrue(e.getMessage().contains("--chat"), e.getMessage());
                 String longText = "word ".repeat(600);
                 e = assertThrows(JlensException.class, () -> enc.encode(null,
@@ -224,5 +222,106 @@ class PromptEncoderTest {
                 assertTrue(e.getMessage().contains("longer than the model's context"), e.getMessage());
             }
         }
+    }
+
+    /** The embedded MiniLM (WordPiece, [CLS] ... [SEP]) and two fixtures (byte-level BPE, SentencePiece): plain models. */
+    private static List<HookedModel> plainModels() {
+        return List.of(EmbeddedModels.minilm(),
+                ModelLoader.loadFolder(new ModelLocation("gpt_neox_tiny", null, Fixtures.dir("gpt_neox_tiny"), false)),
+                ModelLoader.loadFolder(new ModelLocation("llama_tiny", null, Fixtures.dir("llama_tiny"), false)));
+    }
+
+    /**
+     * The span is exactly the tokens that cover a character of {@code text[cs, ce)}: its first token holds character
+     * cs (starting there, or at the space before it that a BPE writes into the word), its last token starts before
+     * ce, and the next token starts at or after ce.
+     */
+    private static void assertSpanCovers(HookedModel m, String text, PromptEncoder.Encoded e, int cs, int ce, String what) {
+        TextTokenizer.Verbatim v = m.tokenizer().encodeVerbatim(text);
+        int p = -1;
+        for (int i = 0; i + v.ids().length <= e.ids().length && p < 0; i++) {
+            if (Arrays.equals(Arrays.copyOfRange(e.ids(), i, i + v.ids().length), v.ids())) p = i;
+        }
+        assertTrue(p >= 0, what + ": the rendered text's own tokens inside the ids");
+        int[] st = v.starts();
+        int f = e.from() - p, t = e.to() - p, n = st.length;
+        assertTrue(f >= 0 && t <= n, what + ": the span lies inside the text's tokens, not on special tokens");
+        assertTrue(st[f] <= cs && (f + 1 == n || st[f + 1] > cs), what + ": the first token holds the content's first character");
+        assertTrue(st[t - 1] < ce && (t == n || st[t] >= ce), what + ": the last token starts inside the content, the next after it");
+        String covered = text.substring(st[f], t < n ? st[t] : text.length());
+        String content = text.substring(cs, ce);
+        // A tokenizer that writes no whitespace tokens (WordPiece) lets the covered text run on to the next token's start.
+        String head = covered.startsWith(" " + content) ? " " + content : content;
+        assertTrue(covered.startsWith(head) && covered.substring(head.length()).isBlank(), what + ": covered \"" + covered + "\"");
+    }
+
+    /**
+     * Without a chat template a conversation longer than a pair is its plain rendering, "role: content" turns joined by
+     * blank lines, with the tokenizer's own special tokens around it; last-user and response are the tokens of that
+     * message's content, post-instruction is refused, and a single prompt's last-user scope is all its tokens but the
+     * tokenizer's special tokens.
+     */
+    @Test
+    void plainConversationsAreTheirRoleContentRendering() {
+        List<Message> answered = new java.util.ArrayList<>(CONVERSATION);
+        answered.add(new Message("assistant", "They eat the honey they stored."));
+        for (HookedModel m : plainModels()) {
+            try (m) {
+                String name = m.location().id();
+                PromptEncoder enc = PromptEncoder.plain(m);
+                Prompt.PlainRendering r = Prompt.plainRendering(CONVERSATION);
+                String text = r.text();
+                assertEquals("system: Be brief.\n\nuser: What do bees eat?\n\nassistant: Mostly nectar and pollen.\n\n"
+                        + "user: And in winter?", text);
+                PromptEncoder.Encoded all = enc.encode(null, CONVERSATION, PoolScope.ALL, null);
+                assertArrayEquals(m.encode(text, null), all.ids(), name + ": the plain text's own encoding, specials included");
+                assertTrue(all.whole());
+
+                PromptEncoder.Encoded user = enc.encode(null, CONVERSATION, PoolScope.LAST_USER, null);
+                assertArrayEquals(all.ids(), user.ids());
+                assertSpanCovers(m, text, user, r.contentStart()[3], r.contentEnd()[3], name + " last-user");
+                assertEquals(all.ids().length - (m.tokenizer().encode("").length - leadingSpecials(m)), user.to(),
+                        name + ": the last user message runs to the trailing special tokens");
+
+                Prompt.PlainRendering ra = Prompt.plainRendering(answered);
+                PromptEncoder.Encoded resp = enc.encode(null, answered, PoolScope.RESPONSE, null);
+                assertArrayEquals(m.encode(ra.text(), null), resp.ids());
+                assertSpanCovers(m, ra.text(), resp, ra.contentStart()[4], ra.contentEnd()[4], name + " response");
+                PromptEncoder.Encoded lastUser = enc.encode(null, answered, PoolScope.LAST_USER, null);
+                assertSpanCovers(m, ra.text(), lastUser, ra.contentStart()[3], ra.contentEnd()[3], name + " last-user before an answer");
+                assertTrue(lastUser.to() < resp.from(), name + ": \"assistant:\" lies between them");
+
+                JlensException e = assertThrows(JlensException.class, () -> enc.encode(null, CONVERSATION, PoolScope.RESPONSE, null));
+                assertTrue(e.getMessage().contains("ends with the user's"), e.getMessage());
+                e = assertThrows(JlensException.class, () -> enc.encode(null, CONVERSATION, PoolScope.POST_INSTRUCTION, null));
+                assertTrue(e.getMessage().contains("needs a chat template (--chat)") && e.getMessage().contains("--pool-scope last-user"),
+                        e.getMessage());
+                e = assertThrows(JlensException.class, () -> enc.encode("Hello", List.of(), PoolScope.POST_INSTRUCTION, null));
+                assertTrue(e.getMessage().contains("needs a chat template (--chat)"), e.getMessage());
+
+                // A single prompt is the user's message: last-user is every token but the tokenizer's special tokens.
+                String prompt = "And in winter?";
+                PromptEncoder.Encoded single = enc.encode(prompt, List.of(), PoolScope.LAST_USER, null);
+                int[] ids = m.encode(prompt, null);
+                assertArrayEquals(ids, single.ids());
+                assertEquals(leadingSpecials(m), single.from());
+                assertEquals(ids.length - (m.tokenizer().encode("").length - leadingSpecials(m)), single.to());
+                assertArrayEquals(m.tokenizer().encodeVerbatim(prompt).ids(), Arrays.copyOfRange(ids, single.from(), single.to()),
+                        name + ": exactly the text's own tokens");
+
+                String longText = "word ".repeat(600);
+                List<Message> tooLong = List.of(new Message("user", "hi"), new Message("assistant", "ok"), new Message("user", longText));
+                e = assertThrows(JlensException.class, () -> enc.encode(null, tooLong, PoolScope.ALL, null));
+                assertTrue(e.getMessage().contains("longer than the model's context"), e.getMessage());
+            }
+        }
+    }
+
+    /** How many special tokens the tokenizer puts before a text (BERT's [CLS]: 1). */
+    private static int leadingSpecials(HookedModel m) {
+        int[] empty = m.tokenizer().encode(""), one = m.tokenizer().encode("a");
+        int p = 0;
+        while (p < empty.length && p < one.length && empty[p] == one[p]) p++;
+        return p;
     }
 }

@@ -45,12 +45,19 @@ class ConversationPromptsTest {
         assertEquals("Pick a lock?\n\nNo.", c.text(), "a pair's plain rendering");
         assertEquals("refusal", c.category());
 
-        // Without a chat template only the pair can be rendered: the conversation's line is named.
-        JlensException e = assertThrows(JlensException.class, () -> PromptSets.load(f, "text", null, false));
-        assertTrue(e.getMessage().contains("mixed.jsonl: line 2") && e.getMessage().contains("chat template"), e.getMessage());
         assertEquals(3, PromptSets.load(file("pairs.jsonl", "{\"prompt\": \"a\", \"response\": \"b\", \"label\": \"harmful\"}",
                 "{\"text\": \"c\", \"label\": \"harmful\"}", "{\"prompt\": \"d\", \"response\": \"e\", \"label\": \"harmful\"}"),
-                "text", null, false).prompts().size(), "pairs and prompts need no chat template");
+                "text", null).prompts().size());
+
+        // The plain rendering says where every message's content lies (what a model without a chat template is given).
+        Prompt.PlainRendering r = Prompt.plainRendering(b.messages());
+        assertEquals(b.text(), r.text());
+        for (int i = 0; i < b.messages().size(); i++) {
+            assertEquals(b.messages().get(i).content(), r.text().substring(r.contentStart()[i], r.contentEnd()[i]));
+        }
+        Prompt.PlainRendering pr = Prompt.plainRendering(c.messages());
+        assertEquals("No.", pr.text().substring(pr.contentStart()[1], pr.contentEnd()[1]));
+        assertEquals("Pick a lock?", pr.text().substring(pr.contentStart()[0], pr.contentEnd()[0]));
     }
 
     @Test

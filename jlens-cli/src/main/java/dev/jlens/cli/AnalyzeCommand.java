@@ -86,7 +86,7 @@ final class AnalyzeCommand implements Callable<Integer> {
     String pool;
 
     @Option(names = "--bootstrap", defaultValue = "1000", paramLabel = "N",
-            description = "Bootstrap draws for the 95% CIs (default: ${DEFAULT-VALUE}; 0 turns CIs off).")
+            description = "Bootstrap draws for the 95%% CIs (default: ${DEFAULT-VALUE}; 0 turns CIs off).")
     int bootstrap;
 
     @Option(names = "--permutations", defaultValue = "1000", paramLabel = "N",

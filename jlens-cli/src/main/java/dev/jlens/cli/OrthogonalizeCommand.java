@@ -35,7 +35,7 @@ final class OrthogonalizeCommand implements Callable<Integer> {
 
     @Option(names = "--layer", paramLabel = "L",
             description = {"Whose direction to remove (default: the layer with the largest class separation",
-                    "relative to the activation norm among the first 80% of layers; jlens steer selects more carefully)."})
+                    "relative to the activation norm among the first 80%% of layers; jlens steer selects more carefully)."})
     Integer layer;
 
     @Option(names = "--hook", paramLabel = "KIND", description = "Hook kind of the direction, e.g. resid_pre (default: the file's first).")

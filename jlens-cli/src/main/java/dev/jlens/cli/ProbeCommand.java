@@ -54,7 +54,7 @@ import java.util.concurrent.Callable;
                 "Per hook, fits three detectors on the train split -- an L2-regularised logistic probe, the",
                 "difference-in-means projection and a distance to the harmful centroid (Mahalanobis, shrunk",
                 "covariance) -- makes every choice (C, shrinkage, calibration, threshold) on the validation split, and",
-                "reports on the test split: AUROC, accuracy, TPR at 1% and 5% FPR with bootstrap CIs, per category",
+                "reports on the test split: AUROC, accuracy, TPR at 1%% and 5%% FPR with bootstrap CIs, per category",
                 "(direct harmful, jailbreak, hard negative, plain harmless), and calibration.",
                 "",
                 "Prints the earliest layer whose test AUROC CI lower bound reaches --target, and writes probe.csv,",
@@ -66,6 +66,7 @@ import java.util.concurrent.Callable;
                 "  jlens probe --model EleutherAI/pythia-410m --test my_test.jsonl --bootstrap 2000",
                 "  jlens probe --split random        # the old random split as the headline figure",
                 "  jlens probe --pool-scope response --save-detector out/response-guard     (built-in response_pairs)",
+                "  jlens probe --test builtin:multi_turn --pool-scope last-user   (multi-turn, the final turn's tokens)",
                 "  jlens probe --model Qwen/Qwen2.5-0.5B-Instruct --chat --test builtin:multi_turn",
                 "With no --train/--val/--test, the data are the built-in sets: harmful + jailbreak (harmful) and",
                 "harmless + hard_negative (harmless), cut by --split; the report then sets the random split's figures",
@@ -120,7 +121,9 @@ final class ProbeCommand implements Callable<Integer> {
                     "content); post-instruction (what the chat template writes after the last user message; --pool",
                     "post-instruction is --pool mean --pool-scope post-instruction); response (the last assistant message:",
                     "a response-level detector fitted on (prompt, response) pairs; with no --train/--val/--test, the",
-                    "built-in response_pairs). last-user and post-instruction need --chat, except last-user on pairs."})
+                    "built-in response_pairs). post-instruction needs --chat; without it a single prompt is the user's",
+                    "message and a conversation is its plain text (\"user: ...\" turns), e.g. --pool-scope last-user",
+                    "--test builtin:multi_turn scores the final turn of each conversation."})
     String poolScope;
 
     @Option(names = "--target", defaultValue = "0.95", paramLabel = "AUROC",
@@ -128,7 +131,7 @@ final class ProbeCommand implements Callable<Integer> {
     double target;
 
     @Option(names = "--bootstrap", defaultValue = "1000", paramLabel = "N",
-            description = "Bootstrap draws for the 95% CIs (default: ${DEFAULT-VALUE}; 0: point estimates only).")
+            description = "Bootstrap draws for the 95%% CIs (default: ${DEFAULT-VALUE}; 0: point estimates only).")
     int bootstrap;
 
     @Option(names = "--seed", defaultValue = "42", description = "Seed of the bootstrap (default: ${DEFAULT-VALUE}).")
@@ -533,7 +536,7 @@ final class ProbeCommand implements Callable<Integer> {
         for (Path f : files) {
             String name = f.toString();
             if (name.startsWith("builtin:")) sets.add(PromptSets.builtin(name.substring("builtin:".length())));
-            else sets.add(PromptSets.load(f, field, null, chatOptions.enabled()));
+            else sets.add(PromptSets.load(f, field, null));
         }
         return sets;
     }

@@ -43,7 +43,7 @@ import java.util.concurrent.Callable;
                 "the refusal rate of sample generations; cost: KL of the next-token distribution on harmless prompts and",
                 "cross-entropy on jlens' harmless corpus (encoders: change of the pooled embedding).",
                 "Writes steer.csv, samples.jsonl, selection.json and STEER.html to --out, and selects the setting with",
-                "the largest effect whose cost is under --kl-threshold outside the last 20% of layers (Arditi et al.)."},
+                "the largest effect whose cost is under --kl-threshold outside the last 20%% of layers (Arditi et al.)."},
         footer = {"", "Examples:",
                 "  jlens steer --model M --direction D --mode ablate --layers 4-12 --out out/steer-ablate",
                 "  jlens steer --model M --direction D --mode add --alpha 0.5x,1x,2x,4x --layers 6,8 --out out/steer-add",

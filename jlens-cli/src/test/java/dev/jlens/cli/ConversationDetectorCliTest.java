@@ -7,6 +7,8 @@ import dev.jlens.detect.Detector;
 import dev.jlens.detect.PoolScope;
 import dev.jlens.load.ModelLoader;
 import dev.jlens.model.HookedModel;
+import dev.jlens.prompts.Prompt;
+import dev.jlens.prompts.PromptSets;
 import dev.jlens.tokenizer.ChatTemplate.Message;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -20,6 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -228,9 +231,58 @@ class ConversationDetectorCliTest {
         assertEquals(20, run.path("test").path("harmless").asInt());
         assertEquals("last-user", run.path("scope").asText());
 
+        // Without --chat the same model sees each conversation's plain rendering ("role: content" turns).
         r = CliTestSupport.run(concat(small, "probe", "--model", model.toString(), "--bootstrap", "0", "--hooks", "blocks.2.hook_resid_post",
                 "--detectors", "logistic", "--test", "builtin:multi_turn", "--out", tmp.resolve("mt2").toString()));
-        assertEquals(1, r.exitCode());
-        assertTrue(r.err().contains("multi_turn") && r.err().contains("needs the model's chat template"), r.err());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("pool scope all: 100 prompts (40 conversations)") && !r.err().contains("chat template:"), r.err());
+        run = JSON.readTree(tmp.resolve("mt2").resolve("probe.json").toFile()).path("run");
+        assertEquals(20, run.path("test").path("harmful").asInt());
+        assertEquals("all", run.path("scope").asText());
+    }
+
+    /**
+     * A model without a chat template (the stories260k fixture) scores the built-in multi-turn conversations end to end:
+     * a last-user detector fitted on single prompts, tested on builtin:multi_turn, saved, and scoring a conversation
+     * from Java and from jlens detect exactly as the probe scored it, over exactly the last user message's tokens of
+     * the plain rendering.
+     */
+    @Test
+    void aMultiTurnConversationScoresThroughAPlainModelEndToEnd() throws Exception {
+        Path model = CliTestSupport.fixtures().resolve("stories260k");
+        Path out = tmp.resolve("plain-mt"), det = tmp.resolve("plain-mt-det");
+        String[] small = java.util.Arrays.copyOf(smallSplits(tmp), 4);
+        CliTestSupport.Result r = CliTestSupport.run(concat(small, "probe", "--model", model.toString(), "--pool-scope", "last-user",
+                "--bootstrap", "0", "--hooks", "blocks.2.hook_resid_post", "--detectors", "logistic",
+                "--test", "builtin:multi_turn", "--out", out.toString(), "--save-detector", det.toString()));
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("pool scope last-user: 100 prompts (40 conversations)"), r.err());
+        JsonNode run = JSON.readTree(out.resolve("probe.json").toFile()).path("run");
+        assertEquals("last-user", run.path("scope").asText());
+        assertEquals(20, run.path("test").path("harmless").asInt());
+        assertEquals("last-user", JSON.readTree(det.resolve("detector.json").toFile()).path("scope").asText());
+
+        Prompt conv = PromptSets.builtin("multi_turn").prompts().getFirst();
+        double probeLogit = Double.NaN;
+        for (String line : Files.readAllLines(out.resolve("test_scores.csv"))) {
+            if (line.startsWith(conv.id() + ",")) probeLogit = Double.parseDouble(line.split(",")[6]);
+        }
+        assertTrue(!Double.isNaN(probeLogit), "the conversation is in test_scores.csv");
+        try (HookedModel m = ModelLoader.load(model.toString(), null); Detector d = Detector.load(det, m)) {
+            Detector.TokenScores ts = d.tokenScores(conv.messages());
+            assertArrayEquals(m.encode(conv.text(), null), ts.ids(), "the plain rendering's tokens");
+            String lastUser = conv.messages().getLast().content();
+            assertEquals(lastUser, m.tokenizer().decode(java.util.Arrays.copyOfRange(ts.ids(), ts.from(), ts.to())).strip(),
+                    "pooled over exactly the last user message");
+            assertTrue(conv.text().endsWith("\n\nuser: " + lastUser), conv.text());
+            double logit = d.score(conv.messages()).logit();
+            assertEquals(probeLogit, logit, 1e-4, "the saved detector scores the conversation as the probe did");
+            assertEquals(logit, ts.prompt().logit(), 1e-9);
+
+            String in = JSON.createObjectNode().put("id", conv.id()).set("messages", JSON.valueToTree(conv.messages())).toString() + "\n";
+            CliTestSupport.Result dr = ProbeCommandTest.withStdin(in, "detect", "--detector", det.toString(), "--model", model.toString());
+            assertEquals(0, dr.exitCode(), dr.err());
+            assertEquals(d.score(conv.messages()).score(), JSON.readTree(dr.out().lines().findFirst().orElseThrow()).get("score").asDouble(), 1e-9);
+        }
     }
 }
