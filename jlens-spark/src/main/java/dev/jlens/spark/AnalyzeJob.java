@@ -162,13 +162,23 @@ public final class AnalyzeJob {
         try {
             List<LayerMetrics> metrics = new ArrayList<>();
             Map<String, double[]> silhouettes = silhouettes(indexed, hooks, s);
-            Map<String, SparkProbe.Result> probe = Map.of();
+            // The probe and the length control (with its own probe) are independent: the probe's Spark jobs run from
+            // another driver thread meanwhile, so the many small L-BFGS jobs of both overlap.
+            java.util.concurrent.CompletableFuture<Map<String, SparkProbe.Result>> probing =
+                    java.util.concurrent.CompletableFuture.completedFuture(Map.of());
             if (s.probe()) {
                 Map<String, SparkProbe.Problem> problems = new HashMap<>();
                 for (Hook h : hooks.values()) problems.put(h.name, new SparkProbe.Problem(h.a, h.b, h.layer, "cv", null, null));
-                probe = SparkProbe.run(spark, indexed, problems, s);
+                probing = java.util.concurrent.CompletableFuture.supplyAsync(() -> SparkProbe.run(spark, indexed, problems, s));
             }
             Map<String, LengthControl> lengths = lengthControl ? lengthControl(spark, indexed, hooks, s) : Map.of();
+            Map<String, SparkProbe.Result> probe;
+            try {
+                probe = probing.join();
+            } catch (java.util.concurrent.CompletionException e) {
+                if (e.getCause() instanceof RuntimeException re) throw re;
+                throw e;
+            }
             for (Hook h : hooks.values()) {
                 metrics.add(layerMetrics(spark, indexed, h, s, silhouettes.get(h.name)[0], probe.get(h.name),
                         lengths.get(h.name)));

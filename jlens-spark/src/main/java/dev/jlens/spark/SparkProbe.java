@@ -75,6 +75,9 @@ final class SparkProbe {
     static final double MLLIB_TOL = 1e-9;
     static final int MLLIB_MAX_ITER = 1000;
 
+    /** Hooks whose folds are fitted concurrently. */
+    static final int HOOKS_AT_ONCE = 4;
+
     /** Accuracy, AUROC, folds used, and the out-of-fold score of each prompt of the problem (A first, then B). */
     record Result(double accuracy, double auroc, int folds, double[] scoresA, double[] scoresB) {
     }
@@ -127,11 +130,29 @@ final class SparkProbe {
                 .select("hook", "label", "rank", "vector")
                 .javaRDD().mapPartitions(it -> features(it, plan.value(), classA));
         Dataset<Row> features = spark.createDataFrame(featureRows, FEATURES).persist(StorageLevel.MEMORY_AND_DISK());
+        // Up to HOOKS_AT_ONCE hooks are cross-validated at a time, each from its own driver thread: their Spark jobs
+        // then overlap, which on small data (job latency) and on a cluster with idle executors both save time.
+        ExecutorService hooks = Executors.newFixedThreadPool(Math.max(1, Math.min(HOOKS_AT_ONCE, plans.size())), r -> {
+            Thread t = new Thread(r, "jlens-probe-hook");
+            t.setDaemon(true);
+            return t;
+        });
         try {
+            Map<String, Future<Result>> pending = new HashMap<>();
+            for (Map.Entry<String, HookPlan> e : plans.entrySet()) {
+                pending.put(e.getKey(), hooks.submit(() -> crossValidate(spark, features, e.getKey(), e.getValue(), s)));
+            }
             Map<String, Result> out = new HashMap<>();
-            for (Map.Entry<String, HookPlan> e : plans.entrySet()) out.put(e.getKey(), crossValidate(spark, features, e.getKey(), e.getValue(), s));
+            for (Map.Entry<String, Future<Result>> e : pending.entrySet()) out.put(e.getKey(), e.getValue().get());
             return out;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new JlensException("the probe was interrupted");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) throw re;
+            throw new JlensException("the probe failed: " + e.getCause(), e.getCause());
         } finally {
+            hooks.shutdownNow();
             features.unpersist();
             plan.destroy();
         }
