@@ -135,6 +135,60 @@ class AnalyzeJobTest {
     }
 
     /**
+     * Above 2000 prompts jlens analyze computes the silhouette on a seeded stratified subsample; the Spark job must
+     * draw the same one. Synthetic activations (no model: 1,300 + 800 prompts, d = 5, token lengths 3..9, ids
+     * shuffled over four partitions) against GeometryAnalyzer called directly; the probe is skipped here (the test
+     * above covers it), every other column is compared to float rounding.
+     */
+    @Test
+    void subsampledSilhouetteAndDrawsEqualGeometryAnalyzer() {
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(11);
+        int nA = 1300, nB = 800, d = 5;
+        double[][] a = new double[nA][d], b = new double[nB][d];
+        int[] lenA = new int[nA], lenB = new int[nB];
+        List<Row> rows = new java.util.ArrayList<>();
+        for (int i = 0; i < nA + nB; i++) {
+            boolean isA = i < nA;
+            float[] x = new float[d];
+            for (int j = 0; j < d; j++) x[j] = (float) (rng.nextGaussian() * (isA ? 1.0 : 1.3) + (isA ? 0 : 0.4 * j) + 2);
+            int len = 3 + rng.nextInt(isA ? 5 : 7);
+            double[] row = new double[d];
+            for (int j = 0; j < d; j++) row[j] = x[j];
+            if (isA) {
+                a[i] = row;
+                lenA[i] = len;
+            } else {
+                b[i - nA] = row;
+                lenB[i - nA] = len;
+            }
+            List<Float> v = new java.util.ArrayList<>();
+            for (float f : x) v.add(f);
+            // Ids number each class in order (A from 0, B from 5000), as the ranks expect.
+            rows.add(org.apache.spark.sql.RowFactory.create(Integer.toString(isA ? i : 5000 + i - nA), isA ? "harmless" : "harmful",
+                    "blocks.3.hook_resid_post", v, len));
+        }
+        java.util.Collections.shuffle(rows, new java.util.Random(3));
+        Dataset<Row> table = spark.createDataFrame(rows, CacheJob.ACTIVATIONS).repartition(4);
+        AnalyzeJob.Result r = AnalyzeJob.run(spark, table, new AnalyzeJob.Settings("harmless", "harmful", null, 5, 5, 1.0,
+                false, 60, 60, true), dir.resolve("synthetic").toString());
+        dev.jlens.geometry.LayerMetrics want = new dev.jlens.geometry.GeometryAnalyzer(new dev.jlens.geometry.GeometryOptions(
+                60, 60, 5, 5, 1.0, true)).analyze("blocks.3.hook_resid_post", 3, a, b, null, lenA, lenB);
+        dev.jlens.geometry.LayerMetrics got = r.metrics().getFirst();
+        List<String> columns = dev.jlens.geometry.LayerMetrics.csvColumns();
+        List<String> w = want.csvValues(), g = got.csvValues();
+        for (int c = 0; c < columns.size(); c++) {
+            String name = columns.get(c);
+            if (name.equals("hook") || PROBE_COLUMNS.contains(name)) continue;
+            double x = Double.parseDouble(w.get(c)), y = Double.parseDouble(g.get(c));
+            String what = name + ": GeometryAnalyzer " + x + ", spark " + y;
+            if (Double.isNaN(x)) assertTrue(Double.isNaN(y), what);
+            else assertEquals(x, y, 1e-9 * Math.max(1, Math.abs(x)), what);
+        }
+        assertTrue(Double.isFinite(want.silhouette()) && want.lengthControl().nPerClass() > 100, "silhouette and length control computed");
+        assertTrue(Double.isNaN(got.probeAuroc()) && Double.isNaN(got.lengthControl().probeAuroc()), "no probe asked for");
+    }
+
+    /**
      * MLlib with regParam = λ/n and no internal standardisation minimises jlens' objective: its scores equal those
      * of jlens' own LogisticRegression to the solvers' tolerance (10⁻⁴ of the score spread), on data whose
      * classes overlap (so the penalty matters) with d &gt; n in one fit.
