@@ -126,17 +126,7 @@ public final class GeometryAnalyzer {
         int n = nA + nB;
         boolean[] isB = new boolean[n];
         for (int i = nA; i < n; i++) isB[i] = true;
-        int[] idx;
-        if (n <= SILHOUETTE_MAX) {
-            idx = range(0, n);
-        } else {
-            int kA = (int) Math.round((double) SILHOUETTE_MAX * nA / n);
-            kA = Math.max(2, Math.min(kA, SILHOUETTE_MAX - 2));
-            int[] pickA = sample(nA, Math.min(kA, nA), rng), pickB = sample(nB, Math.min(SILHOUETTE_MAX - kA, nB), rng);
-            idx = new int[pickA.length + pickB.length];
-            System.arraycopy(pickA, 0, idx, 0, pickA.length);
-            for (int k = 0; k < pickB.length; k++) idx[pickA.length + k] = nA + pickB[k];
-        }
+        int[] idx = Resamples.silhouetteIndices(nA, nB, rng);
         if (rs.gram() != null) return Silhouette.of(rs.gram(), idx, isB);
         double[][] rows = new double[idx.length][];
         boolean[] sub = new boolean[idx.length];
@@ -144,7 +134,7 @@ public final class GeometryAnalyzer {
             rows[k] = rs.centred()[idx[k]];
             sub[k] = isB[idx[k]];
         }
-        return Silhouette.of(LinAlg.gram(rows), range(0, idx.length), sub);
+        return Resamples.silhouette(rows, sub);
     }
 
     private LengthControl lengthControl(double[][] a, double[][] b, int[] lengthsA, int[] lengthsB, int layer) {
@@ -193,25 +183,5 @@ public final class GeometryAnalyzer {
             if (!Double.isNaN(v) && (best == null || v > f.applyAsDouble(best))) best = r;
         }
         if (best != null) out.put(key, best);
-    }
-
-    private static int[] range(int from, int to) {
-        int[] r = new int[to - from];
-        for (int i = 0; i < r.length; i++) r[i] = from + i;
-        return r;
-    }
-
-    /** k distinct indices of 0..n-1, sorted. */
-    private static int[] sample(int n, int k, SplittableRandom rng) {
-        int[] idx = range(0, n);
-        for (int i = 0; i < k; i++) {
-            int j = i + rng.nextInt(n - i);
-            int t = idx[i];
-            idx[i] = idx[j];
-            idx[j] = t;
-        }
-        int[] out = java.util.Arrays.copyOf(idx, k);
-        java.util.Arrays.sort(out);
-        return out;
     }
 }

@@ -101,12 +101,9 @@ final class Resampling {
         double[] cos = new double[draws], l2 = new double[draws], disp = new double[draws], auc = new double[draws];
         IntStream.range(0, draws).parallel().forEach(t -> {
             SplittableRandom rng = rngs[t];
-            int[] cA = new int[nA], cB = new int[nB];
-            for (int k = 0; k < nA; k++) cA[rng.nextInt(nA)]++;
-            for (int k = 0; k < nB; k++) cB[rng.nextInt(nB)]++;
+            int[][] counts = Resamples.bootstrapCounts(rng, nA, nB);
+            int[] cA = counts[0], cB = counts[1];
             double[] forms = quadraticForms(cA, cB);
-            double aa = forms[0] / ((double) nA * nA), bb = forms[1] / ((double) nB * nB);
-            double ab = forms[2] / ((double) nA * nB);
             double pa = 0, pb = 0, qa = 0, qb = 0, norms = 0;
             for (int i = 0; i < nA; i++) {
                 if (cA[i] == 0) continue;
@@ -120,16 +117,11 @@ final class Resampling {
                 qb += cB[j] * sq[nA + j];
                 norms += cB[j] * norm[nA + j];
             }
-            pa /= nA;
-            pb /= nB;
-            // Means of the resample: m_X = m′_X + m₀, so dot products pick up the m₀ terms.
-            double normMA = aa + 2 * pa + m0sq, normMB = bb + 2 * pb + m0sq;
-            double dotAB = ab + pa + pb + m0sq;
-            cos[t] = normMA > 0 && normMB > 0 ? Math.max(-1, Math.min(1, dotAB / Math.sqrt(normMA * normMB)))
-                    : Double.NaN;
-            l2[t] = Math.sqrt(Math.max(0, aa + bb - 2 * ab)) / (norms / n);
-            double dA = (qa / nA - aa) / d, dB = (qb / nB - bb) / d;
-            disp[t] = dA / dB;
+            double[] st = Resamples.bootstrapStatistics(forms[0], forms[1], forms[2], pa, pb, qa, qb, norms, nA, nB, d,
+                    m0sq);
+            cos[t] = st[0];
+            l2[t] = st[1];
+            disp[t] = st[2];
             auc[t] = scores == null ? Double.NaN : scores.auroc(cA, cB);
         });
         return new BootstrapDraws(cos, l2, disp, auc);
@@ -164,26 +156,15 @@ final class Resampling {
         SplittableRandom[] rngs = Seeds.perDraw(parent, draws);
         double[] l2 = new double[draws], disp = new double[draws];
         int m = Math.min(nA, nB);
-        boolean subsetIsA = nA <= nB;
         IntStream.range(0, draws).parallel().forEach(t -> {
             SplittableRandom rng = rngs[t];
-            int[] idx = new int[n];
-            for (int i = 0; i < n; i++) idx[i] = i;
-            for (int k = 0; k < m; k++) {
-                int j = k + rng.nextInt(n - k);
-                int tmp = idx[k];
-                idx[k] = idx[j];
-                idx[j] = tmp;
-            }
+            int[] idx = Resamples.permutationOrder(rng, n, m);
             double ss = subsetSquaredNorm(idx, m);
             double qs = 0;
             for (int k = 0; k < m; k++) qs += sq[idx[k]];
-            // Σ over all x′ is 0, so the other class's sum is the negative of the subset's: the mean difference
-            // is s/n_A + s/n_B, and each class's dispersion follows from ‖s‖² and its Σ‖x′‖².
-            l2[t] = Math.sqrt(ss) * (1.0 / nA + 1.0 / nB);
-            double qA = subsetIsA ? qs : sqTotal - qs, qB = sqTotal - qA;
-            double dA = (qA / nA - ss / ((double) nA * nA)) / d, dB = (qB / nB - ss / ((double) nB * nB)) / d;
-            disp[t] = Math.abs(Math.log(dA / dB));
+            double[] st = Resamples.permutationStatistics(ss, qs, sqTotal, nA, nB, d);
+            l2[t] = st[0];
+            disp[t] = st[1];
         });
         return new PermutationDraws(l2, disp);
     }

@@ -40,7 +40,9 @@ public final class CacheJob {
             .add("id", DataTypes.StringType, false)
             .add("label", DataTypes.StringType, true)
             .add("hook", DataTypes.StringType, false)
-            .add("vector", DataTypes.createArrayType(DataTypes.FloatType, false), false);
+            .add("vector", DataTypes.createArrayType(DataTypes.FloatType, false), false)
+            // The prompt's token count, as jlens analyze takes it for its length control (len_* metrics).
+            .add("tokens", DataTypes.IntegerType, false);
 
     /** Everything the executors need; it travels with each task. */
     public record Settings(ModelRef model, String hooks, Pooling pooling, int batchSize, boolean truncate,
@@ -134,7 +136,7 @@ public final class CacheJob {
                 FloatTensor t = pooled.get(h);
                 int d = t.shape()[1];
                 into.add(RowFactory.create(batch.get(i).id(), batch.get(i).label(), names.get(h),
-                        Arrays.copyOfRange(t.data(), i * d, (i + 1) * d)));
+                        Arrays.copyOfRange(t.data(), i * d, (i + 1) * d), batch.get(i).ids().length));
             }
         }
     }

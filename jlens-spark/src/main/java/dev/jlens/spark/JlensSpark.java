@@ -1,6 +1,7 @@
 package dev.jlens.spark;
 
 import dev.jlens.JlensException;
+import dev.jlens.geometry.LayerMetrics;
 import dev.jlens.hooks.Pooling;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Dataset;
@@ -187,13 +188,13 @@ public final class JlensSpark implements Runnable {
 
     @Command(name = "analyze", mixinStandardHelpOptions = true,
             description = {"Geometry of class A against class B at every hook, from a table written by jlens spark cache.",
-                    "The metrics of jlens analyze that follow from per-class counts, means and scatter matrices "
-                            + "(cos_raw, cos_centered, cos_std, l2_raw, l2_rel, norms, dispersions, participation ratios, "
-                            + "fisher), summed over the partitions with treeAggregate, and the cross-validated probe "
-                            + "(probe_acc, probe_auroc) fitted with Spark MLlib's logistic regression on the same folds; "
-                            + "the vectors never reach the driver. Not computed (they need the points together): silhouette, "
-                            + "bootstrap intervals, permutation p-values, length control. Writes OUT/metrics (Parquet) and "
-                            + "OUT/metrics_csv (one CSV with a header).",
+                    "Every column of jlens analyze's metrics.csv, without collecting the vectors: the point metrics from "
+                            + "per-class counts, means and scatter matrices summed with treeAggregate; bootstrap intervals "
+                            + "and permutation p-values from per-draw sums over each partition, with jlens analyze's own "
+                            + "seeded draws; the cross-validated probe with Spark MLlib on the same folds; the silhouette on "
+                            + "jlens analyze's point set (at most 2000 prompts, the only vectors the driver receives); the "
+                            + "length control from the tokens column. Writes OUT/metrics (Parquet) and OUT/metrics_csv "
+                            + "(one CSV with a header).",
                     "The probe's folds are those of jlens analyze when the ids number each class's prompts in the order "
                             + "of jlens analyze's files (ids are ordered numerically when all are integers)."},
             footer = {"", "Example:",
@@ -219,8 +220,21 @@ public final class JlensSpark implements Runnable {
                         + "without it those two are NaN.")
         String classRef;
 
-        @Option(names = "--seed", defaultValue = "42", description = "Seed of the probe's folds (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--seed", defaultValue = "42",
+                description = "Seed of every random choice: folds, bootstrap, permutations, silhouette sample, length "
+                        + "matching; jlens analyze --seed (default: ${DEFAULT-VALUE}).")
         long seed;
+
+        @Option(names = "--bootstrap", defaultValue = "1000", paramLabel = "N",
+                description = "Bootstrap draws for the 95% intervals, 0 for none (default: ${DEFAULT-VALUE}).")
+        int bootstrap;
+
+        @Option(names = "--permutations", defaultValue = "1000", paramLabel = "N",
+                description = "Label permutations for the p-values, 0 for none (default: ${DEFAULT-VALUE}).")
+        int permutations;
+
+        @Option(names = "--no-length-control", description = "Skip the token-length-matched control (len_* are NaN).")
+        boolean noLengthControl;
 
         @Option(names = "--cv-folds", defaultValue = "5", paramLabel = "K",
                 description = "Cross-validation folds of the logistic probe (default: ${DEFAULT-VALUE}).")
@@ -234,17 +248,19 @@ public final class JlensSpark implements Runnable {
 
         @Override
         public Integer call() {
-            AnalyzeJob.Settings settings = new AnalyzeJob.Settings(classA, classB, classRef, seed, cvFolds, 1.0, !noProbe);
+            AnalyzeJob.Settings settings = new AnalyzeJob.Settings(classA, classB, classRef, seed, cvFolds, 1.0, !noProbe,
+                    bootstrap, permutations, !noLengthControl);
             SparkSession spark = sparkOptions.session("analyze");
             try {
                 AnalyzeJob.Result r = AnalyzeJob.run(spark, sparkOptions.spread(spark.read().parquet(activations)), settings, out);
-                for (AnalyzeJob.Metrics m : r.metrics()) {
+                for (LayerMetrics m : r.metrics()) {
                     System.out.printf(java.util.Locale.ROOT,
-                            "%-32s n=%d+%d cos_raw=%.4f l2_rel=%.4f disp_ratio=%.4f fisher=%.4f probe_auroc=%.4f%n",
-                            m.hook(), m.nA(), m.nB(), m.cosRaw(), m.l2Rel(), m.dispRatio(), m.fisher(), m.probeAuroc());
+                            "%-32s n=%d+%d cos_raw=%.4f [%.4f, %.4f] l2_rel=%.4f p=%.4f disp_ratio=%.4f fisher=%.4f "
+                                    + "silhouette=%.4f probe_auroc=%.4f%n",
+                            m.hook(), m.nA(), m.nB(), m.cosRaw(), m.cosRawCi().lo(), m.cosRawCi().hi(), m.l2Rel(),
+                            m.pL2Raw(), m.dispRatio(), m.fisher(), m.silhouette(), m.probeAuroc());
                 }
-                System.err.println("not computed on Spark (they need the vectors together; use jlens analyze): "
-                        + String.join("; ", r.notComputed()));
+                if (!r.notComputed().isEmpty()) System.err.println("not computed: " + String.join("; ", r.notComputed()));
                 System.err.println("wrote " + r.metricsPath() + " and " + out + "/metrics_csv");
             } finally {
                 spark.stop();

@@ -75,56 +75,91 @@ final class SparkProbe {
     static final double MLLIB_TOL = 1e-9;
     static final int MLLIB_MAX_ITER = 1000;
 
-    record Result(double accuracy, double auroc, int folds) {
+    /** Hooks whose folds are fitted concurrently. */
+    static final int HOOKS_AT_ONCE = 4;
+
+    /** Accuracy, AUROC, folds used, and the out-of-fold score of each prompt of the problem (A first, then B). */
+    record Result(double accuracy, double auroc, int folds, double[] scoresA, double[] scoresB) {
     }
 
-    /** Standardisation of one hook: kept dimensions, their pooled mean and 1/sd; and the fold of each rank. */
-    record HookPlan(int[] keep, double[] mean, double[] inv, int nA, int[] fold, int folds) implements Serializable {
+    /**
+     * One probe to fit at a hook: the moments of the prompts taking part (for the standardisation), the layer and
+     * purpose of the fold seed ({@code Seeds.stream(seed, layer, purpose)}: "cv" for the probe, "length-cv" for the
+     * length-matched one), and where each class-A and class-B prompt (by rank) sits in the problem's own order
+     * (−1: left out); null maps rank r to position r, all prompts taking part.
+     */
+    record Problem(ClassMoments a, ClassMoments b, int layer, String purpose, int[] positionA, int[] positionB) {
+    }
+
+    /**
+     * Standardisation of one hook: kept dimensions, their pooled mean and 1/sd; each rank's position in the
+     * problem (null: the identity) and the fold of each position (A positions 0..nA−1, then B).
+     */
+    record HookPlan(int[] keep, double[] mean, double[] inv, int nA, int[] positionA, int[] positionB, int[] fold,
+                    int folds) implements Serializable {
+        /** The problem's pooled index of a prompt, or −1 when it does not take part. */
+        int index(boolean isA, int rank) {
+            int[] pos = isA ? positionA : positionB;
+            int p = pos == null ? rank : pos[rank];
+            return p < 0 ? -1 : isA ? p : nA + p;
+        }
     }
 
     private static final StructType FEATURES = new StructType()
             .add("hook", DataTypes.StringType, false)
             .add("label", DataTypes.DoubleType, false)
             .add("fold", DataTypes.IntegerType, false)
+            .add("index", DataTypes.IntegerType, false)
             .add("features", SQLDataTypes.VectorType(), false);
 
     private SparkProbe() {
     }
 
     /**
-     * @param rows    the activations of the two classes: label, hook, vector, id
-     * @param moments per hook, the moments of class A and class B (as aggregated by AnalyzeJob)
-     * @param layers  per hook, its layer index (mixed into the fold seed, as jlens analyze does)
+     * @param indexed  the activations of the two classes with each prompt's rank in its class: hook, label, rank,
+     *                 vector (AnalyzeJob's table)
+     * @param problems per hook, the probe to fit
      */
-    static Map<String, Result> run(SparkSession spark, Dataset<Row> rows, Map<String, ClassMoments[]> moments,
-                                   Map<String, Integer> layers, AnalyzeJob.Settings s) {
-        Dataset<Row> ranks = ranks(rows, s);
-        Map<String, Long> distinct = new HashMap<>();
-        for (Row r : ranks.groupBy("label").count().collectAsList()) distinct.put(r.getString(0), r.getLong(1));
+    static Map<String, Result> run(SparkSession spark, Dataset<Row> indexed, Map<String, Problem> problems,
+                                   AnalyzeJob.Settings s) {
         Map<String, HookPlan> plans = new HashMap<>();
-        for (Map.Entry<String, ClassMoments[]> e : moments.entrySet()) {
-            ClassMoments a = e.getValue()[0], b = e.getValue()[1];
-            check(e.getKey(), s.classA(), a.n, distinct.getOrDefault(s.classA(), 0L));
-            check(e.getKey(), s.classB(), b.n, distinct.getOrDefault(s.classB(), 0L));
-            plans.put(e.getKey(), plan(a, b, layers.get(e.getKey()), s));
-        }
+        for (Map.Entry<String, Problem> e : problems.entrySet()) plans.put(e.getKey(), plan(e.getValue(), s));
         Broadcast<Map<String, HookPlan>> plan = JavaSparkContext.fromSparkContext(spark.sparkContext()).broadcast(plans);
         String classA = s.classA();
-        JavaRDD<Row> featureRows = rows.join(ranks, new String[] {"label", "id"}).select("hook", "label", "rank", "vector")
+        JavaRDD<Row> featureRows = indexed.where(col("hook").isin(plans.keySet().toArray()))
+                .select("hook", "label", "rank", "vector")
                 .javaRDD().mapPartitions(it -> features(it, plan.value(), classA));
         Dataset<Row> features = spark.createDataFrame(featureRows, FEATURES).persist(StorageLevel.MEMORY_AND_DISK());
+        // Up to HOOKS_AT_ONCE hooks are cross-validated at a time, each from its own driver thread: their Spark jobs
+        // then overlap, which on small data (job latency) and on a cluster with idle executors both save time.
+        ExecutorService hooks = Executors.newFixedThreadPool(Math.max(1, Math.min(HOOKS_AT_ONCE, plans.size())), r -> {
+            Thread t = new Thread(r, "jlens-probe-hook");
+            t.setDaemon(true);
+            return t;
+        });
         try {
+            Map<String, Future<Result>> pending = new HashMap<>();
+            for (Map.Entry<String, HookPlan> e : plans.entrySet()) {
+                pending.put(e.getKey(), hooks.submit(() -> crossValidate(spark, features, e.getKey(), e.getValue(), s)));
+            }
             Map<String, Result> out = new HashMap<>();
-            for (Map.Entry<String, HookPlan> e : plans.entrySet()) out.put(e.getKey(), crossValidate(spark, features, e.getKey(), e.getValue(), s));
+            for (Map.Entry<String, Future<Result>> e : pending.entrySet()) out.put(e.getKey(), e.getValue().get());
             return out;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new JlensException("the probe was interrupted");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) throw re;
+            throw new JlensException("the probe failed: " + e.getCause(), e.getCause());
         } finally {
+            hooks.shutdownNow();
             features.unpersist();
             plan.destroy();
         }
     }
 
     /** (label, id, rank): the 0-based rank of each prompt within its class, in id order. */
-    private static Dataset<Row> ranks(Dataset<Row> rows, AnalyzeJob.Settings s) {
+    static Dataset<Row> ranks(Dataset<Row> rows, AnalyzeJob.Settings s) {
         List<Row> dup = rows.groupBy("hook", "label", "id").count().where(col("count").gt(1)).limit(1).collectAsList();
         if (!dup.isEmpty()) {
             Row d = dup.getFirst();
@@ -138,7 +173,7 @@ final class SparkProbe {
         return ids.withColumn("rank", row_number().over(Window.partitionBy("label").orderBy(key)).minus(1).cast(DataTypes.LongType));
     }
 
-    private static void check(String hook, String label, long atHook, long inTable) {
+    static void check(String hook, String label, long atHook, long inTable) {
         if (atHook != inTable) {
             throw new JlensException("hook " + hook + ": " + atHook + " rows labelled \"" + label + "\", but the table has "
                     + inTable + " distinct ids with that label; the probe needs every prompt at every hook "
@@ -146,7 +181,8 @@ final class SparkProbe {
         }
     }
 
-    private static HookPlan plan(ClassMoments a, ClassMoments b, int layer, AnalyzeJob.Settings s) {
+    private static HookPlan plan(Problem p, AnalyzeJob.Settings s) {
+        ClassMoments a = p.a(), b = p.b();
         int d = a.d, nA = (int) a.n, nB = (int) b.n, n = nA + nB;
         ClassMoments pooled = a.copy().merge(b.copy());
         int[] keep = new int[d];
@@ -165,28 +201,41 @@ final class SparkProbe {
         int k = Math.min(s.cvFolds(), Math.min(nA, nB));
         boolean[] positive = new boolean[n];
         for (int i = nA; i < n; i++) positive[i] = true;
-        int[] fold = StratifiedKFold.assign(positive, k, Seeds.stream(s.seed(), layer, "cv"));
+        int[] fold = StratifiedKFold.assign(positive, k, Seeds.stream(s.seed(), p.layer(), p.purpose()));
         return new HookPlan(java.util.Arrays.copyOf(keep, kept), java.util.Arrays.copyOf(mean, kept),
-                java.util.Arrays.copyOf(inv, kept), nA, fold, k);
+                java.util.Arrays.copyOf(inv, kept), nA, p.positionA(), p.positionB(), fold, k);
     }
 
     private static Iterator<Row> features(Iterator<Row> it, Map<String, HookPlan> plans, String classA) {
         return new Iterator<>() {
+            private Row next = advance();
+
+            private Row advance() {
+                while (it.hasNext()) {
+                    Row r = it.next();
+                    HookPlan p = plans.get(r.getString(0));
+                    boolean isA = classA.equals(r.getString(1));
+                    int index = p.index(isA, (int) r.getLong(2));
+                    if (index < 0) continue;
+                    List<Float> v = r.getList(3);
+                    double[] z = new double[p.keep().length];
+                    for (int c = 0; c < z.length; c++) z[c] = (v.get(p.keep()[c]) - p.mean()[c]) * p.inv()[c];
+                    return RowFactory.create(r.getString(0), isA ? 0.0 : 1.0, p.fold()[index], index, Vectors.dense(z));
+                }
+                return null;
+            }
+
             @Override
             public boolean hasNext() {
-                return it.hasNext();
+                return next != null;
             }
 
             @Override
             public Row next() {
-                Row r = it.next();
-                HookPlan p = plans.get(r.getString(0));
-                boolean isA = classA.equals(r.getString(1));
-                int index = (isA ? 0 : p.nA()) + (int) r.getLong(2);
-                List<Float> v = r.getList(3);
-                double[] z = new double[p.keep().length];
-                for (int c = 0; c < z.length; c++) z[c] = (v.get(p.keep()[c]) - p.mean()[c]) * p.inv()[c];
-                return RowFactory.create(r.getString(0), isA ? 0.0 : 1.0, p.fold()[index], Vectors.dense(z));
+                if (next == null) throw new java.util.NoSuchElementException();
+                Row r = next;
+                next = advance();
+                return r;
             }
         };
     }
@@ -241,21 +290,31 @@ final class SparkProbe {
         try {
             JavaRDD<Row> scored = atHook.javaRDD().map(r -> {
                 int f = r.getInt(2);
-                double[] z = ((Vector) r.get(3)).toArray();
+                double[] z = ((Vector) r.get(4)).toArray();
                 double[] wf = w.value()[f];
                 double score = b.value()[f];
                 for (int j = 0; j < z.length; j++) score += wf[j] * z[j];
-                return RowFactory.create(r.getDouble(1), score);
+                return RowFactory.create(r.getDouble(1), score, r.getInt(3));
             });
             Dataset<Row> scores = spark.createDataFrame(scored, new StructType()
-                    .add("label", DataTypes.DoubleType, false).add("score", DataTypes.DoubleType, false)).cache();
+                    .add("label", DataTypes.DoubleType, false).add("score", DataTypes.DoubleType, false)
+                    .add("index", DataTypes.IntegerType, false)).cache();
             try {
                 double auroc = new BinaryClassificationEvaluator().setLabelCol("label").setRawPredictionCol("score")
                         .setMetricName("areaUnderROC").setNumBins(0).evaluate(scores);
                 Row acc = scores.agg(sum(when(col("label").equalTo(1.0).and(col("score").gt(0))
                                 .or(col("label").equalTo(0.0).and(col("score").leq(0))), 1L).otherwise(0L)),
                         org.apache.spark.sql.functions.count(col("label"))).first();
-                return new Result((double) acc.getLong(0) / acc.getLong(1), auroc, k);
+                // One double per prompt reaches the driver, for the bootstrap of the AUROC (jlens analyze resamples
+                // the out-of-fold scores, not the fits).
+                int nA = p.nA(), nB = p.fold().length - nA;
+                double[] scoresA = new double[nA], scoresB = new double[nB];
+                for (Row r : scores.select("index", "score").collectAsList()) {
+                    int i = r.getInt(0);
+                    if (i < nA) scoresA[i] = r.getDouble(1);
+                    else scoresB[i - nA] = r.getDouble(1);
+                }
+                return new Result((double) acc.getLong(0) / acc.getLong(1), auroc, k, scoresA, scoresB);
             } finally {
                 scores.unpersist();
             }

@@ -2,6 +2,8 @@ package dev.jlens.spark;
 
 import dev.jlens.cli.JlensCli;
 import dev.jlens.hooks.Pooling;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -59,12 +61,18 @@ class AnalyzeJobTest {
         return out;
     }
 
+    /** The columns that come from the probe: equal to jlens analyze within the documented solver tolerance. */
+    private static final java.util.Set<String> PROBE_COLUMNS = java.util.Set.of("probe_acc", "probe_auroc",
+            "probe_auroc_lo", "probe_auroc_hi", "len_probe_auroc");
+
     /**
-     * The whole metrics table against the real jlens analyze on the same prompts: the moment metrics (with the
-     * reference cosines) to float rounding, the MLlib probe within the documented tolerance. The ids number the
-     * prompts of each class in file order as integers, so that string order (10 before 9) would give other folds.
-     * Two folds and a seed other than the default keep the test short (each MLlib fit is some 30 Spark jobs) and
-     * show that both settings reach the job.
+     * Every column of metrics.csv against the real jlens analyze on the same prompts: the moment metrics, the
+     * reference cosines, the silhouette, the bootstrap intervals, the permutation p-values and the length control
+     * to float rounding (1e-9 relative: the same draws from the same seeds, summed per partition), the MLlib probe's
+     * columns within the documented tolerance. The ids number the prompts of each class in file order as integers,
+     * so that string order (10 before 9) would give other folds and other draws. Two folds, 200 draws and a seed
+     * other than the default keep the test short and show that the settings reach the job; the activations are
+     * spread over three partitions so every draw's sums really are added across partitions.
      */
     @Test
     void metricsEqualJlensAnalyze() throws IOException {
@@ -74,7 +82,7 @@ class AnalyzeJobTest {
         Path ref = dir.resolve("ref");
         assertEquals(0, JlensCli.execute("analyze", "--model", model, "--safe", safe.toString(), "--harmful", harmful.toString(),
                 "--reference", neutral.toString(), "--hooks", "blocks.*.hook_resid_post", "--pool", "mean",
-                "--bootstrap", "0", "--permutations", "0", "--cv-folds", "2", "--seed", "7", "--out", ref.toString()));
+                "--bootstrap", "200", "--permutations", "200", "--cv-folds", "2", "--seed", "7", "--out", ref.toString()));
         Map<String, Map<String, Double>> expected = readMetricsCsv(ref.resolve("metrics.csv"));
 
         StringBuilder jsonl = new StringBuilder();
@@ -87,34 +95,97 @@ class AnalyzeJobTest {
                 new CacheJob.Settings(ModelRef.of(model, null), "blocks.*.hook_resid_post", Pooling.MEAN, 4, false, FailureInjection.NONE),
                 dir.resolve("cache").toString(), false);
         AnalyzeJob.Result r = AnalyzeJob.run(spark, spark.read().parquet(cache.activations()).repartition(3),
-                new AnalyzeJob.Settings("harmless", "harmful", "neutral", 7, 2, 1.0, true), dir.resolve("analyze").toString());
+                new AnalyzeJob.Settings("harmless", "harmful", "neutral", 7, 2, 1.0, true, 200, 200, true),
+                dir.resolve("analyze").toString());
 
         assertEquals(expected.size(), r.metrics().size());
-        for (AnalyzeJob.Metrics m : r.metrics()) {
+        assertTrue(r.notComputed().isEmpty(), "everything computed: " + r.notComputed());
+        List<String> columns = dev.jlens.geometry.LayerMetrics.csvColumns();
+        int lengthMatched = 0;
+        for (dev.jlens.geometry.LayerMetrics m : r.metrics()) {
             Map<String, Double> e = expected.get(m.hook());
-            assertEquals(e.get("layer").intValue(), m.layer());
-            assertEquals(e.get("n_A").longValue(), m.nA());
-            assertEquals(e.get("n_B").longValue(), m.nB());
-            Map<String, Double> got = Map.ofEntries(Map.entry("cos_raw", m.cosRaw()), Map.entry("cos_centered", m.cosCentered()),
-                    Map.entry("cos_std", m.cosStd()), Map.entry("l2_raw", m.l2Raw()), Map.entry("l2_rel", m.l2Rel()),
-                    Map.entry("norm_A", m.normA()), Map.entry("norm_B", m.normB()), Map.entry("disp_A", m.dispA()),
-                    Map.entry("disp_B", m.dispB()), Map.entry("disp_rel_A", m.dispRelA()), Map.entry("disp_rel_B", m.dispRelB()),
-                    Map.entry("disp_ratio", m.dispRatio()), Map.entry("pr_A", m.prA()), Map.entry("pr_B", m.prB()),
-                    Map.entry("fisher", m.fisher()));
-            for (Map.Entry<String, Double> g : got.entrySet()) {
-                double want = e.get(g.getKey());
-                assertTrue(Double.isFinite(want) && Double.isFinite(g.getValue()), m.hook() + " " + g.getKey() + " is finite");
-                assertEquals(want, g.getValue(), 1e-9 * Math.max(1, Math.abs(want)), m.hook() + " " + g.getKey());
+            List<String> values = m.csvValues();
+            for (int c = 0; c < columns.size(); c++) {
+                String name = columns.get(c);
+                if (name.equals("hook")) continue;
+                double want = e.get(name), got = Double.parseDouble(values.get(c));
+                String what = m.hook() + " " + name + ": jlens analyze " + want + ", spark " + got;
+                if (Double.isNaN(want)) {
+                    assertTrue(Double.isNaN(got), what);
+                } else if (PROBE_COLUMNS.contains(name)) {
+                    assertEquals(want, got, SparkProbe.AUROC_TOLERANCE, what);
+                } else {
+                    assertEquals(want, got, 1e-9 * Math.max(1, Math.abs(want)), what);
+                }
             }
-            System.out.printf(java.util.Locale.ROOT, "%s probe_auroc jlens %.6f spark %.6f, probe_acc jlens %.6f spark %.6f%n",
-                    m.hook(), e.get("probe_auroc"), m.probeAuroc(), e.get("probe_acc"), m.probeAcc());
-            assertTrue(m.probeAuroc() >= 0 && m.probeAuroc() <= 1, m.hook() + " probe_auroc in [0, 1]");
-            assertEquals(e.get("probe_auroc"), m.probeAuroc(), SparkProbe.AUROC_TOLERANCE, m.hook() + " probe_auroc");
-            assertEquals(e.get("probe_acc"), m.probeAcc(), SparkProbe.AUROC_TOLERANCE, m.hook() + " probe_acc");
+            for (String name : List.of("silhouette", "cos_raw_lo", "cos_raw_hi", "l2_rel_lo", "disp_ratio_hi",
+                    "probe_auroc_lo", "p_l2_raw", "p_disp_ratio", "cos_centered")) {
+                assertTrue(Double.isFinite(e.get(name)), m.hook() + " " + name + " is computed by jlens analyze");
+            }
+            if (m.lengthControl().nPerClass() >= 2) lengthMatched++;
+            System.out.printf(java.util.Locale.ROOT, "%s silhouette %.6f, cos_raw CI [%.6f, %.6f], p_l2 %.4f, len_n %d, "
+                            + "probe_auroc jlens %.6f spark %.6f%n", m.hook(), m.silhouette(), m.cosRawCi().lo(),
+                    m.cosRawCi().hi(), m.pL2Raw(), m.lengthControl().nPerClass(), e.get("probe_auroc"), m.probeAuroc());
         }
-        assertTrue(r.notComputed().stream().anyMatch(x -> x.startsWith("silhouette")), "the job says what it does not compute");
-        // The same table is on disk, one row per hook.
-        assertEquals(expected.size(), spark.read().parquet(r.metricsPath()).count());
+        assertTrue(lengthMatched > 0, "the prompts give a length-matched subsample of at least 2 pairs");
+        // The same table is on disk, one row per hook, with metrics.csv's columns.
+        Dataset<Row> onDisk = spark.read().parquet(r.metricsPath());
+        assertEquals(expected.size(), onDisk.count());
+        assertEquals(columns, List.of(onDisk.columns()));
+    }
+
+    /**
+     * Above 2000 prompts jlens analyze computes the silhouette on a seeded stratified subsample; the Spark job must
+     * draw the same one. Synthetic activations (no model: 1,300 + 800 prompts, d = 5, token lengths 3..9, ids
+     * shuffled over four partitions) against GeometryAnalyzer called directly; the probe is skipped here (the test
+     * above covers it), every other column is compared to float rounding.
+     */
+    @Test
+    void subsampledSilhouetteAndDrawsEqualGeometryAnalyzer() {
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(11);
+        int nA = 1300, nB = 800, d = 5;
+        double[][] a = new double[nA][d], b = new double[nB][d];
+        int[] lenA = new int[nA], lenB = new int[nB];
+        List<Row> rows = new java.util.ArrayList<>();
+        for (int i = 0; i < nA + nB; i++) {
+            boolean isA = i < nA;
+            float[] x = new float[d];
+            for (int j = 0; j < d; j++) x[j] = (float) (rng.nextGaussian() * (isA ? 1.0 : 1.3) + (isA ? 0 : 0.4 * j) + 2);
+            int len = 3 + rng.nextInt(isA ? 5 : 7);
+            double[] row = new double[d];
+            for (int j = 0; j < d; j++) row[j] = x[j];
+            if (isA) {
+                a[i] = row;
+                lenA[i] = len;
+            } else {
+                b[i - nA] = row;
+                lenB[i - nA] = len;
+            }
+            List<Float> v = new java.util.ArrayList<>();
+            for (float f : x) v.add(f);
+            // Ids number each class in order (A from 0, B from 5000), as the ranks expect.
+            rows.add(org.apache.spark.sql.RowFactory.create(Integer.toString(isA ? i : 5000 + i - nA), isA ? "harmless" : "harmful",
+                    "blocks.3.hook_resid_post", v, len));
+        }
+        java.util.Collections.shuffle(rows, new java.util.Random(3));
+        Dataset<Row> table = spark.createDataFrame(rows, CacheJob.ACTIVATIONS).repartition(4);
+        AnalyzeJob.Result r = AnalyzeJob.run(spark, table, new AnalyzeJob.Settings("harmless", "harmful", null, 5, 5, 1.0,
+                false, 60, 60, true), dir.resolve("synthetic").toString());
+        dev.jlens.geometry.LayerMetrics want = new dev.jlens.geometry.GeometryAnalyzer(new dev.jlens.geometry.GeometryOptions(
+                60, 60, 5, 5, 1.0, true)).analyze("blocks.3.hook_resid_post", 3, a, b, null, lenA, lenB);
+        dev.jlens.geometry.LayerMetrics got = r.metrics().getFirst();
+        List<String> columns = dev.jlens.geometry.LayerMetrics.csvColumns();
+        List<String> w = want.csvValues(), g = got.csvValues();
+        for (int c = 0; c < columns.size(); c++) {
+            String name = columns.get(c);
+            if (name.equals("hook") || PROBE_COLUMNS.contains(name)) continue;
+            double x = Double.parseDouble(w.get(c)), y = Double.parseDouble(g.get(c));
+            String what = name + ": GeometryAnalyzer " + x + ", spark " + y;
+            if (Double.isNaN(x)) assertTrue(Double.isNaN(y), what);
+            else assertEquals(x, y, 1e-9 * Math.max(1, Math.abs(x)), what);
+        }
+        assertTrue(Double.isFinite(want.silhouette()) && want.lengthControl().nPerClass() > 100, "silhouette and length control computed");
+        assertTrue(Double.isNaN(got.probeAuroc()) && Double.isNaN(got.lengthControl().probeAuroc()), "no probe asked for");
     }
 
     /**
@@ -163,7 +234,7 @@ class AnalyzeJobTest {
         for (int i = 0; i < 6; i++) {
             String label = i < 3 ? "harmless" : "harmful";
             rows.add(org.apache.spark.sql.RowFactory.create(i == 1 ? "0" : Integer.toString(i), label, "blocks.0.hook_resid_post",
-                    List.of((float) i, (float) (i * i % 5), 1f + i % 2)));
+                    List.of((float) i, (float) (i * i % 5), 1f + i % 2), 3 + i % 2));
         }
         var df = spark.createDataFrame(rows, schema);
         dev.jlens.JlensException e = org.junit.jupiter.api.Assertions.assertThrows(dev.jlens.JlensException.class,

@@ -14,6 +14,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -41,7 +42,8 @@ class JlensSparkCliTest {
         assertTrue(Files.exists(dir.resolve("acts/activations/_SUCCESS")));
         assertTrue(Files.exists(dir.resolve("acts/bad_rows/_SUCCESS")));
         assertEquals(0, JlensSpark.execute("analyze", "--master", "local[2]", "--activations",
-                dir.resolve("acts/activations").toString(), "--out", dir.resolve("geo").toString()));
+                dir.resolve("acts/activations").toString(), "--bootstrap", "100", "--permutations", "100",
+                "--no-length-control", "--out", dir.resolve("geo").toString()));
         assertTrue(Files.exists(dir.resolve("geo/metrics/_SUCCESS")));
         try (var csv = Files.list(dir.resolve("geo/metrics_csv"))) {
             Path part = csv.filter(p -> p.getFileName().toString().endsWith(".csv")).findFirst().orElseThrow();
@@ -49,6 +51,12 @@ class JlensSparkCliTest {
             assertEquals(2, lines.size(), "header and one hook");
             assertTrue(lines.get(0).startsWith("layer,hook,n_A,n_B,cos_raw"), lines.get(0));
             assertTrue(lines.get(1).startsWith("1,blocks.1.hook_resid_post,3,3,"), lines.get(1));
+            List<String> header = List.of(lines.get(0).split(",")), row = List.of(lines.get(1).split(","));
+            assertEquals(dev.jlens.geometry.LayerMetrics.csvColumns(), header, "metrics.csv's columns");
+            for (String computed : List.of("silhouette", "cos_raw_lo", "cos_raw_hi", "p_l2_raw")) {
+                assertTrue(Double.isFinite(Double.parseDouble(row.get(header.indexOf(computed)))), computed + " in " + lines.get(1));
+            }
+            assertTrue(row.get(header.indexOf("len_n")).isEmpty(), "--no-length-control leaves len_n empty: " + lines.get(1));
         }
     }
 
