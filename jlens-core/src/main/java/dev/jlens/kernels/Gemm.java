@@ -36,14 +36,6 @@ final class Gemm {
     static final int MR_SMALL = 4;
     /** Rows of the large path's tiles for batches that are a multiple of 8 but not of 12 ({@link #rowTile}). */
     static final int MR8 = 8;
-    /**
-     * Up to this many rows (batched generation), the large path widens and sweeps each panel's strip
-     * {@link #SUB_BLOCK} reduction steps at a time: with so few rows the FMAs per widened strip are few, and a
-     * whole K block's strip read from memory in one go would stall them (a partial sum stored between pieces is
-     * an exact float, so the chains are unchanged).
-     */
-    static final int SUB_BLOCK_M = 64;
-    static final int SUB_BLOCK = 128;
     /** Below this many rows the small-M path runs. */
     static final int SMALL_M = 8;
     /**
@@ -204,34 +196,28 @@ final class Gemm {
         Scratch s = scratch[id];
         float[] wb = s.w[0];
         int mPad = tiles * mr;
-        // Few rows: the strip is widened and swept in steps of SUB_BLOCK, so its reads from memory are spread
-        // over the FMAs (the hardware prefetcher keeps ahead of them) and the widened piece stays in L1.
-        int step = m <= SUB_BLOCK_M ? SUB_BLOCK : kBlock;
         for (int k0 = 0; k0 < k; k0 += kBlock) {
             int kc = Math.min(kBlock, k - k0);
             int base = mPad * k0;
+            boolean first = k0 == 0;
             for (int p = p0; p < p1; p++) {
+                w.widen(p, k0, kc, wb);
                 int col0 = p * NR;
                 int valid = Math.min(NR, n - col0);
-                for (int s0 = 0; s0 < kc; s0 += step) {
-                    int sc = Math.min(step, kc - s0);
-                    boolean first = k0 == 0 && s0 == 0;
-                    w.widen(p, k0 + s0, sc, wb);
-                    float[] init = first ? initPanel(s, bias, col0, valid) : null;
-                    for (int t = 0; t < tiles; t++) {
-                        int r0 = t * mr;
-                        int rows = Math.min(mr, m - r0);
-                        int aOff = base + t * mr * kc + s0 * mr;
-                        if (rows == mr && valid == NR) {
-                            if (mr == MR) kernel12(ap, aOff, wb, sc, out, r0 * n + col0, n, init);
-                            else kernel8(ap, aOff, wb, sc, out, r0 * n + col0, n, init);
-                        } else {
-                            float[] tile = s.tile;
-                            if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
-                            if (mr == MR) kernel12(ap, aOff, wb, sc, tile, 0, NR, init);
-                            else kernel8(ap, aOff, wb, sc, tile, 0, NR, init);
-                            for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
-                        }
+                float[] init = first ? initPanel(s, bias, col0, valid) : null;
+                for (int t = 0; t < tiles; t++) {
+                    int r0 = t * mr;
+                    int rows = Math.min(mr, m - r0);
+                    int aOff = base + t * mr * kc;
+                    if (rows == mr && valid == NR) {
+                        if (mr == MR) kernel12(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
+                        else kernel8(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
+                    } else {
+                        float[] tile = s.tile;
+                        if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
+                        if (mr == MR) kernel12(ap, aOff, wb, kc, tile, 0, NR, init);
+                        else kernel8(ap, aOff, wb, kc, tile, 0, NR, init);
+                        for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
                     }
                 }
             }
