@@ -34,6 +34,8 @@ final class Gemm {
     /** Rows of the large micro-kernel: 12 × 2 accumulators + 2 weight vectors + a broadcast fit 32 registers. */
     static final int MR = 12;
     static final int MR_SMALL = 4;
+    /** Rows of the large path's tiles for batches that are a multiple of 8 but not of 12 ({@link #rowTile}). */
+    static final int MR8 = 8;
     /** Below this many rows the small-M path runs. */
     static final int SMALL_M = 8;
     /**
@@ -110,19 +112,30 @@ final class Gemm {
             pool.forEach(chunks, (id, c) -> small(id, a, xs, m, w, bias, out, c * 4, Math.min(panels, c * 4 + 4), streamF16));
             return;
         }
-        int tiles = (m + MR - 1) / MR;
-        long need = (long) tiles * MR * k;
+        int mr = rowTile(m);
+        int tiles = (m + mr - 1) / mr;
+        long need = (long) tiles * mr * k;
         if (need > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("matmul of " + m + " rows x " + k + " is too large for one call");
         }
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
-        pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, tiles * MR, t));
+        pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t));
         // A few chunks per thread: small enough to balance a preempted core, large enough that each chunk
         // reuses the L2-resident activation block over several panels.
         int chunk = Math.max(1, Math.min(8, panels / (4 * pool.size())));
         int chunks = (panels + chunk - 1) / chunk;
-        pool.forEach(chunks, (id, c) -> large(id, ap, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk)));
+        pool.forEach(chunks, (id, c) -> large(id, ap, mr, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk)));
+    }
+
+    /**
+     * Rows per tile of the large path: 12 (the most FMAs per load), except for batches that 8-row tiles cover with
+     * fewer padding rows (8, 16, 32, 40, 56, 64: batched generation), where 12-row tiles would spend up to a third of
+     * their FMAs on zero rows (32 rows: 36 computed).
+     */
+    static int rowTile(int m) {
+        int pad8 = (m + MR8 - 1) / MR8 * MR8, pad12 = (m + MR - 1) / MR * MR;
+        return m <= 64 && pad8 < pad12 ? MR8 : MR;
     }
 
     /**
@@ -161,28 +174,28 @@ final class Gemm {
         return a;
     }
 
-    /** Rows [t*MR, t*MR+MR) of x into ap: per K block, [kk][i] (rows past m are zero). */
-    private void packTile(float[] x, int m, int k, float[] ap, int mPad, int t) {
+    /** Rows [t*mr, t*mr+mr) of x into ap: per K block, [kk][i] (rows past m are zero). */
+    private void packTile(float[] x, int m, int k, float[] ap, int mr, int mPad, int t) {
         for (int k0 = 0; k0 < k; k0 += kBlock) {
             int kc = Math.min(kBlock, k - k0);
-            int base = mPad * k0 + t * MR * kc;
-            for (int i = 0; i < MR; i++) {
-                int row = t * MR + i;
+            int base = mPad * k0 + t * mr * kc;
+            for (int i = 0; i < mr; i++) {
+                int row = t * mr + i;
                 if (row < m) {
                     int src = row * k + k0;
-                    for (int kk = 0, d = base + i; kk < kc; kk++, d += MR) ap[d] = x[src + kk];
+                    for (int kk = 0, d = base + i; kk < kc; kk++, d += mr) ap[d] = x[src + kk];
                 } else {
-                    for (int kk = 0, d = base + i; kk < kc; kk++, d += MR) ap[d] = 0f;
+                    for (int kk = 0, d = base + i; kk < kc; kk++, d += mr) ap[d] = 0f;
                 }
             }
         }
     }
 
-    private void large(int id, float[] ap, int tiles, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
+    private void large(int id, float[] ap, int mr, int tiles, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
         int n = w.rows(), k = w.cols();
         Scratch s = scratch[id];
         float[] wb = s.w[0];
-        int mPad = tiles * MR;
+        int mPad = tiles * mr;
         for (int k0 = 0; k0 < k; k0 += kBlock) {
             int kc = Math.min(kBlock, k - k0);
             int base = mPad * k0;
@@ -193,15 +206,17 @@ final class Gemm {
                 int valid = Math.min(NR, n - col0);
                 float[] init = first ? initPanel(s, bias, col0, valid) : null;
                 for (int t = 0; t < tiles; t++) {
-                    int r0 = t * MR;
-                    int rows = Math.min(MR, m - r0);
-                    int aOff = base + t * MR * kc;
-                    if (rows == MR && valid == NR) {
-                        kernel12(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
+                    int r0 = t * mr;
+                    int rows = Math.min(mr, m - r0);
+                    int aOff = base + t * mr * kc;
+                    if (rows == mr && valid == NR) {
+                        if (mr == MR) kernel12(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
+                        else kernel8(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
                     } else {
                         float[] tile = s.tile;
                         if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
-                        kernel12(ap, aOff, wb, kc, tile, 0, NR, init);
+                        if (mr == MR) kernel12(ap, aOff, wb, kc, tile, 0, NR, init);
+                        else kernel8(ap, aOff, wb, kc, tile, 0, NR, init);
                         for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
                     }
                 }
@@ -382,6 +397,53 @@ final class Gemm {
         c90.intoArray(c, cOff + 9 * ldc); c91.intoArray(c, cOff + 9 * ldc + L);
         ca0.intoArray(c, cOff + 10 * ldc); ca1.intoArray(c, cOff + 10 * ldc + L);
         cb0.intoArray(c, cOff + 11 * ldc); cb1.intoArray(c, cOff + 11 * ldc + L);
+
+    }
+
+    /** The 8-row micro-kernel, as {@link #kernel12} with tiles of {@link #MR8} rows. */
+    static void kernel8(float[] a, int aOff, float[] w, int kc, float[] c, int cOff, int ldc, float[] init) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (init != null) {
+            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
+            c00 = b0; c01 = b1;
+            c10 = b0; c11 = b1;
+            c20 = b0; c21 = b1;
+            c30 = b0; c31 = b1;
+            c40 = b0; c41 = b1;
+            c50 = b0; c51 = b1;
+            c60 = b0; c61 = b1;
+            c70 = b0; c71 = b1;
+        } else {
+            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
+            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
+            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
+            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
+            c40 = FloatVector.fromArray(S, c, cOff + 4 * ldc); c41 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
+            c50 = FloatVector.fromArray(S, c, cOff + 5 * ldc); c51 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
+            c60 = FloatVector.fromArray(S, c, cOff + 6 * ldc); c61 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
+            c70 = FloatVector.fromArray(S, c, cOff + 7 * ldc); c71 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
+        }
+        int ai = aOff, wi = 0;
+        for (int kk = 0; kk < kc; kk++, ai += MR8, wi += NR) {
+            FloatVector w0 = FloatVector.fromArray(S, w, wi), w1 = FloatVector.fromArray(S, w, wi + L);
+            FloatVector b;
+            b = FloatVector.broadcast(S, a[ai]); c00 = b.fma(w0, c00); c01 = b.fma(w1, c01);
+            b = FloatVector.broadcast(S, a[ai + 1]); c10 = b.fma(w0, c10); c11 = b.fma(w1, c11);
+            b = FloatVector.broadcast(S, a[ai + 2]); c20 = b.fma(w0, c20); c21 = b.fma(w1, c21);
+            b = FloatVector.broadcast(S, a[ai + 3]); c30 = b.fma(w0, c30); c31 = b.fma(w1, c31);
+            b = FloatVector.broadcast(S, a[ai + 4]); c40 = b.fma(w0, c40); c41 = b.fma(w1, c41);
+            b = FloatVector.broadcast(S, a[ai + 5]); c50 = b.fma(w0, c50); c51 = b.fma(w1, c51);
+            b = FloatVector.broadcast(S, a[ai + 6]); c60 = b.fma(w0, c60); c61 = b.fma(w1, c61);
+            b = FloatVector.broadcast(S, a[ai + 7]); c70 = b.fma(w0, c70); c71 = b.fma(w1, c71);
+        }
+        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
+        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
+        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
+        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
+        c40.intoArray(c, cOff + 4 * ldc); c41.intoArray(c, cOff + 4 * ldc + L);
+        c50.intoArray(c, cOff + 5 * ldc); c51.intoArray(c, cOff + 5 * ldc + L);
+        c60.intoArray(c, cOff + 6 * ldc); c61.intoArray(c, cOff + 6 * ldc + L);
+        c70.intoArray(c, cOff + 7 * ldc); c71.intoArray(c, cOff + 7 * ldc + L);
 
     }
 

@@ -103,6 +103,39 @@ class GemmTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
+    void batchedGenerationTilesOfEightRowsGiveTheScalarChain(DType dt) {
+        // 8..64 rows that 8-row tiles cover with less padding take kernel8; the others stay on 12-row tiles
+        assertEquals(Gemm.MR8, Gemm.rowTile(8));
+        assertEquals(Gemm.MR8, Gemm.rowTile(32));
+        assertEquals(Gemm.MR8, Gemm.rowTile(64));
+        assertEquals(Gemm.MR, Gemm.rowTile(36));
+        assertEquals(Gemm.MR, Gemm.rowTile(48));
+        assertEquals(Gemm.MR, Gemm.rowTile(65));
+        Random r = new Random(11 + dt.ordinal());
+        int n = 2 * Gemm.NR + 5, k = 301;
+        WeightMatrix w = randomWeights(r, dt, n, k);
+        float[] bias = randomArray(r, n);
+        WorkerPool pool = new WorkerPool(2);
+        try {
+            PackedWeights pw = PackedWeights.pack(w, pool);
+            for (int m : new int[]{8, 9, 15, 16, 31, 32, 33, 40, 48, 56, 63, 64, 65}) {
+                float[] x = randomArray(r, m * k);
+                for (float[] b : new float[][]{null, bias}) {
+                    float[] want = reference(x, m, w, b);
+                    for (int kBlock : new int[]{100, 1024}) {
+                        float[] out = new float[m * n];
+                        new Gemm(pool, kBlock).multiply(x, m, pw, b, out);
+                        assertBitsEqual(want, out, dt + " m=" + m + " K block " + kBlock + (b == null ? "" : " +bias"));
+                    }
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
     @Test
     void theKBlockSizeDoesNotChangeTheBits() {
         Random r = new Random(9);
