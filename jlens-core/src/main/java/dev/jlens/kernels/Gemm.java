@@ -36,8 +36,13 @@ final class Gemm {
     static final int MR_SMALL = 4;
     /** Rows of the large path's tiles for batches that are a multiple of 8 but not of 12 ({@link #rowTile}). */
     static final int MR8 = 8;
-    /** Below this many rows the small-M path runs. */
-    static final int SMALL_M = 8;
+    /**
+     * Below this many rows the small-M path runs. Its kernels re-read each panel once per four rows, but after the
+     * first four the panel comes from L2, and they widen in registers instead of storing and reloading a widened
+     * strip: measured 2026-12-07 on the quiet 2-core Zen 5 (docs/PERFORMANCE.md), batched decode at 8 and 16 rows
+     * ran 1.2-1.6x faster this way than through the 8-row tiles, and at 32 rows the two were within noise.
+     */
+    static final int SMALL_M = 32;
     /**
      * Reduction steps per K block. Measured on Zen 4 (2 threads, M = 512, K = 2048 and 8192): 256 gives
      * ~80% of the FMA peak, 1024 and more ~86–90%; longer blocks mean fewer round trips of the C tile, whose

@@ -12,7 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /**
- * The small-M kernels of {@link Gemm} (generation: one to seven new tokens per product), which are bound by
+ * The small-M kernels of {@link Gemm} (generation: up to 31 new tokens per product, one per sequence of a batch), which are bound by
  * how fast the weights stream from memory, not by arithmetic. They read the packed weights in place, in
  * their stored order, widening each bfloat16 strip in registers right before its fused multiply-adds: no
  * widened copy is written and read back (the large-M path's widening buffer costs a store and a load per
