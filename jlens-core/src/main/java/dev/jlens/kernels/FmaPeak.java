@@ -4,8 +4,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.util.concurrent.CyclicBarrier;
-
 /**
  * Measures the machine's float32 FMA peak the way the kernels can reach it: a register-only Vector API loop
  * of independent fused multiply-adds on every thread at once, no memory traffic. Benchmarks report their
@@ -37,42 +35,17 @@ public final class FmaPeak {
     }
 
     private static double round(int threads, long millis) {
-        CyclicBarrier start = new CyclicBarrier(threads + 1);
-        long[] chunks = new long[threads];
-        Thread[] ts = new Thread[threads];
-        for (int i = 0; i < threads; i++) {
-            int id = i;
-            ts[i] = new Thread(() -> {
-                try {
-                    start.await();
-                } catch (Exception e) {
-                    return;
-                }
-                long deadline = System.nanoTime() + millis * 1_000_000L;
-                long n = 0;
-                float acc = 0;
-                do {
-                    acc += chains(CHUNK);
-                    n++;
-                } while (System.nanoTime() < deadline);
-                chunks[id] = n;
-                sink(acc);
-            }, "jlens-fma-peak-" + i);
-            ts[i].setDaemon(true);
-            ts[i].start();
-        }
-        try {
-            start.await();
-            long t0 = System.nanoTime();
-            for (Thread t : ts) t.join();
-            double s = (System.nanoTime() - t0) / 1e9;
-            long total = 0;
-            for (long c : chunks) total += c;
-            return (double) total * CHUNK * CHAINS * S.length() * 2 / s / 1e9;
-        } catch (Exception e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("FMA peak measurement interrupted", e);
-        }
+        double chunksPerSecond = TimedRounds.unitsPerSecond(threads, millis, "fma-peak", (id, deadline) -> {
+            long n = 0;
+            float acc = 0;
+            do {
+                acc += chains(CHUNK);
+                n++;
+            } while (System.nanoTime() < deadline);
+            sink(acc);
+            return n;
+        });
+        return chunksPerSecond * CHUNK * CHAINS * S.length() * 2 / 1e9;
     }
 
     private static volatile float sinkValue;

@@ -6,7 +6,6 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
-import java.util.concurrent.CyclicBarrier;
 
 /**
  * Measures the streaming read bandwidth from main memory the way the generation kernels see it: every thread
@@ -47,44 +46,16 @@ public final class MemoryBandwidth {
     /** Bytes per second of all threads reading their shares until the deadline (at least once). */
     private static double round(MemorySegment buf, int threads, long millis) {
         long share = buf.byteSize() / threads;
-        CyclicBarrier start = new CyclicBarrier(threads + 1);
-        Thread[] ts = new Thread[threads];
-        float[] sums = new float[threads];
-        long[] passes = new long[threads];
-        for (int i = 0; i < threads; i++) {
-            int id = i;
-            ts[i] = new Thread(() -> {
-                try {
-                    start.await();
-                } catch (Exception e) {
-                    return;
-                }
-                long deadline = System.nanoTime() + millis * 1_000_000L;
-                do {
-                    sums[id] += sum(buf, id * share, (id + 1) * share);
-                    passes[id]++;
-                } while (System.nanoTime() < deadline);
-            }, "jlens-bandwidth-" + i);
-            ts[i].setDaemon(true);
-            ts[i].start();
-        }
-        try {
-            start.await();
-            long t0 = System.nanoTime();
-            for (Thread t : ts) t.join();
-            double secs = (System.nanoTime() - t0) / 1e9;
+        return share * TimedRounds.unitsPerSecond(threads, millis, "bandwidth", (id, deadline) -> {
             float total = 0;
-            long n = 0;
-            for (int i = 0; i < threads; i++) {
-                total += sums[i];
-                n += passes[i];
-            }
+            long passes = 0;
+            do {
+                total += sum(buf, id * share, (id + 1) * share);
+                passes++;
+            } while (System.nanoTime() < deadline);
             sink = total;
-            return n * share / secs;
-        } catch (Exception e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("memory bandwidth measurement interrupted", e);
-        }
+            return passes;
+        });
     }
 
     private static volatile float sink;
