@@ -46,12 +46,7 @@ class DetectorServerTest {
 
     @BeforeAll
     static void fit() {
-        Path dir = tmp.resolve("guard");
-        CliTestSupport.Result r = CliTestSupport.run("probe", "--model", CliTestSupport.fixtures().resolve("gpt_neox_tiny").toString(),
-                "--hooks", "blocks.1.hook_resid_post", "--detectors", "logistic", "--bootstrap", "0",
-                "--out", tmp.resolve("probe").toString(), "--save-detector", dir.toString());
-        assertEquals(0, r.exitCode(), r.err());
-        detector = Detector.load(dir);
+        detector = Detector.load(CliTestSupport.saveTinyDetector(tmp));
     }
 
     @AfterAll

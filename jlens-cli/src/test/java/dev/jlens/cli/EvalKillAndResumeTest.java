@@ -4,7 +4,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -35,7 +34,7 @@ class EvalKillAndResumeTest {
                 "--benchmark", bench.toString(), "--max-new-tokens", "16", "--batch-size", "1", "--cost-prompts", "0");
         Path killed = tmp.resolve("killed");
         Path log = killed.resolve("completions.jsonl");
-        Process p = start(args, killed);
+        Process p = CliTestSupport.startInChildJvm(args, killed);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
         while (lines(log) < 3) {
             assertTrue(p.isAlive(), "the run ended before it could be killed: " + stderr(killed));
@@ -48,7 +47,7 @@ class EvalKillAndResumeTest {
         int done = (int) before.stream().filter(l -> l.endsWith("}")).count();
         assertTrue(done >= 3 && done < 120, "killed midway, after " + done + " of 120 completions");
 
-        var again = CliTestSupport.run(concat(args, "--out", killed.toString()));
+        var again = CliTestSupport.run(CliTestSupport.concat(args, "--out", killed.toString()));
         assertEquals(0, again.exitCode(), again.err());
         assertTrue(again.err().contains("resumed: " + done + " completions"), again.err());
         assertTrue(again.err().contains((120 - done) + " of 120 completions to generate (" + done + " already done)"), again.err());
@@ -57,7 +56,7 @@ class EvalKillAndResumeTest {
         assertEquals(before.subList(0, done), after.subList(0, done), "finished completions are kept, not generated again");
 
         Path clean = tmp.resolve("clean");
-        assertEquals(0, CliTestSupport.run(concat(args, "--out", clean.toString())).exitCode());
+        assertEquals(0, CliTestSupport.run(CliTestSupport.concat(args, "--out", clean.toString())).exitCode());
         assertEquals(Files.readString(clean.resolve("eval.csv")), Files.readString(killed.resolve("eval.csv")));
         List<String> a = new ArrayList<>(Files.readAllLines(clean.resolve("completions.jsonl"))), b = new ArrayList<>(after);
         a.sort(null);
@@ -73,27 +72,5 @@ class EvalKillAndResumeTest {
     private static String stderr(Path out) throws Exception {
         Path f = out.resolveSibling(out.getFileName() + ".stderr");
         return Files.exists(f) ? Files.readString(f) : "";
-    }
-
-    private static String[] concat(List<String> a, String... more) {
-        List<String> l = new ArrayList<>(a);
-        l.addAll(List.of(more));
-        return l.toArray(String[]::new);
-    }
-
-    private static Process start(List<String> args, Path out) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("--add-modules");
-        cmd.add("jdk.incubator.vector");
-        cmd.add("--enable-native-access=ALL-UNNAMED");
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path") + File.pathSeparator + System.getProperty("surefire.test.class.path", ""));
-        cmd.add(JlensCli.class.getName());
-        cmd.addAll(List.of(concat(args, "--out", out.toString())));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
-        pb.redirectError(out.resolveSibling(out.getFileName() + ".stderr").toFile());
-        return pb.start();
     }
 }

@@ -43,10 +43,7 @@ class GuardCliTest {
 
     @BeforeAll
     static void fit() {
-        dir = tmp.resolve("guard");
-        CliTestSupport.Result r = CliTestSupport.run("probe", "--model", neox(), "--hooks", "blocks.1.hook_resid_post",
-                "--detectors", "logistic", "--bootstrap", "0", "--out", tmp.resolve("probe").toString(), "--save-detector", dir.toString());
-        assertEquals(0, r.exitCode(), r.err());
+        dir = CliTestSupport.saveTinyDetector(tmp);
         detector = Detector.load(dir);
     }
 

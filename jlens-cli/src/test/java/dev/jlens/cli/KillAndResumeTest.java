@@ -4,10 +4,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -38,7 +36,7 @@ class KillAndResumeTest {
         List<String> args = List.of("cache", "--model", model.toString(), "--prompts", prompts.toString(),
                 "--hooks", "blocks.*.hook_resid_post,hook_embed", "--pool", "all", "--batch-size", "2");
 
-        Process p = start(args, outKilled);
+        Process p = CliTestSupport.startInChildJvm(args, outKilled);
         Path partial = outKilled.resolve(ResumableCache.PARTIAL);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (batches(partial) < 3) {
@@ -52,12 +50,12 @@ class KillAndResumeTest {
         assertTrue(done >= 3 && done < 200, "killed half-way, after " + done + " of 200 batches");
         assertTrue(Files.notExists(outKilled.resolve("activations.json")), "an unfinished run is not marked complete");
 
-        Process again = start(args, outKilled);
+        Process again = CliTestSupport.startInChildJvm(args, outKilled);
         assertEquals(0, again.waitFor(), "resumed run failed");
         String err = Files.readString(outKilled.resolveSibling("killed.stderr"));
         assertTrue(err.contains("resumed"), err);
 
-        var clean = CliTestSupport.run(concat(args, "--out", outClean.toString()));
+        var clean = CliTestSupport.run(CliTestSupport.concat(args, "--out", outClean.toString()));
         assertEquals(0, clean.exitCode(), clean.err());
         assertArrayEquals(Files.readAllBytes(outClean.resolve("activations.safetensors")),
                 Files.readAllBytes(outKilled.resolve("activations.safetensors")));
@@ -68,28 +66,5 @@ class KillAndResumeTest {
         try (Stream<Path> s = Files.list(partial)) {
             return (int) s.filter(f -> f.getFileName().toString().startsWith("batch-") && f.toString().endsWith(".safetensors")).count();
         }
-    }
-
-    private static String[] concat(List<String> a, String... more) {
-        List<String> l = new ArrayList<>(a);
-        l.addAll(List.of(more));
-        return l.toArray(String[]::new);
-    }
-
-    private static Process start(List<String> args, Path out) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("--add-modules");
-        cmd.add("jdk.incubator.vector");
-        cmd.add("--enable-native-access=ALL-UNNAMED");
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path") + File.pathSeparator + System.getProperty("surefire.test.class.path", ""));
-        cmd.add(JlensCli.class.getName());
-        cmd.addAll(List.of(concat(args, "--out", out.toString())));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
-        // stderr goes to a file: an unread pipe would fill up with the progress bar and stall the process.
-        pb.redirectError(out.resolveSibling(out.getFileName() + ".stderr").toFile());
-        return pb.start();
     }
 }
