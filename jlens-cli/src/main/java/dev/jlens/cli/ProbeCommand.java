@@ -243,7 +243,6 @@ final class ProbeCommand implements Callable<Integer> {
         } else {
             data = ProbeData.of(load(train), load(val), load(test), scheme);
         }
-        final PoolScope finalScope = scope;
         final Pooling finalPooling = pooling;
 
         PrintStream o = System.out;

@@ -135,8 +135,8 @@ final class Gemm {
 
     /**
      * Rows per tile of the large path: 12 (the most FMAs per load), except for batches that 8-row tiles cover with
-     * fewer padding rows (8, 16, 32, 40, 56, 64: batched generation), where 12-row tiles would spend up to a third of
-     * their FMAs on zero rows (32 rows: 36 computed).
+     * fewer padding rows (32, 40, 56, 64: batched generation; fewer than {@link #SMALL_M} rows stream instead),
+     * where 12-row tiles would spend up to a third of their FMAs on zero rows (32 rows: 36 computed).
      */
     static int rowTile(int m) {
         int pad8 = (m + MR8 - 1) / MR8 * MR8, pad12 = (m + MR - 1) / MR * MR;
