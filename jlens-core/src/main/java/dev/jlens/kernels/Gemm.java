@@ -19,7 +19,10 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
  * all participants, packed in parallel); participants then claim chunks of output panels and, per panel
- * and K block, widen the weight strip into their own buffer and sweep it over every row tile. Small M (generation): BF16 and F32 through
+ * and K block, widen the weight strip into their own buffer and sweep it over every row tile, or, for
+ * 8-row tiles (batched decode), sweep the packed strip itself, widening in registers. Finite F16 weights
+ * widen to w·2^-112 in three operations against activations packed times 2^112, as in the streaming
+ * kernels. Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
  * stream from memory once; F16 the same way when the matrix holds no infinity or NaN and every activation is
@@ -125,12 +128,16 @@ final class Gemm {
         }
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
-        pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t));
+        // Finite F16 panels widen in three operations to w·2^-112 when the packed activations carry the 2^112.
+        boolean unbiasedHalves = w.dtype() == DType.F16 && w.finiteHalves() && scalableForHalves(x, m * k);
+        float factor = unbiasedHalves ? StreamingKernels.F16_REBIAS : 1f;
+        pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t, factor));
         // A few chunks per thread: small enough to balance a preempted core, large enough that each chunk
         // reuses the L2-resident activation block over several panels.
         int chunk = Math.max(1, Math.min(8, panels / (4 * pool.size())));
         int chunks = (panels + chunk - 1) / chunk;
-        pool.forEach(chunks, (id, c) -> large(id, ap, mr, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk)));
+        pool.forEach(chunks, (id, c) -> large(id, ap, mr, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk),
+                unbiasedHalves));
     }
 
     /**
@@ -160,6 +167,13 @@ final class Gemm {
         return exact ? s : null;
     }
 
+    /** Whether every |x[i]| (i &lt; n) is below 2^16, so x·2^112 is finite and exact (NaN: no). */
+    private static boolean scalableForHalves(float[] x, int n) {
+        boolean exact = true;
+        for (int i = 0; i < n; i++) exact &= Math.abs(x[i]) < 0x1p16f;
+        return exact;
+    }
+
     /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
     private float[] packSmall(float[] x, int m, int k) {
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
@@ -179,8 +193,11 @@ final class Gemm {
         return a;
     }
 
-    /** Rows [t*mr, t*mr+mr) of x into ap: per K block, [kk][i] (rows past m are zero). */
-    private void packTile(float[] x, int m, int k, float[] ap, int mr, int mPad, int t) {
+    /**
+     * Rows [t*mr, t*mr+mr) of x, times factor (1, or 2^112 for {@link PackedWeights#widenUnbiasedHalves}: a power of
+     * two, exact on the range {@link #scalableForHalves} admits), into ap: per K block, [kk][i] (rows past m are zero).
+     */
+    private void packTile(float[] x, int m, int k, float[] ap, int mr, int mPad, int t, float factor) {
         for (int k0 = 0; k0 < k; k0 += kBlock) {
             int kc = Math.min(kBlock, k - k0);
             int base = mPad * k0 + t * mr * kc;
@@ -188,7 +205,7 @@ final class Gemm {
                 int row = t * mr + i;
                 if (row < m) {
                     int src = row * k + k0;
-                    for (int kk = 0, d = base + i; kk < kc; kk++, d += mr) ap[d] = x[src + kk];
+                    for (int kk = 0, d = base + i; kk < kc; kk++, d += mr) ap[d] = x[src + kk] * factor;
                 } else {
                     for (int kk = 0, d = base + i; kk < kc; kk++, d += mr) ap[d] = 0f;
                 }
@@ -196,34 +213,46 @@ final class Gemm {
         }
     }
 
-    private void large(int id, float[] ap, int mr, int tiles, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1) {
+    /**
+     * Panels [p0, p1) against every row tile, K block by K block. 8-row tiles (batched decode) read each panel in
+     * place and widen it in registers ({@link StreamingKernels#eightRowsOnePanel}); 12-row tiles, and F16 panels
+     * that cannot take the cheap conversion, first widen the panel's strip into the participant's buffer, which
+     * serves every tile.
+     */
+    private void large(int id, float[] ap, int mr, int tiles, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1,
+                       boolean unbiasedHalves) {
         int n = w.rows(), k = w.cols();
         Scratch s = scratch[id];
         float[] wb = s.w[0];
         int mPad = tiles * mr;
+        // Measured at M = 32 (docs/PERFORMANCE.md): 7-10% faster than widening into the buffer, for every type.
+        boolean inPlace = mr == MR8 && (w.dtype() != DType.F16 || unbiasedHalves);
         for (int k0 = 0; k0 < k; k0 += kBlock) {
             int kc = Math.min(kBlock, k - k0);
             int base = mPad * k0;
             boolean first = k0 == 0;
             for (int p = p0; p < p1; p++) {
-                w.widen(p, k0, kc, wb);
                 int col0 = p * NR;
                 int valid = Math.min(NR, n - col0);
                 float[] init = first ? initPanel(s, bias, col0, valid) : null;
+                long off = w.byteOffset(p, k0);
+                if (!inPlace) {
+                    if (unbiasedHalves) w.widenUnbiasedHalves(p, k0, kc, wb);
+                    else w.widen(p, k0, kc, wb);
+                }
                 for (int t = 0; t < tiles; t++) {
                     int r0 = t * mr;
                     int rows = Math.min(mr, m - r0);
                     int aOff = base + t * mr * kc;
-                    if (rows == mr && valid == NR) {
-                        if (mr == MR) kernel12(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
-                        else kernel8(ap, aOff, wb, kc, out, r0 * n + col0, n, init);
-                    } else {
-                        float[] tile = s.tile;
-                        if (!first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, tile, i * NR, valid);
-                        if (mr == MR) kernel12(ap, aOff, wb, kc, tile, 0, NR, init);
-                        else kernel8(ap, aOff, wb, kc, tile, 0, NR, init);
-                        for (int i = 0; i < rows; i++) System.arraycopy(tile, i * NR, out, (r0 + i) * n + col0, valid);
-                    }
+                    boolean whole = rows == mr && valid == NR;
+                    // a partial tile goes through s.tile, holding its partial sums after the first K block
+                    float[] c = whole ? out : s.tile;
+                    int cOff = whole ? r0 * n + col0 : 0, ldc = whole ? n : NR;
+                    if (!whole && !first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, c, i * NR, valid);
+                    if (inPlace) StreamingKernels.eightRowsOnePanel(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init);
+                    else if (mr == MR) kernel12(ap, aOff, wb, kc, c, cOff, ldc, init);
+                    else kernel8(ap, aOff, wb, kc, c, cOff, ldc, init);
+                    if (!whole) for (int i = 0; i < rows; i++) System.arraycopy(c, i * NR, out, (r0 + i) * n + col0, valid);
                 }
             }
         }

@@ -233,9 +233,13 @@ class GemmTest {
             assertFalse(PackedWeights.pack(randomWeights(r, DType.BF16, 40, 50), pool).finiteHalves());
             float[] bias = randomArray(r, n);
             for (WeightMatrix w : new WeightMatrix[]{finite, inf}) {
-                for (int m = 1; m < Gemm.SMALL_M; m++) {
+                int[] ms = new int[Gemm.SMALL_M + 4];
+                for (int i = 0; i < Gemm.SMALL_M - 1; i++) ms[i] = i + 1;
+                // and the tiled path, whose finite halves widen to w·2^-112 against packed activations times 2^112
+                System.arraycopy(new int[]{Gemm.SMALL_M, Gemm.SMALL_M + 1, 40, 64, 100}, 0, ms, Gemm.SMALL_M - 1, 5);
+                for (int m : ms) {
                     // Activations are pre-scaled by 2^112 for streaming: the largest below 2^16 and a subnormal
-                    // still stream, one of 2^16 or more sends the product down the L1-buffer path.
+                    // still stream, one of 2^16 or more sends the product down the L1-buffer (or exact widening) path.
                     for (float extreme : new float[]{0f, Math.nextDown(0x1p16f), -0x1p16f, 70000f}) {
                         float[] x = randomArray(r, m * k);
                         if (extreme != 0f) {
