@@ -334,6 +334,17 @@ final class BenchCommand implements Callable<Integer> {
         }
 
         @Override
+        public void matmuls(DeviceTensor x, WeightMatrix[] ws, float[][] biases, DeviceTensor[] outs) {
+            for (WeightMatrix w : ws) {
+                matmulFlops += 2L * x.rows() * w.rows() * w.cols();
+                weightBytes += (long) w.rows() * w.cols() * w.dtype().bytes();
+            }
+            long t0 = System.nanoTime();
+            k.matmuls(x, ws, biases, outs);
+            matmulNanos += System.nanoTime() - t0;
+        }
+
+        @Override
         public void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out) {
             other(() -> k.gather(table, ids, scale, out));
         }

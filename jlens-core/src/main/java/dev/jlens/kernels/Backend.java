@@ -68,6 +68,24 @@ public interface Backend {
      */
     void matmul(DeviceTensor x, WeightMatrix w, float[] bias, DeviceTensor out);
 
+    /**
+     * Several products of one input, outs[i] = x · ws[i] + biases[i] (biases[i] may be null), each output with
+     * the bits {@link #matmul} gives it: q, k and v from the attention input, gate and up from the MLP's. A backend
+     * may do them in one pass (the CPU packs the input once and its threads share one queue of panels); this
+     * default runs them one after another.
+     *
+     * <pre>{@code
+     * backend.matmuls(ln, new WeightMatrix[]{wq, wk, wv}, new float[][]{bq, bk, bv}, new DeviceTensor[]{q, k, v});
+     * }</pre>
+     */
+    default void matmuls(DeviceTensor x, WeightMatrix[] ws, float[][] biases, DeviceTensor[] outs) {
+        if (ws.length != biases.length || ws.length != outs.length) {
+            throw new IllegalArgumentException("matmuls: " + ws.length + " weights, " + biases.length + " biases, "
+                    + outs.length + " outputs; expected as many of each");
+        }
+        for (int i = 0; i < ws.length; i++) matmul(x, ws[i], biases[i], outs[i]);
+    }
+
     /** out[t, :] = table[ids[t], :] × scale (scale 1: a plain lookup): token or position embeddings. */
     void gather(WeightMatrix table, int[] ids, float scale, DeviceTensor out);
 

@@ -76,7 +76,46 @@ final class CpuBackend extends HeapBackend {
 
     @Override
     public void matmul(DeviceTensor xt, WeightMatrix w, float[] bias, DeviceTensor outT) {
-        float[] x = HeapTensor.of(xt), out = HeapTensor.of(outT);
+        checkProduct(xt, w, bias, outT);
+        lock.lock();
+        try {
+            gemm.multiply(HeapTensor.of(xt), xt.rows(), w.packed(this, this::pack), bias, HeapTensor.of(outT));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * One pass when the weights agree in type and (F16) in {@link PackedWeights#finiteHalves}, so one packing of
+     * the input serves them all (weights of one layer always do); otherwise one product after another.
+     */
+    @Override
+    public void matmuls(DeviceTensor xt, WeightMatrix[] ws, float[][] biases, DeviceTensor[] outs) {
+        if (ws.length != biases.length || ws.length != outs.length) {
+            throw new IllegalArgumentException("matmuls: " + ws.length + " weights, " + biases.length + " biases, "
+                    + outs.length + " outputs; expected as many of each");
+        }
+        if (ws.length == 0) return;
+        for (int i = 0; i < ws.length; i++) checkProduct(xt, ws[i], biases[i], outs[i]);
+        lock.lock();
+        try {
+            PackedWeights[] packed = new PackedWeights[ws.length];
+            float[][] out = new float[ws.length][];
+            boolean oneKind = true;
+            for (int i = 0; i < ws.length; i++) {
+                packed[i] = ws[i].packed(this, this::pack);
+                out[i] = HeapTensor.of(outs[i]);
+                oneKind &= packed[i].dtype() == packed[0].dtype() && packed[i].finiteHalves() == packed[0].finiteHalves();
+            }
+            float[] x = HeapTensor.of(xt);
+            if (oneKind) gemm.multiplyAll(x, xt.rows(), packed, biases, out);
+            else for (int i = 0; i < ws.length; i++) gemm.multiply(x, xt.rows(), packed[i], biases[i], out[i]);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private static void checkProduct(DeviceTensor xt, WeightMatrix w, float[] bias, DeviceTensor outT) {
         int m = xt.rows(), n = w.rows(), k = w.cols();
         if (xt.cols() != k) {
             throw new IllegalArgumentException("matmul " + w.name() + ": input is " + xt + ", the weight needs " + k + " columns");
@@ -86,12 +125,6 @@ final class CpuBackend extends HeapBackend {
         }
         if (bias != null && bias.length < n) {
             throw new IllegalArgumentException("matmul " + w.name() + ": bias has " + bias.length + " values, expected " + n);
-        }
-        lock.lock();
-        try {
-            gemm.multiply(x, m, w.packed(this, this::pack), bias, out);
-        } finally {
-            lock.unlock();
         }
     }
 

@@ -100,24 +100,47 @@ final class Gemm {
 
     /** Callers serialise calls (the kernels' operation lock): the buffers are shared state. */
     void multiply(float[] x, int m, PackedWeights w, float[] bias, float[] out) {
-        int n = w.rows(), k = w.cols();
-        if (m == 0 || n == 0) return;
+        multiplyAll(x, m, new PackedWeights[]{w}, new float[][]{bias}, new float[][]{out});
+    }
+
+    /**
+     * outs[i] = x · ws[i] + biases[i] for several weights applied to the same input (q, k and v; gate and up), each
+     * output with the bits {@link #multiply} gives it alone: the input is packed (and, for F16, scaled) once, and
+     * the participants claim chunks from one queue over every product's panels, so none waits for the others at
+     * the end of each product. The weights share k, the type and {@link PackedWeights#finiteHalves} (callers
+     * group them so); biases[i] may be null.
+     */
+    void multiplyAll(float[] x, int m, PackedWeights[] ws, float[][] biases, float[][] outs) {
+        int k = ws[0].cols();
+        PackedWeights w0 = ws[0];
+        for (PackedWeights w : ws) {
+            if (w.cols() != k || w.dtype() != w0.dtype() || w.finiteHalves() != w0.finiteHalves()) {
+                throw new IllegalArgumentException("multiplyAll: weights differ in columns, type or finite halves");
+            }
+        }
+        if (m == 0) return;
         if (k == 0) {
-            for (int i = 0; i < m; i++) {
-                for (int j = 0; j < n; j++) out[i * n + j] = bias == null ? 0f : bias[j];
+            for (int g = 0; g < ws.length; g++) {
+                int n = ws[g].rows();
+                for (int i = 0; i < m; i++) {
+                    for (int j = 0; j < n; j++) outs[g][i * n + j] = biases[g] == null ? 0f : biases[g][j];
+                }
             }
             return;
         }
-        int panels = w.panels();
         if (m < SMALL_M) {
             // F16 streams when its halves are finite and the activations can be pre-scaled exactly.
-            float[] scaled = w.dtype() == DType.F16 && w.finiteHalves() ? scaleForHalves(x, m * k) : null;
+            float[] scaled = w0.dtype() == DType.F16 && w0.finiteHalves() ? scaleForHalves(x, m * k) : null;
             float[] xs = scaled != null ? scaled : x;
             float[] a = packSmall(xs, m, k);
             boolean streamF16 = scaled != null;
             // Chunks of four panels keep the one-row kernel's groups of four whole.
-            int chunks = (panels + 3) / 4;
-            pool.forEach(chunks, (id, c) -> small(id, a, xs, m, w, bias, out, c * 4, Math.min(panels, c * 4 + 4), streamF16));
+            int[] first = chunkStarts(ws, 4);
+            pool.forEach(first[ws.length], (id, c) -> {
+                int g = product(first, c);
+                int p0 = (c - first[g]) * 4, panels = ws[g].panels();
+                small(id, a, xs, m, ws[g], biases[g], outs[g], p0, Math.min(panels, p0 + 4), streamF16);
+            });
             return;
         }
         int mr = rowTile(m);
@@ -129,15 +152,34 @@ final class Gemm {
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
         // Finite F16 panels widen in three operations to w·2^-112 when the packed activations carry the 2^112.
-        boolean unbiasedHalves = w.dtype() == DType.F16 && w.finiteHalves() && scalableForHalves(x, m * k);
+        boolean unbiasedHalves = w0.dtype() == DType.F16 && w0.finiteHalves() && scalableForHalves(x, m * k);
         float factor = unbiasedHalves ? StreamingKernels.F16_REBIAS : 1f;
         pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t, factor));
         // A few chunks per thread: small enough to balance a preempted core, large enough that each chunk
         // reuses the L2-resident activation block over several panels.
+        int panels = 0;
+        for (PackedWeights w : ws) panels += w.panels();
         int chunk = Math.max(1, Math.min(8, panels / (4 * pool.size())));
-        int chunks = (panels + chunk - 1) / chunk;
-        pool.forEach(chunks, (id, c) -> large(id, ap, mr, tiles, m, w, bias, out, c * chunk, Math.min(panels, c * chunk + chunk),
-                unbiasedHalves));
+        int[] first = chunkStarts(ws, chunk);
+        pool.forEach(first[ws.length], (id, c) -> {
+            int g = product(first, c);
+            int p0 = (c - first[g]) * chunk;
+            large(id, ap, mr, tiles, m, ws[g], biases[g], outs[g], p0, Math.min(ws[g].panels(), p0 + chunk), unbiasedHalves);
+        });
+    }
+
+    /** first[g]: the index of product g's first chunk of the given number of panels; first[ws.length]: all chunks. */
+    private static int[] chunkStarts(PackedWeights[] ws, int chunk) {
+        int[] first = new int[ws.length + 1];
+        for (int g = 0; g < ws.length; g++) first[g + 1] = first[g] + (ws[g].panels() + chunk - 1) / chunk;
+        return first;
+    }
+
+    /** The product that chunk c belongs to. */
+    private static int product(int[] first, int c) {
+        int g = 0;
+        while (c >= first[g + 1]) g++;
+        return g;
     }
 
     /**

@@ -60,15 +60,26 @@ public final class MemoryBandwidth {
 
     private static volatile float sink;
 
-    /** Four independent accumulators, so the adds never wait on each other and only memory limits the loop. */
+    /**
+     * Four sequential streams at once, a quarter of the range each, as the one-row generation kernel reads four
+     * panels (measured 2026-12-07 on the 2-core VM: 28-36 GB/s against 21-27 for one stream per thread, and
+     * the kernels themselves read faster than one stream); four independent accumulators, so the adds never
+     * wait on each other and only memory limits the loop.
+     */
     private static float sum(MemorySegment seg, long from, long to) {
         FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-        for (long o = from; o < to; o += 4L * VBYTES) {
-            a0 = a0.add(FloatVector.fromMemorySegment(S, seg, o, ByteOrder.LITTLE_ENDIAN));
-            a1 = a1.add(FloatVector.fromMemorySegment(S, seg, o + VBYTES, ByteOrder.LITTLE_ENDIAN));
-            a2 = a2.add(FloatVector.fromMemorySegment(S, seg, o + 2L * VBYTES, ByteOrder.LITTLE_ENDIAN));
-            a3 = a3.add(FloatVector.fromMemorySegment(S, seg, o + 3L * VBYTES, ByteOrder.LITTLE_ENDIAN));
+        long quarter = (to - from) / 4 / (2L * VBYTES) * (2L * VBYTES);
+        long s0 = from, s1 = from + quarter, s2 = from + 2 * quarter, s3 = from + 3 * quarter;
+        for (long o = 0; o < quarter; o += 2L * VBYTES) {
+            a0 = a0.add(load(seg, s0 + o)).add(load(seg, s0 + o + VBYTES));
+            a1 = a1.add(load(seg, s1 + o)).add(load(seg, s1 + o + VBYTES));
+            a2 = a2.add(load(seg, s2 + o)).add(load(seg, s2 + o + VBYTES));
+            a3 = a3.add(load(seg, s3 + o)).add(load(seg, s3 + o + VBYTES));
         }
         return a0.add(a1).add(a2).add(a3).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static FloatVector load(MemorySegment seg, long off) {
+        return FloatVector.fromMemorySegment(S, seg, off, ByteOrder.LITTLE_ENDIAN);
     }
 }

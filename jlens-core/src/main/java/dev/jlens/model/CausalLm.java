@@ -447,9 +447,8 @@ public final class CausalLm implements TransformerModel {
     private void projectQkv(Pass p, Block b, DeviceTensor in) {
         QkvLayout layout = spec.attention().qkv();
         if (layout == QkvLayout.SEPARATE) {
-            backend.matmul(in, b.q.w, b.q.b, p.q);
-            backend.matmul(in, b.k.w, b.k.b, p.k);
-            backend.matmul(in, b.v.w, b.v.b, p.v);
+            backend.matmuls(in, new WeightMatrix[]{b.q.w, b.k.w, b.v.w}, new float[][]{b.q.b, b.k.b, b.v.b},
+                    new DeviceTensor[]{p.q, p.k, p.v});
             return;
         }
         backend.matmul(in, b.qkv.w, b.qkv.b, p.qkv);
@@ -501,8 +500,8 @@ public final class CausalLm implements TransformerModel {
             backend.copyColumns(p.gateUp, 0, p.hidden, 0, dMlp);
             backend.copyColumns(p.gateUp, dMlp, p.up, 0, dMlp);
         } else {
-            backend.matmul(in, b.gate.w, b.gate.b, p.hidden);
-            backend.matmul(in, b.up.w, b.up.b, p.up);
+            backend.matmuls(in, new WeightMatrix[]{b.gate.w, b.up.w}, new float[][]{b.gate.b, b.up.b},
+                    new DeviceTensor[]{p.hidden, p.up});
         }
         p.fireBuffer(b.hooks.mlpPre, p.hidden);
         p.fireBuffer(b.hooks.mlpPreLinear, p.up);

@@ -12,6 +12,7 @@ import java.nio.ByteOrder;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -134,6 +135,48 @@ class GemmTest {
         } finally {
             pool.shutdown();
         }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
+    void productsOfOneInputInOnePassGiveEachProductsOwnBits(DType dt) {
+        // q, k, v of a grouped-query layer: unequal widths, a partial last panel, one product without bias
+        Random r = new Random(23 + dt.ordinal());
+        int k = 130;
+        WeightMatrix[] ws = {randomWeights(r, dt, 3 * Gemm.NR, k), randomWeights(r, dt, Gemm.NR + 7, k), randomWeights(r, dt, 5, k)};
+        float[][] biases = {randomArray(r, ws[0].rows()), null, randomArray(r, 5)};
+        for (int m : new int[]{1, 3, 4, 17, Gemm.SMALL_M, 40, 77}) {
+            float[] x = randomArray(r, m * k);
+            for (Backend backend : new Backend[]{ONE, THREE}) {
+                DeviceTensor[] outs = new DeviceTensor[ws.length];
+                float[][] got = new float[ws.length][];
+                for (int i = 0; i < ws.length; i++) {
+                    got[i] = new float[m * ws[i].rows()];
+                    outs[i] = h(got[i], m, ws[i].rows());
+                }
+                backend.matmuls(h(x, m, k), ws, biases, outs);
+                for (int i = 0; i < ws.length; i++) {
+                    assertBitsEqual(reference(x, m, ws[i], biases[i]), got[i],
+                            dt + " product " + i + " m=" + m + " (" + backend.threads() + " threads)");
+                }
+            }
+        }
+    }
+
+    @Test
+    void productsOfWeightsOfDifferentKindsFallBackToOneAtATime() {
+        // a finite F16 matrix and one holding an infinity cannot share one scaled packing of the input
+        Random r = new Random(24);
+        int k = 301;
+        WeightMatrix[] ws = {halves(r, 40, k, (short) 0, -1), halves(r, 40, k, (short) 0x7c00, 7), randomWeights(r, DType.BF16, 33, k)};
+        float[][] biases = {null, randomArray(r, 40), null};
+        for (int m : new int[]{1, 5, 40}) {
+            float[] x = randomArray(r, m * k);
+            float[][] got = {new float[m * 40], new float[m * 40], new float[m * 33]};
+            THREE.matmuls(h(x, m, k), ws, biases, new DeviceTensor[]{h(got[0], m, 40), h(got[1], m, 40), h(got[2], m, 33)});
+            for (int i = 0; i < ws.length; i++) assertBitsEqual(reference(x, m, ws[i], biases[i]), got[i], "product " + i + " m=" + m);
+        }
+        assertThrows(IllegalArgumentException.class, () -> THREE.matmuls(h(new float[k], 1, k), ws, new float[2][], new DeviceTensor[3]));
     }
 
     @Test

@@ -444,9 +444,8 @@ public final class BertModel implements TransformerModel {
             HookPoint[] hp = blockHooks[l];
             site.fire(hp[0], x);
 
-            backend.matmul(x, b.query.w, b.query.b, q);
-            backend.matmul(x, b.key.w, b.key.b, kk);
-            backend.matmul(x, b.value.w, b.value.b, v);
+            backend.matmuls(x, new WeightMatrix[]{b.query.w, b.key.w, b.value.w}, new float[][]{b.query.b, b.key.b, b.value.b},
+                    new DeviceTensor[]{q, kk, v});
             DeviceTensor pattern = site.wants(hp[1]) ? backend.allocate(1, patternSize(batch)) : null;
             backend.attention(q, kk, v, ctx, layout, attention, pattern);
             if (pattern != null) site.fire(hp[1], pattern, (int) pattern.size());
