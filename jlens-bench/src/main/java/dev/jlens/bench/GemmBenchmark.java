@@ -63,15 +63,7 @@ public class GemmBenchmark {
         DType dt = DType.valueOf(dtype);
         kernels = threads > 0 ? Backend.cpu(threads) : Backend.defaults();
         Random r = new Random(1);
-        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dt.bytes()]);
-        ValueLayout.OfShort i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        for (long i = 0; i < (long) n * k; i++) {
-            float v = (float) r.nextGaussian() * 0.02f;
-            if (dt == DType.F32) seg.set(f32, i * 4, v);
-            else seg.set(i16, i * 2, dt == DType.F16 ? Float.floatToFloat16(v) : (short) (Float.floatToRawIntBits(v) >>> 16));
-        }
-        w = WeightMatrix.of("bench", dt, seg, n, k);
+        w = randomWeights(r, dt, n, k);
         kernels.prepare(w);
         x = new float[m * k];
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
@@ -80,6 +72,19 @@ public class GemmBenchmark {
         xt = kernels.upload(x, m, x.length / m);
         outT = kernels.upload(out, m, n);
         flopPerCall = 2L * m * n * k;
+    }
+
+    /** An [n, k] matrix of N(0, 0.02²) weights in the given type. */
+    static WeightMatrix randomWeights(Random r, DType dt, int n, int k) {
+        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dt.bytes()]);
+        ValueLayout.OfShort i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        for (long i = 0; i < (long) n * k; i++) {
+            float v = (float) r.nextGaussian() * 0.02f;
+            if (dt == DType.F32) seg.set(f32, i * 4, v);
+            else seg.set(i16, i * 2, dt == DType.F16 ? Float.floatToFloat16(v) : (short) (Float.floatToRawIntBits(v) >>> 16));
+        }
+        return WeightMatrix.of("bench", dt, seg, n, k);
     }
 
     /** Counts FLOP per second alongside the time per product. */

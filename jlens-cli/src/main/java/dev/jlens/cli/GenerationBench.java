@@ -42,37 +42,64 @@ final class GenerationBench {
         decode(m, prompts(r, 1, promptTokens, idLimit), 4, vocab);
         out.printf(Locale.ROOT, "generate     prompts of %d tokens, %d new tokens each (1 from the prefill, %d decode steps)%n",
                 promptTokens, newTokens, newTokens - 1);
+        // One buffer for every batch size's interleaved bandwidth rounds (allocating and faulting in 512 MiB
+        // each time would cost more than the rounds).
+        MemoryBandwidth.Probe probe = new MemoryBandwidth.Probe(threads, 1L << 29);
         for (int b : batches) {
             List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
             decode(m, prompts, 3, vocab);
-            // The bounds are measured right before and right after each timing and averaged: on a shared
-            // machine the share of the cores a process gets drifts within seconds.
-            double bw0 = MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 300);
+            // The FMA peak is measured right before and right after each timing and averaged: on a shared
+            // machine the share of the cores a process gets drifts within seconds. The bandwidth moves faster
+            // still, so a short round follows every decode step, untimed, and each step is set against its own.
             double peak0 = FmaPeak.measureGflops(threads, 300);
             kernels.reset();
-            Timing t = decode(m, prompts, newTokens, vocab, kernels);
-            double bw = (bw0 + MemoryBandwidth.measureBytesPerSecond(threads, 1L << 29, 300)) / 2;
-            double peak = (peak0 + FmaPeak.measureGflops(threads, 300)) / 2;
             int steps = newTokens - 1;
-            double tokPerS = (double) b * steps / t.decodeSecs;
+            double[] stepBandwidth = new double[steps];
+            Timing t = decode(m, prompts, newTokens, vocab, kernels, step -> stepBandwidth[step] = probe.round(BANDWIDTH_ROUND_MS));
+            double peak = (peak0 + FmaPeak.measureGflops(threads, 300)) / 2;
+            double tokPerS = (double) b * steps / t.decodeSecs();
             double bytesPerStep = kernels.weightBytes / (double) steps;
+            double bw = median(stepBandwidth);
             double bound = b * bw / bytesPerStep;
-            double gflops = (kernels.matmulFlops + kernels.attentionFlops) / t.decodeSecs / 1e9;
+            double[] reached = new double[steps];
+            for (int i = 0; i < steps; i++) reached[i] = bytesPerStep / t.stepSecs()[i] / stepBandwidth[i];
+            double gflops = (kernels.matmulFlops + kernels.attentionFlops) / t.decodeSecs() / 1e9;
             out.printf(Locale.ROOT, "batch %-3d    prefill %.2f s; decode %.2f s = %.2f tokens/s (%.1f ms/step)%n",
-                    b, t.prefillSecs, t.decodeSecs, tokPerS, 1000 * t.decodeSecs / steps);
-            out.printf(Locale.ROOT, "             weights %.2f GB/step, bandwidth %.1f GB/s -> bound %.2f tokens/s, reached %.0f%%;"
-                            + " %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n",
-                    bytesPerStep / 1e9, bw / 1e9, bound, 100 * tokPerS / bound, gflops, peak, 100 * gflops / peak);
+                    b, t.prefillSecs(), t.decodeSecs(), tokPerS, 1000 * t.decodeSecs() / steps);
+            out.printf(Locale.ROOT, "             weights %.2f GB/step, bandwidth %.1f GB/s (median of a %d ms round after each step,"
+                            + " %.1f-%.1f) -> bound %.2f tokens/s, reached %.0f%% (median of each step against its round)%n",
+                    bytesPerStep / 1e9, bw / 1e9, BANDWIDTH_ROUND_MS, min(stepBandwidth) / 1e9, max(stepBandwidth) / 1e9,
+                    bound, 100 * median(reached));
+            out.printf(Locale.ROOT, "             %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n", gflops, peak, 100 * gflops / peak);
             double ms = 1e-6 / steps;
             out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
                             + " norms/activations/copies %.1f ms, outside kernels %.1f ms%n",
                     kernels.matmulNanos * ms, kernels.weightBytes / (kernels.matmulNanos / 1e9) / 1e9,
                     kernels.attentionNanos * ms, kernels.otherNanos * ms,
-                    1000 * t.decodeSecs / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms);
+                    1000 * t.decodeSecs() / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms);
         }
     }
 
-    private record Timing(double prefillSecs, double decodeSecs) {
+    /** Long enough for several passes of every thread over its share, short next to a batch-32 step. */
+    static final int BANDWIDTH_ROUND_MS = 100;
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+
+    private static double min(double[] v) {
+        return Arrays.stream(v).min().orElse(Double.NaN);
+    }
+
+    private static double max(double[] v) {
+        return Arrays.stream(v).max().orElse(Double.NaN);
+    }
+
+    /** stepSecs: each decode step's forward pass and token choice, without the rounds run between steps. */
+    private record Timing(double prefillSecs, double decodeSecs, double[] stepSecs) {
     }
 
     private static List<int[]> prompts(Random r, int n, int tokens, int idLimit) {
@@ -86,26 +113,35 @@ final class GenerationBench {
     }
 
     private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab) {
-        return decode(m, prompts, newTokens, vocab, null);
+        return decode(m, prompts, newTokens, vocab, null, step -> { });
     }
 
-    /** Prefill, then newTokens − 1 greedy steps; the counters (when given) are reset after the prefill. */
-    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, BenchCommand.Counting counting) {
+    /**
+     * Prefill, then newTokens − 1 greedy steps, each timed alone and followed by afterStep (untimed); the
+     * counters (when given) are reset after the prefill.
+     */
+    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, BenchCommand.Counting counting,
+                                 java.util.function.IntConsumer afterStep) {
         int n = prompts.size();
         KvCache cache = KvCache.create(n);
         long t0 = System.nanoTime();
         FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
         long t1 = System.nanoTime();
         if (counting != null) counting.reset();
+        double[] stepSecs = new double[Math.max(0, newTokens - 1)];
+        double total = 0;
         for (int step = 1; step < newTokens; step++) {
+            long s0 = System.nanoTime();
             List<int[]> next = new ArrayList<>(n);
             for (int s = 0; s < n; s++) next.add(new int[]{Sampler.argmax(logits.data(), s * vocab, vocab)});
             logits = m.forward(cache.batch(next), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
+            stepSecs[step - 1] = (System.nanoTime() - s0) / 1e9;
+            total += stepSecs[step - 1];
+            afterStep.accept(step - 1);
         }
-        long t2 = System.nanoTime();
         if (Arrays.stream(cache.lengths()).anyMatch(l -> l != prompts.getFirst().length + newTokens - 1)) {
             throw new IllegalStateException("decode loop lost a token");
         }
-        return new Timing((t1 - t0) / 1e9, (t2 - t1) / 1e9);
+        return new Timing((t1 - t0) / 1e9, total, stepSecs);
     }
 }

@@ -31,16 +31,37 @@ public final class MemoryBandwidth {
      * overstate what a long generation run can get).
      */
     public static double measureBytesPerSecond(int threads, long bytes, long roundMillis) {
-        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1");
-        long unit = (long) threads * VBYTES * 8;
-        long size = Math.max(unit, bytes / unit * unit);
-        MemorySegment buf = NativeMemory.allocate(size);
-        // Non-zero contents, so no layer below can treat the pages as the shared zero page.
-        for (long i = 0; i < size; i += 4096) buf.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) 1);
-        round(buf, threads, 0);
+        Probe probe = new Probe(threads, bytes);
         double best = 0;
-        for (int r = 0; r < 3; r++) best = Math.max(best, round(buf, threads, roundMillis));
+        for (int r = 0; r < 3; r++) best = Math.max(best, probe.round(roundMillis));
         return best;
+    }
+
+    /**
+     * A buffer kept for repeated short rounds, so that a benchmark can interleave them with its own timed steps:
+     * on a virtual machine whose memory bandwidth moves by half within a minute (docs/PERFORMANCE.md), a round
+     * next to each step sees the conditions that step saw, where one measurement before and one after a whole
+     * timing need not.
+     */
+    public static final class Probe {
+        private final MemorySegment buf;
+        private final int threads;
+
+        /** {@code threads} threads streaming a buffer of about {@code bytes}; its pages are faulted in here. */
+        public Probe(int threads, long bytes) {
+            if (threads < 1) throw new IllegalArgumentException("threads must be at least 1");
+            this.threads = threads;
+            long unit = (long) threads * VBYTES * 8;
+            buf = NativeMemory.allocate(Math.max(unit, bytes / unit * unit));
+            // Non-zero contents, so no layer below can treat the pages as the shared zero page.
+            for (long i = 0; i < buf.byteSize(); i += 4096) buf.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) 1);
+            MemoryBandwidth.round(buf, threads, 0);
+        }
+
+        /** Bytes per second over one round of about {@code millis} (at least one pass over the buffer). */
+        public double round(long millis) {
+            return MemoryBandwidth.round(buf, threads, millis);
+        }
     }
 
     /** Bytes per second of all threads reading their shares until the deadline (at least once). */
