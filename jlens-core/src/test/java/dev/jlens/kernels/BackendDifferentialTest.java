@@ -94,6 +94,33 @@ class BackendDifferentialTest {
 
     @ParameterizedTest
     @MethodSource("candidates")
+    void productsOfOneInputAreBitwiseTheReferenceFmaChain(Backend cand) {
+        Random r = new Random(11);
+        for (DType dt : new DType[]{DType.F32, DType.F16, DType.BF16}) {
+            for (int m : new int[]{1, 5, 32, 40}) {
+                int k = 70;
+                int[] ns = {40, 7, 33};
+                WeightMatrix[] ws = new WeightMatrix[ns.length];
+                float[][] biases = new float[ns.length][];
+                for (int i = 0; i < ns.length; i++) {
+                    ws[i] = weight(r, dt, ns[i], k);
+                    biases[i] = i == 1 ? null : rand(r, ns[i], 1);
+                }
+                float[][] inputs = {rand(r, m * k, 1), new float[m * ns[0]], new float[m * ns[1]], new float[m * ns[2]]};
+                int[][] shapes = {{m, k}, {m, ns[0]}, {m, ns[1]}, {m, ns[2]}};
+                for (int out = 1; out <= ns.length; out++) {
+                    float[][] res = both(cand, inputs, shapes, out, a -> {
+                        DeviceTensor[] t = (DeviceTensor[]) a[1];
+                        ((Backend) a[0]).matmuls(t[0], ws, biases, new DeviceTensor[]{t[1], t[2], t[3]});
+                    });
+                    bitwise(res[1], res[0], "matmuls " + dt + " m=" + m + " product " + (out - 1));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("candidates")
     void normsAndStats(Backend cand) {
         Random r = new Random(2);
         for (int[] shape : new int[][]{{1, 7}, {5, 64}, {9, 130}, {40, 2053}}) {
