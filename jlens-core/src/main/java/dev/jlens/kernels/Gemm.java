@@ -68,6 +68,8 @@ final class Gemm {
     /** One participant's buffers, reused across calls so the hot loops allocate nothing. */
     static final class Scratch {
         final float[][] w;
+        /** w[0] as a segment, for the 8-row kernel, which reads its weights from one. */
+        final MemorySegment wSegment;
         final float[] tile = new float[MR * NR];
         final float[] init = new float[NR];
         final float[] zeros = new float[4 * NR];
@@ -75,6 +77,7 @@ final class Gemm {
         Scratch(int kc) {
             w = new float[][]{new float[kc * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR],
                     new float[F16_BLOCK * NR]};
+            wSegment = MemorySegment.ofArray(w[0]);
         }
     }
 
@@ -291,9 +294,9 @@ final class Gemm {
                     float[] c = whole ? out : s.tile;
                     int cOff = whole ? r0 * n + col0 : 0, ldc = whole ? n : NR;
                     if (!whole && !first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, c, i * NR, valid);
-                    if (inPlace) StreamingKernels.eightRowsOnePanel(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init);
-                    else if (mr == MR) kernel12(ap, aOff, wb, kc, c, cOff, ldc, init);
-                    else kernel8(ap, aOff, wb, kc, c, cOff, ldc, init);
+                    if (mr == MR) kernel12(ap, aOff, wb, kc, c, cOff, ldc, init);
+                    else if (inPlace) StreamingKernels.eightRowsOnePanel(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init);
+                    else StreamingKernels.eightRowsOnePanel(DType.F32, s.wSegment, 0, ap, aOff, kc, c, cOff, ldc, init);
                     if (!whole) for (int i = 0; i < rows; i++) System.arraycopy(c, i * NR, out, (r0 + i) * n + col0, valid);
                 }
             }
@@ -473,53 +476,6 @@ final class Gemm {
         c90.intoArray(c, cOff + 9 * ldc); c91.intoArray(c, cOff + 9 * ldc + L);
         ca0.intoArray(c, cOff + 10 * ldc); ca1.intoArray(c, cOff + 10 * ldc + L);
         cb0.intoArray(c, cOff + 11 * ldc); cb1.intoArray(c, cOff + 11 * ldc + L);
-
-    }
-
-    /** The 8-row micro-kernel, as {@link #kernel12} with tiles of {@link #MR8} rows. */
-    static void kernel8(float[] a, int aOff, float[] w, int kc, float[] c, int cOff, int ldc, float[] init) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-        if (init != null) {
-            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
-            c00 = b0; c01 = b1;
-            c10 = b0; c11 = b1;
-            c20 = b0; c21 = b1;
-            c30 = b0; c31 = b1;
-            c40 = b0; c41 = b1;
-            c50 = b0; c51 = b1;
-            c60 = b0; c61 = b1;
-            c70 = b0; c71 = b1;
-        } else {
-            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
-            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
-            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
-            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
-            c40 = FloatVector.fromArray(S, c, cOff + 4 * ldc); c41 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
-            c50 = FloatVector.fromArray(S, c, cOff + 5 * ldc); c51 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
-            c60 = FloatVector.fromArray(S, c, cOff + 6 * ldc); c61 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
-            c70 = FloatVector.fromArray(S, c, cOff + 7 * ldc); c71 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
-        }
-        int ai = aOff, wi = 0;
-        for (int kk = 0; kk < kc; kk++, ai += MR8, wi += NR) {
-            FloatVector w0 = FloatVector.fromArray(S, w, wi), w1 = FloatVector.fromArray(S, w, wi + L);
-            FloatVector b;
-            b = FloatVector.broadcast(S, a[ai]); c00 = b.fma(w0, c00); c01 = b.fma(w1, c01);
-            b = FloatVector.broadcast(S, a[ai + 1]); c10 = b.fma(w0, c10); c11 = b.fma(w1, c11);
-            b = FloatVector.broadcast(S, a[ai + 2]); c20 = b.fma(w0, c20); c21 = b.fma(w1, c21);
-            b = FloatVector.broadcast(S, a[ai + 3]); c30 = b.fma(w0, c30); c31 = b.fma(w1, c31);
-            b = FloatVector.broadcast(S, a[ai + 4]); c40 = b.fma(w0, c40); c41 = b.fma(w1, c41);
-            b = FloatVector.broadcast(S, a[ai + 5]); c50 = b.fma(w0, c50); c51 = b.fma(w1, c51);
-            b = FloatVector.broadcast(S, a[ai + 6]); c60 = b.fma(w0, c60); c61 = b.fma(w1, c61);
-            b = FloatVector.broadcast(S, a[ai + 7]); c70 = b.fma(w0, c70); c71 = b.fma(w1, c71);
-        }
-        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
-        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
-        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
-        c40.intoArray(c, cOff + 4 * ldc); c41.intoArray(c, cOff + 4 * ldc + L);
-        c50.intoArray(c, cOff + 5 * ldc); c51.intoArray(c, cOff + 5 * ldc + L);
-        c60.intoArray(c, cOff + 6 * ldc); c61.intoArray(c, cOff + 6 * ldc + L);
-        c70.intoArray(c, cOff + 7 * ldc); c71.intoArray(c, cOff + 7 * ldc + L);
 
     }
 

@@ -262,16 +262,14 @@ final class StreamingKernels {
      */
     static void eightRowsOnePanel(DType dt, MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
                                   int ldc, float[] init) {
-        switch (dt) {
-            case F32 -> eightRowsOnePanelF32(seg, off, a, aOff, kc, c, cOff, ldc, init);
-            case BF16 -> eightRowsOnePanelBF16(seg, off, a, aOff, kc, c, cOff, ldc, init);
-            case F16 -> eightRowsOnePanelF16(seg, off, a, aOff, kc, c, cOff, ldc, init);
-            default -> throw new IllegalStateException(dt.name());
-        }
-    }
-
-    private static void eightRowsOnePanelF32(MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
-                                             int ldc, float[] init) {
+        if (dt != DType.F32 && dt != DType.BF16 && dt != DType.F16) throw new IllegalStateException(dt.name());
+        // One loop for the three types: the 16-bit ones differ only in a loop-invariant shift and mask (a
+        // bfloat16 is a float's top half, shifted 16 and masked with nothing), and C2 unswitches the loop on
+        // the invariant F32 test, so each type runs its own branch-free copy (JMH at M = 32 against three
+        // separate methods, two runs each: F16 +4%, BF16 -2%, F32 -5%, inside the runs' ±5% noise).
+        boolean f32 = dt == DType.F32;
+        int shift = dt == DType.BF16 ? 16 : 13, mask = dt == DType.BF16 ? -1 : F16_SIGN_EXP_MANT;
+        long step = (long) dt.bytes() * NR, half = (long) dt.bytes() * L;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (init != null) {
             FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
@@ -288,91 +286,15 @@ final class StreamingKernels {
             c70 = FloatVector.fromArray(S, c, cOff + 7 * ldc); c71 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
         }
         long o = off;
-        for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 4L * NR) {
-            FloatVector w0 = FloatVector.fromMemorySegment(S, seg, o, LE);
-            FloatVector w1 = FloatVector.fromMemorySegment(S, seg, o + 4L * L, LE);
-            FloatVector xb;
-            xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
-            xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
-            xb = FloatVector.broadcast(S, a[ai + 2]); c20 = xb.fma(w0, c20); c21 = xb.fma(w1, c21);
-            xb = FloatVector.broadcast(S, a[ai + 3]); c30 = xb.fma(w0, c30); c31 = xb.fma(w1, c31);
-            xb = FloatVector.broadcast(S, a[ai + 4]); c40 = xb.fma(w0, c40); c41 = xb.fma(w1, c41);
-            xb = FloatVector.broadcast(S, a[ai + 5]); c50 = xb.fma(w0, c50); c51 = xb.fma(w1, c51);
-            xb = FloatVector.broadcast(S, a[ai + 6]); c60 = xb.fma(w0, c60); c61 = xb.fma(w1, c61);
-            xb = FloatVector.broadcast(S, a[ai + 7]); c70 = xb.fma(w0, c70); c71 = xb.fma(w1, c71);
-        }
-        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
-        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
-        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
-        c40.intoArray(c, cOff + 4 * ldc); c41.intoArray(c, cOff + 4 * ldc + L);
-        c50.intoArray(c, cOff + 5 * ldc); c51.intoArray(c, cOff + 5 * ldc + L);
-        c60.intoArray(c, cOff + 6 * ldc); c61.intoArray(c, cOff + 6 * ldc + L);
-        c70.intoArray(c, cOff + 7 * ldc); c71.intoArray(c, cOff + 7 * ldc + L);
-    }
-
-    private static void eightRowsOnePanelBF16(MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
-                                             int ldc, float[] init) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-        if (init != null) {
-            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
-            c00 = b0; c01 = b1; c10 = b0; c11 = b1; c20 = b0; c21 = b1; c30 = b0; c31 = b1;
-            c40 = b0; c41 = b1; c50 = b0; c51 = b1; c60 = b0; c61 = b1; c70 = b0; c71 = b1;
-        } else {
-            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
-            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
-            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
-            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
-            c40 = FloatVector.fromArray(S, c, cOff + 4 * ldc); c41 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
-            c50 = FloatVector.fromArray(S, c, cOff + 5 * ldc); c51 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
-            c60 = FloatVector.fromArray(S, c, cOff + 6 * ldc); c61 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
-            c70 = FloatVector.fromArray(S, c, cOff + 7 * ldc); c71 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
-        }
-        long o = off;
-        for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR) {
-            FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            FloatVector w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-            FloatVector xb;
-            xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
-            xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
-            xb = FloatVector.broadcast(S, a[ai + 2]); c20 = xb.fma(w0, c20); c21 = xb.fma(w1, c21);
-            xb = FloatVector.broadcast(S, a[ai + 3]); c30 = xb.fma(w0, c30); c31 = xb.fma(w1, c31);
-            xb = FloatVector.broadcast(S, a[ai + 4]); c40 = xb.fma(w0, c40); c41 = xb.fma(w1, c41);
-            xb = FloatVector.broadcast(S, a[ai + 5]); c50 = xb.fma(w0, c50); c51 = xb.fma(w1, c51);
-            xb = FloatVector.broadcast(S, a[ai + 6]); c60 = xb.fma(w0, c60); c61 = xb.fma(w1, c61);
-            xb = FloatVector.broadcast(S, a[ai + 7]); c70 = xb.fma(w0, c70); c71 = xb.fma(w1, c71);
-        }
-        c00.intoArray(c, cOff); c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + ldc); c11.intoArray(c, cOff + ldc + L);
-        c20.intoArray(c, cOff + 2 * ldc); c21.intoArray(c, cOff + 2 * ldc + L);
-        c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
-        c40.intoArray(c, cOff + 4 * ldc); c41.intoArray(c, cOff + 4 * ldc + L);
-        c50.intoArray(c, cOff + 5 * ldc); c51.intoArray(c, cOff + 5 * ldc + L);
-        c60.intoArray(c, cOff + 6 * ldc); c61.intoArray(c, cOff + 6 * ldc + L);
-        c70.intoArray(c, cOff + 7 * ldc); c71.intoArray(c, cOff + 7 * ldc + L);
-    }
-
-    private static void eightRowsOnePanelF16(MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
-                                             int ldc, float[] init) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-        if (init != null) {
-            FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
-            c00 = b0; c01 = b1; c10 = b0; c11 = b1; c20 = b0; c21 = b1; c30 = b0; c31 = b1;
-            c40 = b0; c41 = b1; c50 = b0; c51 = b1; c60 = b0; c61 = b1; c70 = b0; c71 = b1;
-        } else {
-            c00 = FloatVector.fromArray(S, c, cOff); c01 = FloatVector.fromArray(S, c, cOff + L);
-            c10 = FloatVector.fromArray(S, c, cOff + ldc); c11 = FloatVector.fromArray(S, c, cOff + ldc + L);
-            c20 = FloatVector.fromArray(S, c, cOff + 2 * ldc); c21 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
-            c30 = FloatVector.fromArray(S, c, cOff + 3 * ldc); c31 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
-            c40 = FloatVector.fromArray(S, c, cOff + 4 * ldc); c41 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
-            c50 = FloatVector.fromArray(S, c, cOff + 5 * ldc); c51 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
-            c60 = FloatVector.fromArray(S, c, cOff + 6 * ldc); c61 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
-            c70 = FloatVector.fromArray(S, c, cOff + 7 * ldc); c71 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
-        }
-        long o = off;
-        for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR) {
-            FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats();
-            FloatVector w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats();
+        for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += step) {
+            FloatVector w0, w1;
+            if (f32) {
+                w0 = FloatVector.fromMemorySegment(S, seg, o, LE);
+                w1 = FloatVector.fromMemorySegment(S, seg, o + half, LE);
+            } else {
+                w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats();
+                w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + half, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, shift).and(mask).reinterpretAsFloats();
+            }
             FloatVector xb;
             xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
             xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);

@@ -107,7 +107,7 @@ class GemmTest {
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
     void batchedGenerationTilesOfEightRowsGiveTheScalarChain(DType dt) {
-        // 8..64 rows that 8-row tiles cover with less padding take kernel8; the others stay on 12-row tiles
+        // 8..64 rows that 8-row tiles cover with less padding take the 8-row kernel (StreamingKernels.eightRowsOnePanel); the others stay on 12-row tiles
         assertEquals(Gemm.MR8, Gemm.rowTile(8));
         assertEquals(Gemm.MR8, Gemm.rowTile(32));
         assertEquals(Gemm.MR8, Gemm.rowTile(64));
