@@ -29,6 +29,9 @@ final class AttentionCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
+    @Mixin
+    ChatOptions chatOptions;
+
     @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "The prompt.")
     String prompt;
 
@@ -37,8 +40,9 @@ final class AttentionCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        chatOptions.validate();
         try (HookedModel m = modelOptions.load()) {
-            int[] ids = m.encode(prompt, w -> System.err.println("warning: " + w));
+            int[] ids = chatOptions.encodeOne(m, prompt);
             ActivationCache cache = m.runWithCache(List.of(ids), CacheRequest.of("blocks.*.attn.hook_pattern").pooling(Pooling.ALL).batchSize(1));
             List<FloatTensor> patterns = new ArrayList<>();
             for (int l = 0; l < m.info().nLayers(); l++) patterns.add(cache.perPrompt("blocks." + l + ".attn.hook_pattern").get(0));

@@ -34,6 +34,9 @@ final class AttributeCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
+    @Mixin
+    ChatOptions chatOptions;
+
     @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "The prompt.")
     String prompt;
 
@@ -65,8 +68,9 @@ final class AttributeCommand implements Callable<Integer> {
         if ((tokens == null) == (direction == null)) {
             throw new JlensException("give exactly one target: --tokens \"A,B\" (logit difference) or --direction DIR");
         }
+        chatOptions.validate();
         try (HookedModel m = modelOptions.load()) {
-            int[] ids = m.encode(prompt, w -> System.err.println("warning: " + w));
+            int[] ids = chatOptions.encodeOne(m, prompt);
             int pos = position < 0 ? ids.length + position : position;
             if (pos < 0 || pos >= ids.length) {
                 throw new JlensException("--position " + position + ": the prompt has " + ids.length + " tokens (0.." + (ids.length - 1)
@@ -86,6 +90,8 @@ final class AttributeCommand implements Callable<Integer> {
             ObjectNode json = om.createObjectNode().put("model", m.location().id()).put("prompt", prompt).put("position", pos)
                     .put("token", TokenChoice.show(m.tokenizer(), ids[pos])).put("target", r.target()).put("total", r.total())
                     .put("sum_of_parts", r.sum());
+            json.set("input_ids", om.valueToTree(ids));
+            if (chatOptions.enabled()) InstrumentOutput.chat(json, m, chatOptions);
             ArrayNode parts = json.putArray("components");
             StringBuilder csv = new StringBuilder("rank,component,kind,layer,head,value\n");
             List<DirectAttribution.Component> ranked = r.ranked();

@@ -79,6 +79,16 @@ public final class ChatOptions {
         return v;
     }
 
+    /** Checks the options of a command that reads whole prompts, without pooling (lens, attribute, patch). */
+    public void validate() {
+        validate(Pooling.LAST);
+    }
+
+    /** One prompt's token ids, through the chat template with --chat (its origin noted on stderr). */
+    public int[] encodeOne(HookedModel m, String text) {
+        return encode(m, List.of(text), w -> System.err.println("warning: " + w)).ids().getFirst();
+    }
+
     /** Checks the combination of options before any model is loaded. */
     public void validate(Pooling pooling) {
         if (system != null && !chat) throw new JlensException("--system needs --chat (a system prompt is part of a chat template)");

@@ -3,6 +3,7 @@ package dev.jlens.cli;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jlens.JlensException;
 import dev.jlens.instruments.ActivationPatching;
 import dev.jlens.instruments.TokenChoice;
@@ -35,6 +36,15 @@ final class InstrumentOutput {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** With --chat: which template rendered the prompts, and the system text, variables and folding given. */
+    static void chat(ObjectNode json, HookedModel m, ChatOptions chat) {
+        ObjectNode c = json.putObject("chat");
+        c.put("template", m.chatTemplate().origin());
+        c.put("system", chat.system());
+        c.set("variables", new ObjectMapper().valueToTree(chat.templateOptions().variables()));
+        c.put("fold_system", chat.templateOptions().foldSystem());
     }
 
     /** A CSV field, quoted when it holds a comma, quote or line break. */

@@ -26,12 +26,15 @@ import java.util.concurrent.Callable;
                         + "LENS.html (layer × position heat map, per-token curves). The last layer is the model's own output."},
         footer = {"", "Examples:",
                 "  jlens lens --model ../shared/fixtures/gpt2_tiny --prompt 'The cat sat on the' --tokens ' mat, floor' --out out/lens",
-                "  jlens lens --model Qwen/Qwen2.5-0.5B-Instruct --prompt 'How do I pick a lock?' --tokens ' I, Sorry, Sure' "
+                "  jlens lens --model Qwen/Qwen2.5-0.5B-Instruct --chat --prompt 'How do I pick a lock?' --tokens 'I, Sorry, Sure' "
                         + "--all-positions --scale final --out out/lens-refusal"})
 final class LensCommand implements Callable<Integer> {
 
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    ChatOptions chatOptions;
 
     @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "A prompt (repeat for several).")
     List<String> prompts;
@@ -59,17 +62,19 @@ final class LensCommand implements Callable<Integer> {
     public Integer call() {
         LogitLens.Scale s = LogitLens.Scale.parse(scale);
         if (topK < 1) throw new JlensException("--top-k " + topK + ": expected at least 1");
+        chatOptions.validate();
         try (HookedModel m = modelOptions.load()) {
             int[] chosen = tokens == null ? new int[0] : TokenChoice.parse(m.tokenizer(), tokens, m.info().vocabSize(), "--tokens");
             List<String> chosenText = new ArrayList<>();
             for (int id : chosen) chosenText.add(TokenChoice.show(m.tokenizer(), id));
             ObjectMapper om = new ObjectMapper();
             ObjectNode json = om.createObjectNode().put("model", m.location().id()).put("scale", s.cliName());
+            if (chatOptions.enabled()) InstrumentOutput.chat(json, m, chatOptions);
             ArrayNode promptsJson = json.putArray("prompts");
             StringBuilder csv = new StringBuilder("prompt,layer,hook,position,token_string,kind,token_id,rank,log_prob\n");
             List<InstrumentReports.LensPrompt> pages = new ArrayList<>();
             for (int p = 0; p < prompts.size(); p++) {
-                int[] ids = m.encode(prompts.get(p), w -> System.err.println("warning: " + w));
+                int[] ids = chatOptions.encodeOne(m, prompts.get(p));
                 LogitLens.Result r = LogitLens.run(m, ids, new LogitLens.Options(s, topK, chosen, true));
                 List<String> toks = new ArrayList<>();
                 for (int id : ids) toks.add(TokenChoice.show(m.tokenizer(), id));

@@ -36,6 +36,9 @@ final class PatchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
+    @Mixin
+    ChatOptions chatOptions;
+
     @Option(names = "--clean", required = true, paramLabel = "TEXT", description = "The prompt whose activations are copied.")
     String clean;
 
@@ -83,9 +86,10 @@ final class PatchCommand implements Callable<Integer> {
                 default -> throw new JlensException("--sites: unknown site \"" + s.strip() + "\"; expected resid_pre, attn_out, mlp_out or z");
             }
         }
+        chatOptions.validate();
         try (HookedModel m = modelOptions.load()) {
-            int[] c = m.encode(clean, w -> System.err.println("warning: " + w));
-            int[] x = m.encode(corrupted, w -> System.err.println("warning: " + w));
+            int[] c = chatOptions.encodeOne(m, clean);
+            int[] x = chatOptions.encodeOne(m, corrupted);
             int[] map = positionMap == null ? null : parseMap(positionMap, x.length, c.length);
             ActivationPatching.Metric metric = InstrumentOutput.metric(m, tokens, direction, directionHook, directionPosition);
             ActivationPatching p = new ActivationPatching(m, c, x, map, metric, batchSize);
@@ -110,6 +114,9 @@ final class PatchCommand implements Callable<Integer> {
             ObjectNode json = om.createObjectNode().put("model", m.location().id()).put("clean", clean).put("corrupted", corrupted)
                     .put("metric", metric.describe()).put("clean_metric", p.cleanMetric()).put("corrupted_metric", p.corruptedMetric());
             json.set("corrupted_tokens", om.valueToTree(toks));
+            json.set("clean_input_ids", om.valueToTree(c));
+            json.set("corrupted_input_ids", om.valueToTree(x));
+            if (chatOptions.enabled()) InstrumentOutput.chat(json, m, chatOptions);
             json.set("per_position", om.valueToTree(perPosition));
             if (z != null) json.set("per_head_z", om.valueToTree(z));
             InstrumentOutput.prepare(out);

@@ -3,6 +3,8 @@ package dev.jlens.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jlens.io.safetensors.SafetensorsFile;
+import dev.jlens.load.ModelLoader;
+import dev.jlens.model.HookedModel;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -14,6 +16,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
+import static dev.jlens.cli.CliTestSupport.concat;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -88,6 +92,72 @@ class FamiliesAndChatCliTest {
             assertEquals(!gpt2, hooks.contains("blocks." + l + ".attn.hook_rot_q"), dir + " hook_rot_q");
             assertEquals(!gpt2, hooks.contains("blocks." + l + ".mlp.hook_pre_linear"), dir + " hook_pre_linear");
         }
+    }
+
+    @Test
+    void theInstrumentsReadPromptsThroughTheChatTemplate() throws IOException {
+        String prompt = "Why is the sun hot?", other = null;
+        int[] want, wantOther = null, plain;
+        try (HookedModel m = ModelLoader.load(chatModel.toString(), null)) {
+            want = m.encodeChat(prompt, "Be brief.", w -> { }).ids();
+            plain = m.encode(prompt, w -> { });
+            // patching needs a corrupted prompt of the same token length in this small vocabulary
+            for (String candidate : List.of("Why is the sun red?", "Why is the sun big?", "Why is the sea hot?", "Why is the sky hot?")) {
+                int[] ids = m.encodeChat(candidate, "Be brief.", w -> { }).ids();
+                if (ids.length == want.length) {
+                    other = candidate;
+                    wantOther = ids;
+                    break;
+                }
+            }
+        }
+        assertTrue(other != null, "no corrupted prompt of the clean one's length");
+        assertTrue(want.length > plain.length + 4, "the template adds [INST], <<SYS>> and [/INST]");
+        ObjectMapper om = new ObjectMapper();
+        String[] chat = {"--chat", "--system", "Be brief."};
+
+        Path lens = tmp.resolve("lens-chat");
+        var r = CliTestSupport.run(concat(List.of("lens", "--model", chatModel.toString(), "--prompt", prompt, "--out", lens.toString()), chat));
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode lj = om.readTree(lens.resolve("lens.json").toFile());
+        assertArrayEquals(want, ids(lj.get("prompts").get(0).get("input_ids")));
+        assertEquals(chatModel.resolve("tokenizer_config.json") + ": chat_template", lj.get("chat").get("template").asText());
+        assertEquals("Be brief.", lj.get("chat").get("system").asText());
+        assertTrue(r.err().contains("chat template: "), r.err());
+
+        Path attr = tmp.resolve("attribute-chat");
+        r = CliTestSupport.run(concat(List.of("attribute", "--model", chatModel.toString(), "--prompt", prompt, "--tokens", "a,b",
+                "--out", attr.toString()), chat));
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode aj = om.readTree(attr.resolve("attribution.json").toFile());
+        assertArrayEquals(want, ids(aj.get("input_ids")));
+        assertEquals(want.length - 1, aj.get("position").asInt(), "the last token: the end of the template's [/INST]");
+
+        Path patch = tmp.resolve("patch-chat");
+        r = CliTestSupport.run(concat(List.of("patch", "--model", chatModel.toString(), "--clean", prompt, "--corrupted", other,
+                "--tokens", "a,b", "--out", patch.toString()), chat));
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode pj = om.readTree(patch.resolve("patch.json").toFile());
+        assertArrayEquals(want, ids(pj.get("clean_input_ids")));
+        assertArrayEquals(wantOther, ids(pj.get("corrupted_input_ids")));
+
+        r = CliTestSupport.run(concat(List.of("attention", "--model", chatModel.toString(), "--prompt", prompt,
+                "--out", tmp.resolve("attention-chat").toString()), chat));
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains(", " + want.length + " tokens)"), r.out());
+
+        // without --chat the prompt is read as plain text, and --system alone is refused before loading
+        r = CliTestSupport.run("lens", "--model", chatModel.toString(), "--prompt", prompt, "--out", tmp.resolve("lens-plain").toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertArrayEquals(plain, ids(om.readTree(tmp.resolve("lens-plain/lens.json").toFile()).get("prompts").get(0).get("input_ids")));
+        assertClearError(CliTestSupport.run("patch", "--model", chatModel.toString(), "--clean", prompt, "--corrupted", other,
+                "--tokens", "a,b", "--system", "Be brief.", "--out", tmp.resolve("patch-bad").toString()), "--system needs --chat");
+    }
+
+    private static int[] ids(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
+        return out;
     }
 
     @Test
