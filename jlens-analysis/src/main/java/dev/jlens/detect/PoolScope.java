@@ -1,7 +1,9 @@
 package dev.jlens.detect;
 
 import dev.jlens.JlensException;
+import dev.jlens.tokenizer.ChatTemplate;
 
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -30,6 +32,19 @@ public enum PoolScope {
 
     public String cliName() {
         return cliName;
+    }
+
+    /**
+     * The words this scope reads in a prompt, for the words-only baselines, so that a detector and its baselines
+     * read the same part of a conversation: the last user message's content for {@code last-user}, the last
+     * assistant message's for {@code response}, the whole text otherwise ({@code post-instruction} tokens sit
+     * after everything before them, and a plain prompt is one user message).
+     */
+    public String words(String text, List<ChatTemplate.Message> messages) {
+        if (messages.isEmpty() || this == ALL || this == POST_INSTRUCTION) return text;
+        String role = this == LAST_USER ? "user" : "assistant";
+        for (int i = messages.size() - 1; i >= 0; i--) if (messages.get(i).role().equals(role)) return messages.get(i).content();
+        throw new JlensException("a conversation has no " + role + " message for --pool-scope " + cliName);
     }
 
     public static PoolScope parse(String s) {

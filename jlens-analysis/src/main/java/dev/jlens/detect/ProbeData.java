@@ -176,6 +176,11 @@ public final class ProbeData {
         return examples.stream().map(Example::text).toList();
     }
 
+    /** Each example's words within a pooling scope ({@link PoolScope#words}): what the baselines read. */
+    public List<String> texts(PoolScope scope) {
+        return examples.stream().map(e -> scope.words(e.text(), e.messages())).toList();
+    }
+
     /** Known groups first in a fixed order (harmful, jailbreak, hard-negative, harmless), then others by name. */
     public static List<String> groupOrder(List<String> groups) {
         Set<String> distinct = new LinkedHashSet<>(groups);

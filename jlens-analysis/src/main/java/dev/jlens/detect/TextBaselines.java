@@ -47,9 +47,22 @@ public final class TextBaselines {
     private TextBaselines() {
     }
 
-    /** The two baselines, TF-IDF first. */
+    /** The two baselines, TF-IDF first, on each example's whole text. */
     public static List<Result> all(ProbeData data, Prober.Options o) {
-        return List.of(tfidf(data, o), length(data, o));
+        return all(data, data.texts(), o);
+    }
+
+    /**
+     * The two baselines on the given text of each example (one per example of data, in its order): the words
+     * of the detector's pooling scope ({@link ProbeData#texts(PoolScope)}), so that both read the same part of a
+     * conversation.
+     */
+    public static List<Result> all(ProbeData data, List<String> texts, Prober.Options o) {
+        if (texts.size() != data.examples().size()) {
+            throw new IllegalArgumentException(texts.size() + " texts for " + data.examples().size() + " examples");
+        }
+        return List.of(fit(TFIDF, tfidfFeatures(texts, data.indices("train")), data, o),
+                fit(LENGTH, lengthFeatures(texts, data.indices("train")), data, o));
     }
 
     public static Result tfidf(ProbeData data, Prober.Options o) {

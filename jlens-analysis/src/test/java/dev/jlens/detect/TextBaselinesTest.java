@@ -1,6 +1,7 @@
 package dev.jlens.detect;
 
 import dev.jlens.geometry.Estimate;
+import dev.jlens.tokenizer.ChatTemplate;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -63,6 +64,39 @@ class TextBaselinesTest {
         // the length baseline sees one word more in the positives, a weak cue at best
         Estimate len = TextBaselines.length(data, options()).test().overall().get(Evaluation.AUROC);
         assertTrue(len.value() < 0.8, "length AUROC " + len);
+    }
+
+    @Test
+    void theBaselinesReadTheWordsOfTheDetectorsScope() {
+        // Conversations whose label word is in the user's message only: the whole text and the last user message
+        // give it away, the response (identical filler for both classes) does not.
+        Random rnd = new Random(12);
+        List<ProbeData.Example> ex = new ArrayList<>();
+        String[] splits = {"train", "val", "test"};
+        int[] sizes = {200, 100, 100};
+        for (int s = 0; s < 3; s++) {
+            for (int i = 0; i < sizes[s]; i++) {
+                boolean pos = i % 2 == 0;
+                List<String> user = fillers(rnd, 6);
+                if (pos) user.add("zorblax");
+                List<ChatTemplate.Message> messages = List.of(new ChatTemplate.Message("user", String.join(" ", user)),
+                        new ChatTemplate.Message("assistant", String.join(" ", fillers(rnd, 6))));
+                ex.add(new ProbeData.Example(splits[s] + "-" + i, dev.jlens.prompts.Prompt.plainText(messages), pos,
+                        pos ? ProbeData.HARMFUL : ProbeData.HARMLESS, splits[s], "synthetic", messages));
+            }
+        }
+        ProbeData data = ProbeData.ofExamples(ex, "synthetic conversations");
+        assertEquals(ex.getFirst().messages().get(1).content(), data.texts(PoolScope.RESPONSE).getFirst());
+        assertEquals(ex.getFirst().messages().get(0).content(), data.texts(PoolScope.LAST_USER).getFirst());
+        assertEquals(data.texts(), data.texts(PoolScope.ALL));
+        assertEquals(data.texts(), data.texts(PoolScope.POST_INSTRUCTION));
+        for (PoolScope scope : PoolScope.values()) {
+            Estimate auc = TextBaselines.all(data, data.texts(scope), options()).getFirst().test().overall().get(Evaluation.AUROC);
+            if (scope == PoolScope.RESPONSE) assertTrue(Math.abs(auc.value() - 0.5) < 0.15, scope + ": TF-IDF AUROC " + auc);
+            else assertTrue(auc.value() > 0.99, scope + ": TF-IDF AUROC " + auc);
+        }
+        // a plain prompt is one user message: every scope reads all of it
+        assertEquals("just words", PoolScope.LAST_USER.words("just words", List.of()));
     }
 
     @Test

@@ -359,7 +359,8 @@ final class ProbeCommand implements Callable<Integer> {
                 results = aggregated;
             }
 
-            List<TextBaselines.Result> baselines = TextBaselines.all(data, options);
+            // The baselines read the words of the detector's scope (the response, the last user message), not the whole conversation.
+            List<TextBaselines.Result> baselines = TextBaselines.all(data, data.texts(scope), options);
 
             // The same data cut both ways, the main kind on pooled activations: how much the random split flatters.
             List<SplitComparison> crossSplit = new ArrayList<>();
@@ -402,6 +403,11 @@ final class ProbeCommand implements Callable<Integer> {
                 }
             }
             ObjectNode baseJson = summary.putObject("baselines");
+            baseJson.put("reads", switch (scope) {
+                case LAST_USER -> "the last user message";
+                case RESPONSE -> "the last assistant message";
+                default -> "the whole text";
+            });
             for (TextBaselines.Result b : baselines) {
                 ObjectNode bn = baseJson.putObject(b.name());
                 bn.put("c", b.c());

@@ -107,6 +107,8 @@ class ConversationDetectorCliTest {
         assertEquals("response", probe.path("run").path("scope").asText());
         double auc = probe.path("hooks").get(0).path("detectors").path("logistic").path("test").path("auroc").path("value").asDouble();
         assertTrue(auc > 0.9, "response detector test AUROC " + auc);
+        // the words-only baselines read the same part of each pair as the detector
+        assertEquals("the last assistant message", probe.path("baselines").path("reads").asText());
         JsonNode dj = JSON.readTree(det.resolve("detector.json").toFile());
         assertEquals("response", dj.path("scope").asText());
 
@@ -230,6 +232,7 @@ class ConversationDetectorCliTest {
         assertEquals(20, run.path("test").path("harmful").asInt());
         assertEquals(20, run.path("test").path("harmless").asInt());
         assertEquals("last-user", run.path("scope").asText());
+        assertEquals("the last user message", JSON.readTree(out.resolve("probe.json").toFile()).path("baselines").path("reads").asText());
 
         // Without --chat the same model sees each conversation's plain rendering ("role: content" turns).
         r = CliTestSupport.run(concat(small, "probe", "--model", model.toString(), "--bootstrap", "0", "--hooks", "blocks.2.hook_resid_post",
