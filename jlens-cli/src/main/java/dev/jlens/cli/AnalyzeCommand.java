@@ -14,6 +14,11 @@ import dev.jlens.hooks.Pooling;
 import dev.jlens.io.AtomicFiles;
 import dev.jlens.load.MemoryEstimate;
 import dev.jlens.model.HookedModel;
+import dev.jlens.detect.DetectorFitter;
+import dev.jlens.detect.DetectorKind;
+import dev.jlens.detect.Evaluation;
+import dev.jlens.detect.Prober;
+import dev.jlens.detect.StyleSplitCheck;
 import dev.jlens.detect.TextBaselines;
 import dev.jlens.geometry.Estimate;
 import dev.jlens.prompts.PromptSet;
@@ -206,6 +211,14 @@ final class AnalyzeCommand implements Callable<Integer> {
                                 : "does not beat the words (the CIs overlap)");
             }
 
+            // The same prompts cut by writing style: fitted on some styles, tested on held-out ones.
+            List<Integer> layerOf = points.stream().map(HookPoint::layer).toList();
+            StyleSplitCheck.Outcome style = StyleSplitCheck.measure(setA, setB, hookNames, layerOf,
+                    h -> java.util.Arrays.copyOfRange(pooledByHook.get(h), 0, nA + nB),
+                    new Prober.Options(DetectorFitter.Options.defaults(), List.of(DetectorKind.LOGISTIC), bootstrap, seed, 0.95));
+            String styleReading = styleSplitLine(style, best);
+            o.println(styleReading);
+
             ActivationsOutput.writeMetadata(out, m, ids.size(), pooling, false, hookNames,
                     "prompts.jsonl (harmless, harmful, reference)", combinedSha(setA, setB, setR),
                     chatOptions.metadata(m, encoded));
@@ -219,8 +232,8 @@ final class AnalyzeCommand implements Callable<Integer> {
             double[][] peakActs = pooledByHook.get(peaks.containsKey("l2_rel") ? peaks.get("l2_rel").hook() : peak.hook());
             String peakHook = peaks.containsKey("l2_rel") ? peaks.get("l2_rel").hook() : peak.hook();
             AnalyzeReport.write(out.resolve("REPORT.html"), info, rows, peaks, peakHook,
-                    java.util.Arrays.copyOfRange(peakActs, 0, nA + nB), nA, nB, baselines);
-            writeJson(out, info, rows, peaks, baselines);
+                    java.util.Arrays.copyOfRange(peakActs, 0, nA + nB), nA, nB, baselines, styleReading);
+            writeJson(out, info, rows, peaks, baselines, style);
             ResumableCache.discard(out);
             o.printf("%nwrote %s (metrics.csv, metrics.json, REPORT.html, activations.safetensors) in %.1f s%n",
                     out, (System.nanoTime() - t0) / 1e9);
@@ -316,8 +329,22 @@ final class AnalyzeCommand implements Callable<Integer> {
         AtomicFiles.writeString(dir.resolve("prompts.jsonl"), sb.toString());
     }
 
+    /** The style-held-out line of the terminal summary and the report, beside analyze's cross-validated probe. */
+    static String styleSplitLine(StyleSplitCheck.Outcome style, LayerMetrics cvBest) {
+        StyleSplitCheck c = style.check();
+        if (c == null) return "style split: not measured: " + style.skipped();
+        String hook = c.bestHook();
+        Estimate tfidf = c.baseline(TextBaselines.TFIDF).test().overall().get(Evaluation.AUROC);
+        return String.format(java.util.Locale.ROOT, "style split (train on the other styles, test = %s: %d harmless, %d harmful): the probe at %s "
+                        + "%s%s; tf-idf %s", String.join(", ", c.heldOutStyles()), c.counts()[2][0], c.counts()[2][1], hook,
+                ProbeCommand.ci(c.probe().get(hook)),
+                cvBest != null && c.probe().containsKey(cvBest.hook()) && !cvBest.hook().equals(hook)
+                        ? " (at the cross-validated best " + cvBest.hook() + ": " + ProbeCommand.ci(c.probe().get(cvBest.hook())) + ")" : "",
+                ProbeCommand.ci(tfidf));
+    }
+
     private static void writeJson(Path dir, RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks,
-                                  Map<String, Estimate> baselines) throws IOException {
+                                  Map<String, Estimate> baselines, StyleSplitCheck.Outcome style) throws IOException {
         ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = om.createObjectNode();
         root.put("jlens_version", JlensCli.VERSION);
@@ -328,6 +355,23 @@ final class AnalyzeCommand implements Callable<Integer> {
         peaks.forEach((k, r) -> pk.putObject(k).put("hook", r.hook()).put("layer", r.layer()).put("value", value(k, r)));
         ObjectNode bl = root.putObject("baselines");
         baselines.forEach((k, e) -> bl.putObject(k).put("auroc", e.value()).put("ci_lo", e.lo()).put("ci_hi", e.hi()));
+        ObjectNode st = root.putObject("style_split");
+        if (style.check() == null) {
+            st.put("skipped", style.skipped());
+        } else {
+            StyleSplitCheck c = style.check();
+            st.set("held_out_styles", om.valueToTree(c.heldOutStyles()));
+            String[] names = {"train", "val", "test"};
+            for (int i = 0; i < 3; i++) st.putObject(names[i]).put("harmless", c.counts()[i][0]).put("harmful", c.counts()[i][1]);
+            ObjectNode pr = st.putObject("probe_auroc");
+            c.probe().forEach((h, e) -> pr.putObject(h).put("auroc", e.value()).put("ci_lo", e.lo()).put("ci_hi", e.hi()));
+            ObjectNode sb = st.putObject("baselines");
+            for (TextBaselines.Result b : c.baselines()) {
+                Estimate e = b.test().overall().get(Evaluation.AUROC);
+                sb.putObject(b.name()).put("auroc", e.value()).put("ci_lo", e.lo()).put("ci_hi", e.hi());
+            }
+            st.put("best_hook", c.bestHook());
+        }
         root.put("complete", true);
         nanToNull(root);
         AtomicFiles.writeString(dir.resolve("metrics.json"), om.writeValueAsString(root) + "\n");

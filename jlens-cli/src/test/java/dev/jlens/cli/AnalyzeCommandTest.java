@@ -65,7 +65,19 @@ class AnalyzeCommandTest {
             assertTrue(json.at("/baselines/" + b + "/ci_lo").asDouble() <= auc, b);
         }
         assertTrue(result.out().contains("baselines (words only"), result.out());
+        // the same prompts cut by writing style: the built-in sets have 45 of each class in the held-out styles
+        JsonNode style = json.get("style_split");
+        assertEquals(List.of("rambling", "casual", "non-english"), new ObjectMapper().convertValue(style.get("held_out_styles"), List.class));
+        assertEquals(45, style.at("/test/harmless").asInt());
+        assertEquals(45, style.at("/test/harmful").asInt());
+        assertEquals(3, style.get("probe_auroc").size(), "one figure per hook");
+        for (JsonNode e : style.get("probe_auroc")) assertTrue(e.get("ci_lo").asDouble() <= e.get("auroc").asDouble(), e.toString());
+        assertTrue(style.get("probe_auroc").has(style.get("best_hook").asText()));
+        assertTrue(style.at("/baselines/tf-idf").has("auroc"));
+        assertTrue(result.out().contains("style split (train on the other styles, test = rambling, casual, non-english: 45 harmless, 45 harmful)"),
+                result.out());
         assertTrue(Files.readString(out.resolve("REPORT.html")).contains("<b>Against the words</b>"));
+        assertTrue(Files.readString(out.resolve("REPORT.html")).contains("<b>Held-out styles</b>: style split (train on the other styles"));
         SafetensorsFile acts = SafetensorsFile.open(out.resolve("activations.safetensors"));
         long prompts = Files.readAllLines(out.resolve("prompts.jsonl")).size();
         assertEquals(prompts, acts.require("blocks.2.hook_resid_post").shape()[0]);

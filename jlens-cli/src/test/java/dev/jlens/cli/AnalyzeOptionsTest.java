@@ -75,6 +75,11 @@ class AnalyzeOptionsTest {
         var ok = CliTestSupport.run("analyze", "--model", tiny(), "--harmful", csv.toString(), "--field", "goal",
                 "--bootstrap", "0", "--permutations", "0", "--cv-folds", "2", "--out", tmp.resolve("ok").toString());
         assertEquals(0, ok.exitCode(), ok.err());
+        // two harmful prompts without a style field: no held-out style to test on, and the run says so
+        assertTrue(ok.out().contains("style split: not measured: the harmful prompts have 0 in the"), ok.out());
+        String skipped = new com.fasterxml.jackson.databind.ObjectMapper().readTree(tmp.resolve("ok/metrics.json").toFile())
+                .at("/style_split/skipped").asText();
+        assertTrue(skipped.contains("a prompt file needs a style field"), skipped);
     }
 
     @Test

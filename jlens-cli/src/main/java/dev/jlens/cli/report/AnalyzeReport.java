@@ -25,13 +25,15 @@ public final class AnalyzeReport {
     private AnalyzeReport() {
     }
 
+    /** @param styleReading the style-held-out check in one sentence of plain text (or why it was not made) */
     public static void write(Path file, RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks,
-                             String peakHook, double[][] peakActs, int nA, int nB, Map<String, Estimate> baselines) {
-        AtomicFiles.writeString(file, html(info, rows, peaks, peakHook, peakActs, nA, nB, baselines));
+                             String peakHook, double[][] peakActs, int nA, int nB, Map<String, Estimate> baselines,
+                             String styleReading) {
+        AtomicFiles.writeString(file, html(info, rows, peaks, peakHook, peakActs, nA, nB, baselines, styleReading));
     }
 
     static String html(RunInfo info, List<LayerMetrics> rows, Map<String, LayerMetrics> peaks, String peakHook,
-                       double[][] peakActs, int nA, int nB, Map<String, Estimate> baselines) {
+                       double[][] peakActs, int nA, int nB, Map<String, Estimate> baselines, String styleReading) {
         Map<String, List<LayerMetrics>> byKind = groupByKind(rows);
         StringBuilder h = new StringBuilder();
         h.append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>jlens analyze: ")
@@ -55,6 +57,7 @@ public final class AnalyzeReport {
         for (String s : reading(rows, peaks, info)) h.append("<li>").append(s).append("</li>");
         String words = baselineReading(peaks.get("probe_auroc"), baselines, info.cvFolds());
         if (words != null) h.append("<li>").append(words).append("</li>");
+        if (styleReading != null) h.append("<li><b>Held-out styles</b>: ").append(esc(styleReading)).append("</li>");
         h.append("</ul>");
 
         h.append("<h2>Charts</h2><div class=\"grid\">");
