@@ -29,8 +29,10 @@ final class GenerationBench {
     private GenerationBench() {
     }
 
-    static void run(TransformerModel m, BenchCommand.Counting kernels, List<Integer> batches, int promptTokens,
-                    int newTokens, long seed, int threads, PrintStream out) {
+    /** @param probe the bandwidth buffer whose rounds run between the decode steps (its threads are the kernels') */
+    static void run(TransformerModel m, BenchCommand.Counting kernels, MemoryBandwidth.Probe probe, List<Integer> batches,
+                    int promptTokens, int newTokens, long seed, PrintStream out) {
+        int threads = kernels.threads();
         int vocab = m.info().vocabSize();
         if (promptTokens + newTokens > m.info().maxPositions()) {
             throw new dev.jlens.JlensException("--tokens " + promptTokens + " + --new-tokens " + newTokens
@@ -42,9 +44,6 @@ final class GenerationBench {
         decode(m, prompts(r, 1, promptTokens, idLimit), 4, vocab);
         out.printf(Locale.ROOT, "generate     prompts of %d tokens, %d new tokens each (1 from the prefill, %d decode steps)%n",
                 promptTokens, newTokens, newTokens - 1);
-        // One buffer for every batch size's interleaved bandwidth rounds (allocating and faulting in 512 MiB
-        // each time would cost more than the rounds).
-        MemoryBandwidth.Probe probe = new MemoryBandwidth.Probe(threads, 1L << 29);
         for (int b : batches) {
             List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
             decode(m, prompts, 3, vocab);
