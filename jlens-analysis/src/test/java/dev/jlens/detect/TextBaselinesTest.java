@@ -26,20 +26,29 @@ class TextBaselinesTest {
         return new Prober.Options(DetectorFitter.Options.defaults(), List.of(DetectorKind.LOGISTIC), 400, 7, 0.95);
     }
 
-    /** 300 train, 150 val, 150 test, half of each positive; text from {@code make}. */
-    static ProbeData synthetic(java.util.function.BiFunction<Random, Boolean, String> make) {
-        Random rnd = new Random(11);
+    /** One example of the given id, class and split. */
+    interface ExampleMaker {
+        ProbeData.Example make(String id, boolean positive, String group, String split);
+    }
+
+    /** {@code sizes} train, val and test examples, half of each positive (every other one). */
+    static ProbeData synthetic(int[] sizes, ExampleMaker maker) {
         List<ProbeData.Example> ex = new ArrayList<>();
         String[] splits = {"train", "val", "test"};
-        int[] sizes = {300, 150, 150};
         for (int s = 0; s < 3; s++) {
             for (int i = 0; i < sizes[s]; i++) {
                 boolean pos = i % 2 == 0;
-                String group = pos ? ProbeData.HARMFUL : ProbeData.HARMLESS;
-                ex.add(new ProbeData.Example(splits[s] + "-" + i, make.apply(rnd, pos), pos, group, splits[s], "synthetic"));
+                ex.add(maker.make(splits[s] + "-" + i, pos, pos ? ProbeData.HARMFUL : ProbeData.HARMLESS, splits[s]));
             }
         }
         return ProbeData.ofExamples(ex, "synthetic");
+    }
+
+    /** 300 train, 150 val, 150 test, half of each positive; text from {@code make}. */
+    static ProbeData synthetic(java.util.function.BiFunction<Random, Boolean, String> make) {
+        Random rnd = new Random(11);
+        return synthetic(new int[]{300, 150, 150},
+                (id, pos, group, split) -> new ProbeData.Example(id, make.apply(rnd, pos), pos, group, split, "synthetic"));
     }
 
     static List<String> fillers(Random rnd, int n) {
@@ -71,23 +80,16 @@ class TextBaselinesTest {
         // Conversations whose label word is in the user's message only: the whole text and the last user message
         // give it away, the response (identical filler for both classes) does not.
         Random rnd = new Random(12);
-        List<ProbeData.Example> ex = new ArrayList<>();
-        String[] splits = {"train", "val", "test"};
-        int[] sizes = {200, 100, 100};
-        for (int s = 0; s < 3; s++) {
-            for (int i = 0; i < sizes[s]; i++) {
-                boolean pos = i % 2 == 0;
-                List<String> user = fillers(rnd, 6);
-                if (pos) user.add("zorblax");
-                List<ChatTemplate.Message> messages = List.of(new ChatTemplate.Message("user", String.join(" ", user)),
-                        new ChatTemplate.Message("assistant", String.join(" ", fillers(rnd, 6))));
-                ex.add(new ProbeData.Example(splits[s] + "-" + i, dev.jlens.prompts.Prompt.plainText(messages), pos,
-                        pos ? ProbeData.HARMFUL : ProbeData.HARMLESS, splits[s], "synthetic", messages));
-            }
-        }
-        ProbeData data = ProbeData.ofExamples(ex, "synthetic conversations");
-        assertEquals(ex.getFirst().messages().get(1).content(), data.texts(PoolScope.RESPONSE).getFirst());
-        assertEquals(ex.getFirst().messages().get(0).content(), data.texts(PoolScope.LAST_USER).getFirst());
+        ProbeData data = synthetic(new int[]{200, 100, 100}, (id, pos, group, split) -> {
+            List<String> user = fillers(rnd, 6);
+            if (pos) user.add("zorblax");
+            List<ChatTemplate.Message> messages = List.of(new ChatTemplate.Message("user", String.join(" ", user)),
+                    new ChatTemplate.Message("assistant", String.join(" ", fillers(rnd, 6))));
+            return new ProbeData.Example(id, dev.jlens.prompts.Prompt.plainText(messages), pos, group, split, "synthetic", messages);
+        });
+        ProbeData.Example first = data.examples().getFirst();
+        assertEquals(first.messages().get(1).content(), data.texts(PoolScope.RESPONSE).getFirst());
+        assertEquals(first.messages().get(0).content(), data.texts(PoolScope.LAST_USER).getFirst());
         assertEquals(data.texts(), data.texts(PoolScope.ALL));
         assertEquals(data.texts(), data.texts(PoolScope.POST_INSTRUCTION));
         for (PoolScope scope : PoolScope.values()) {
