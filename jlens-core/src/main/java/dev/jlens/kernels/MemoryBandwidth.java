@@ -9,7 +9,7 @@ import java.nio.ByteOrder;
 
 /**
  * Measures the streaming read bandwidth from main memory the way the generation kernels see it: every thread
- * sums its own share of a buffer far larger than the caches with Vector API loads, sequentially, from memory
+ * sums its own share of a buffer far larger than the caches with Vector API loads, in four sequential streams, from memory
  * allocated like the packed weights ({@link NativeMemory}: off-heap, huge pages where the kernel gives them).
  * Generation at batch 1 reads every weight once per token, so (weight bytes per token) ÷ this figure is the
  * fastest a token can be; benchmarks report their speed as a fraction of that bound, measured in the same
