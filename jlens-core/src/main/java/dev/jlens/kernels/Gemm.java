@@ -20,9 +20,9 @@ import java.lang.foreign.MemorySegment;
  * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
  * all participants, packed in parallel); participants then claim chunks of output panels and, per panel
  * and K block, widen the weight strip into their own buffer and sweep it over every row tile, or, for
- * 8-row tiles (batched decode), sweep the packed strip itself, widening in registers. Finite F16 weights
- * widen to w·2^-112 in three operations against activations packed times 2^112, as in the streaming
- * kernels. Small M (generation): BF16 and F32 through
+ * 8-row tiles (batched decode), sweep the packed strip itself, widening in registers (finite F16 weights to
+ * w·2^-112 in three operations against activations packed times 2^112, as in the streaming kernels).
+ * Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
  * stream from memory once; F16 the same way when the matrix holds no infinity or NaN and every activation is
@@ -154,8 +154,10 @@ final class Gemm {
         }
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
-        // Finite F16 panels widen in three operations to w·2^-112 when the packed activations carry the 2^112.
-        boolean unbiasedHalves = w0.dtype() == DType.F16 && w0.finiteHalves() && scalableForHalves(x, m * k);
+        // Finite F16 panels of 8-row tiles are read in place, widened in three operations to w·2^-112 against packed
+        // activations that carry the 2^112. 12-row tiles (prefill) widen each strip once for many tiles, where the
+        // cheaper conversion gained nothing measurable and the scan of the activations would cost (PERFORMANCE.md).
+        boolean unbiasedHalves = mr == MR8 && w0.dtype() == DType.F16 && w0.finiteHalves() && scalableForHalves(x, m * k);
         float factor = unbiasedHalves ? StreamingKernels.F16_REBIAS : 1f;
         pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t, factor));
         // A few chunks per thread: small enough to balance a preempted core, large enough that each chunk
@@ -239,7 +241,7 @@ final class Gemm {
     }
 
     /**
-     * Rows [t*mr, t*mr+mr) of x, times factor (1, or 2^112 for {@link PackedWeights#widenUnbiasedHalves}: a power of
+     * Rows [t*mr, t*mr+mr) of x, times factor (1, or 2^112 for finite halves read in place: a power of
      * two, exact on the range {@link #scalableForHalves} admits), into ap: per K block, [kk][i] (rows past m are zero).
      */
     private void packTile(float[] x, int m, int k, float[] ap, int mr, int mPad, int t, float factor) {
@@ -281,10 +283,7 @@ final class Gemm {
                 int valid = Math.min(NR, n - col0);
                 float[] init = first ? initPanel(s, bias, col0, valid) : null;
                 long off = w.byteOffset(p, k0);
-                if (!inPlace) {
-                    if (unbiasedHalves) w.widenUnbiasedHalves(p, k0, kc, wb);
-                    else w.widen(p, k0, kc, wb);
-                }
+                if (!inPlace) w.widen(p, k0, kc, wb);
                 for (int t = 0; t < tiles; t++) {
                     int r0 = t * mr;
                     int rows = Math.min(mr, m - r0);

@@ -198,18 +198,6 @@ final class PackedWeights {
     }
 
     /**
-     * Panel p of finite F16 weights ({@link #finiteHalves}), steps [k0, k0+kc), as w·2^-112 into dst[0 .. kc*NR):
-     * three vector operations per {@link #L} halves instead of {@link #widenF16}'s exact conversion, for products
-     * whose activations are pre-scaled by 2^112 (exactly the same products, see {@link StreamingKernels#f16}).
-     */
-    void widenUnbiasedHalves(int p, int k0, int kc, float[] dst) {
-        long off = ((long) p * cols + k0) * NR * 2;
-        int n = kc * NR;
-        // kc·NR is a multiple of L: no tail
-        for (int i = 0; i < n; i += L) StreamingKernels.f16Unbiased(data, off + 2L * i).intoArray(dst, i);
-    }
-
-    /**
      * IEEE half to float without a lookup table or scalar loop, bit-identical to
      * {@link Float#float16ToFloat}: exponent and mantissa are moved into float position and rescaled by
      * 2^112, which is exact for normal and subnormal halves alike; infinities and NaNs get the float's

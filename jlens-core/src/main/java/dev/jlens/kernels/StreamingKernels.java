@@ -61,16 +61,6 @@ final class StreamingKernels {
         return v.lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats().mul(F16_REBIAS);
     }
 
-    /**
-     * A finite half h as the float h·2^-112, exactly, in three operations (sign extension, shift, mask): the
-     * conversion of {@link #f16} without its rebiasing product, for kernels whose activations carry the 2^112
-     * instead ({@link #F16_REBIAS}).
-     */
-    static FloatVector f16Unbiased(MemorySegment seg, long off) {
-        IntVector v = (IntVector) ShortVector.fromMemorySegment(SS, seg, off, LE).convertShape(VectorOperators.S2I, IS, 0);
-        return v.lanewise(VectorOperators.LSHL, 13).and(F16_SIGN_EXP_MANT).reinterpretAsFloats();
-    }
-
     /** Sign, exponent and mantissa bits of a half shifted into float position (bits 28–30 cleared). */
     private static final int F16_SIGN_EXP_MANT = 0x8fffffff;
     /** 2^(127−15): a half's exponent bias to a float's. */
@@ -256,7 +246,7 @@ final class StreamingKernels {
      * Eight rows (a[aOff + kk·8 + i], i &lt; 8: the tiled path's packed activations) against one panel's steps
      * [0, kc) read in place from off, into c[cOff + i·ldc + j], starting from init[0 .. NR) or, when init is null,
      * from c (a later K block). F16 must be finite halves against activations pre-scaled by 2^112
-     * ({@link #f16Unbiased}). The weights are widened in registers: at 8 rows a step's 16 FMAs keep the two FMA
+     * (the conversion of {@link #f16} without its product by {@link #F16_REBIAS}). The weights are widened in registers: at 8 rows a step's 16 FMAs keep the two FMA
      * pipes busy for 8 cycles, and the six widening operations fit beside them on the other vector pipes, where a
      * widened copy in memory would cost a store and four reloads per vector.
      */

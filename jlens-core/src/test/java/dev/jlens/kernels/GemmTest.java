@@ -278,7 +278,8 @@ class GemmTest {
             for (WeightMatrix w : new WeightMatrix[]{finite, inf}) {
                 int[] ms = new int[Gemm.SMALL_M + 4];
                 for (int i = 0; i < Gemm.SMALL_M - 1; i++) ms[i] = i + 1;
-                // and the tiled path, whose finite halves widen to w·2^-112 against packed activations times 2^112
+                // and the tiled paths: 8-row tiles read finite halves in place as w·2^-112 against activations packed
+                // times 2^112, 12-row tiles (100 rows) widen every panel exactly
                 System.arraycopy(new int[]{Gemm.SMALL_M, Gemm.SMALL_M + 1, 40, 64, 100}, 0, ms, Gemm.SMALL_M - 1, 5);
                 for (int m : ms) {
                     // Activations are pre-scaled by 2^112 for streaming: the largest below 2^16 and a subnormal
