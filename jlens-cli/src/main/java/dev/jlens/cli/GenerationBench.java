@@ -51,6 +51,11 @@ final class GenerationBench {
             // machine the share of the cores a process gets drifts within seconds. The bandwidth moves faster
             // still, so a short round follows every decode step, untimed, and each step is set against its own.
             double peak0 = FmaPeak.measureGflops(threads, 300);
+            // One untimed pass over the bandwidth buffer: the first round after it had lain idle through the
+            // model load and the warm-up read 3-13 GB/s where the next ones read 33 (measured 2026-12-07; the
+            // cause is not known, a virtual machine reclaiming idle pages is a guess), and set against it, the
+            // first step looked faster than the memory.
+            probe.round(0);
             kernels.reset();
             int steps = newTokens - 1;
             double[] stepBandwidth = new double[steps];
@@ -122,7 +127,7 @@ final class GenerationBench {
     private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, BenchCommand.Counting counting,
                                  java.util.function.IntConsumer afterStep) {
         int n = prompts.size();
-        KvCache cache = KvCache.create(n);
+        KvCache cache = KvCache.create(n, prompts.getFirst().length + newTokens - 1);
         long t0 = System.nanoTime();
         FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
         long t1 = System.nanoTime();

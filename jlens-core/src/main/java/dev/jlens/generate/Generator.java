@@ -109,7 +109,11 @@ public final class Generator {
             generated[s] = new int[0];
         }
         int slots = Math.min(n, maxBatch);
-        KvCache cache = config.kvCache() ? KvCache.create(slots) : null;
+        // Room for the longest prompt and every new token but the last (it is never fed back), so the cache
+        // never re-lays itself out mid-generation.
+        long longest = prompts.stream().mapToInt(p -> p.length).max().orElse(0) + (long) config.maxNewTokens() - 1;
+        int reserve = (int) Math.min(longest, maxPos > 0 ? maxPos : Integer.MAX_VALUE);
+        KvCache cache = config.kvCache() ? KvCache.create(slots, reserve) : null;
         // slotPrompt[i]: the prompt decoding in slot i, or -1 once the slot has nothing left to do
         int[] slotPrompt = new int[slots];
         List<int[]> feed = new ArrayList<>(slots);

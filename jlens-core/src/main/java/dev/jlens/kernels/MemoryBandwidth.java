@@ -81,17 +81,31 @@ public final class MemoryBandwidth {
 
     private static volatile float sink;
 
+    /** Bytes each of the four streams reads per call of {@link #sumChunk}. */
+    private static final long CHUNK = 64 * 1024;
+
     /**
      * Four sequential streams at once, a quarter of the range each, as the one-row generation kernel reads four
      * panels (measured 2026-12-07 on the 2-core VM: 28-36 GB/s against 21-27 for one stream per thread, and
-     * the kernels themselves read faster than one stream); four independent accumulators, so the adds never
-     * wait on each other and only memory limits the loop.
+     * the kernels themselves read faster than one stream). The streams advance a chunk per call: one call per
+     * pass over hundreds of MiB is called too rarely for the JIT to compile it whole, so every round used to
+     * start in the interpreter with boxed vectors (rounds at 0.3-7 GB/s next to 35, and GiBs of garbage whose
+     * collection then paused the decode steps being timed).
      */
     private static float sum(MemorySegment seg, long from, long to) {
-        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
         long quarter = (to - from) / 4 / (2L * VBYTES) * (2L * VBYTES);
-        long s0 = from, s1 = from + quarter, s2 = from + 2 * quarter, s3 = from + 3 * quarter;
-        for (long o = 0; o < quarter; o += 2L * VBYTES) {
+        float total = 0;
+        for (long o = 0; o < quarter; o += CHUNK) {
+            total += sumChunk(seg, from + o, from + quarter + o, from + 2 * quarter + o, from + 3 * quarter + o,
+                    Math.min(CHUNK, quarter - o));
+        }
+        return total;
+    }
+
+    /** Four independent accumulators, so the adds never wait on each other and only memory limits the loop. */
+    private static float sumChunk(MemorySegment seg, long s0, long s1, long s2, long s3, long bytes) {
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        for (long o = 0; o < bytes; o += 2L * VBYTES) {
             a0 = a0.add(load(seg, s0 + o)).add(load(seg, s0 + o + VBYTES));
             a1 = a1.add(load(seg, s1 + o)).add(load(seg, s1 + o + VBYTES));
             a2 = a2.add(load(seg, s2 + o)).add(load(seg, s2 + o + VBYTES));

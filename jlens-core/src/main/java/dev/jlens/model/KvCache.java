@@ -36,6 +36,8 @@ import java.util.List;
 public final class KvCache {
 
     private final int sequences;
+    /** Rows per sequence to hold from the first pass on (0: grow as needed). */
+    private final int reserve;
     private final int[] lengths;
     /** Rows each sequence owns in the per-layer tensors (every layer is brought to it on its next append). */
     private int capacity;
@@ -45,15 +47,33 @@ public final class KvCache {
     private int[][] base;
     private int[][] live;
 
-    private KvCache(int sequences) {
+    private KvCache(int sequences, int reserve) {
         this.sequences = sequences;
+        this.reserve = reserve;
         this.lengths = new int[sequences];
     }
 
-    /** An empty cache for n sequences. */
+    /** An empty cache for n sequences that grows as they do. */
     public static KvCache create(int sequences) {
+        return create(sequences, 0);
+    }
+
+    /**
+     * An empty cache for n sequences that holds room for {@code reserveTokens} tokens of each from its first
+     * pass on (a prompt plus the new tokens a generation may make). Growing re-lays out every layer and leaves
+     * the old tensors as garbage, which on the heap means a copy at the next collection too: decoding 32
+     * sequences of a 1B model, the growth that fell inside a timed run made it pause for up to a second. A
+     * model whose every layer slides holds at most twice its widest window, whatever the reserve.
+     */
+    public static KvCache create(int sequences, int reserveTokens) {
         if (sequences < 1) throw new IllegalArgumentException("a KV cache needs at least one sequence, got " + sequences);
-        return new KvCache(sequences);
+        if (reserveTokens < 0) throw new IllegalArgumentException("a KV cache reserve must be 0 or more tokens, got " + reserveTokens);
+        return new KvCache(sequences, reserveTokens);
+    }
+
+    /** Rows each sequence has room for in every layer's tensors (0 before the first pass). */
+    public int capacity() {
+        return capacity;
     }
 
     public int size() {
@@ -136,8 +156,18 @@ public final class KvCache {
         for (int l = 0; l < nLayers; l++) {
             for (int s = 0; s < sequences; s++) need = Math.max(need, used(l, s) + batch.lengths()[s]);
         }
-        if (need > capacity) capacity = Math.max(need, Math.max(16, 2 * capacity));
+        if (need > capacity) capacity = Math.max(need, Math.max(Math.max(16, reserved(windows)), 2 * capacity));
         return new Step(backend, batch, windows.clone());
+    }
+
+    /** The reserve, or twice the widest window when every layer slides (a sliding layer never holds more). */
+    private int reserved(int[] windows) {
+        int widest = 0;
+        for (int w : windows) {
+            if (w == 0) return reserve;
+            widest = Math.max(widest, w);
+        }
+        return Math.min(reserve, 2 * widest);
     }
 
     /** Keys and values of one layer for the attention kernel, laid out as {@code layout} says. */

@@ -59,31 +59,72 @@ class KvCacheParityTest {
     void cachedStepsEqualFullForward(String fixture, String backend) {
         try (HookedModel m = ModelLoader.loadFolder(new ModelLocation(fixture, null, Fixtures.dir(fixture), false),
                 backend.equals("reference") ? Backend.reference() : Backend.defaults())) {
-            int vocab = m.info().vocabSize();
-            List<int[]> ps = prompts(fixture);
-            int[] a = ps.get(ps.size() - 1), b = ps.get(1);
-            // Continue both prompts with arbitrary tokens; the cache must not care where tokens come from.
-            int steps = 6;
-            int[] fullA = extend(a, steps, 7, vocab), fullB = extend(b, steps, 11, vocab);
-            FloatTensor refA = m.model().forward(TokenBatch.single(fullA), ForwardOptions.full(), Hooks.none());
-            FloatTensor refB = m.model().forward(TokenBatch.single(fullB), ForwardOptions.full(), Hooks.none());
-
             KvCache cache = KvCache.create(2);
-            FloatTensor pre = m.model().forward(cache.batch(List.of(a, b)), ForwardOptions.full(), Hooks.none(), cache);
-            assertArrayEquals(new int[]{a.length, b.length}, cache.lengths());
-            assertRows(refA, 0, pre, 0, a.length, vocab, fixture + " prefill A");
-            assertRows(refB, 0, pre, a.length, b.length, vocab, fixture + " prefill B");
-            for (int i = 0; i < steps; i++) {
-                // Step 2 feeds nothing for B, as batched generation does for a finished sequence.
-                int[] nextA = {fullA[a.length + i]};
-                int[] nextB = i == 2 ? new int[0] : new int[]{fullB[cache.length(1)]};
-                FloatTensor out = m.model().forward(cache.batch(List.of(nextA, nextB)), ForwardOptions.full(), Hooks.none(), cache);
-                assertRows(refA, a.length + i, out, 0, 1, vocab, fixture + " step " + i + " A");
-                if (nextB.length == 1) assertRows(refB, cache.length(1) - 1, out, 1, 1, vocab, fixture + " step " + i + " B");
-            }
-            assertEquals(a.length + steps, cache.length(0));
-            assertEquals(b.length + steps - 1, cache.length(1));
+            assertCachedStepsEqualFull(m, fixture, cache);
+            assertTrue(cache.capacity() >= 16, "grows as the sequences do: " + cache.capacity());
         }
+    }
+
+    /** A cache with its room reserved up front never grows, and gives the same logits as one that does. */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "llama_tiny", "qwen2_tiny"})
+    void reservedCacheNeverGrowsAndChangesNothing(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            List<int[]> ps = prompts(fixture);
+            int longest = Math.max(ps.getLast().length, ps.get(1).length);
+            int reserve = longest + STEPS + 40;
+            KvCache cache = KvCache.create(2, reserve);
+            assertEquals(0, cache.capacity());
+            assertCachedStepsEqualFull(m, fixture, cache);
+            assertEquals(reserve, cache.capacity(), "the reserve is the room from the first pass to the last");
+        }
+        assertThrows(IllegalArgumentException.class, () -> KvCache.create(1, -1));
+    }
+
+    /** Every layer sliding (window 8), the reserve is capped at twice the window: no layer could use more. */
+    @ParameterizedTest
+    @ValueSource(strings = {"mistral_sw_tiny"})
+    void slidingModelCapsTheReserve(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            KvCache cache = KvCache.create(1, 200);
+            int[] p = {5, 6, 7};
+            FloatTensor pre = m.model().forward(cache.batch(List.of(p)), ForwardOptions.full(), Hooks.none(), cache);
+            assertEquals(16, cache.capacity());
+            FloatTensor ref = m.model().forward(TokenBatch.single(p), ForwardOptions.full(), Hooks.none());
+            assertRows(ref, 0, pre, 0, p.length, m.info().vocabSize(), fixture + " prefill");
+        }
+    }
+
+    static final int STEPS = 6;
+
+    /**
+     * Prefills the fixture's last and second prompts into {@code cache}, then decodes STEPS tokens (the second
+     * sequence sitting one step out), each step's logits against the full forward's row.
+     */
+    private static void assertCachedStepsEqualFull(HookedModel m, String fixture, KvCache cache) {
+        int vocab = m.info().vocabSize();
+        List<int[]> ps = prompts(fixture);
+        int[] a = ps.get(ps.size() - 1), b = ps.get(1);
+        // Continue both prompts with arbitrary tokens; the cache must not care where tokens come from.
+        int steps = STEPS;
+        int[] fullA = extend(a, steps, 7, vocab), fullB = extend(b, steps, 11, vocab);
+        FloatTensor refA = m.model().forward(TokenBatch.single(fullA), ForwardOptions.full(), Hooks.none());
+        FloatTensor refB = m.model().forward(TokenBatch.single(fullB), ForwardOptions.full(), Hooks.none());
+
+        FloatTensor pre = m.model().forward(cache.batch(List.of(a, b)), ForwardOptions.full(), Hooks.none(), cache);
+        assertArrayEquals(new int[]{a.length, b.length}, cache.lengths());
+        assertRows(refA, 0, pre, 0, a.length, vocab, fixture + " prefill A");
+        assertRows(refB, 0, pre, a.length, b.length, vocab, fixture + " prefill B");
+        for (int i = 0; i < steps; i++) {
+            // Step 2 feeds nothing for B, as batched generation does for a finished sequence.
+            int[] nextA = {fullA[a.length + i]};
+            int[] nextB = i == 2 ? new int[0] : new int[]{fullB[cache.length(1)]};
+            FloatTensor out = m.model().forward(cache.batch(List.of(nextA, nextB)), ForwardOptions.full(), Hooks.none(), cache);
+            assertRows(refA, a.length + i, out, 0, 1, vocab, fixture + " step " + i + " A");
+            if (nextB.length == 1) assertRows(refB, cache.length(1) - 1, out, 1, 1, vocab, fixture + " step " + i + " B");
+        }
+        assertEquals(a.length + steps, cache.length(0));
+        assertEquals(b.length + steps - 1, cache.length(1));
     }
 
     @ParameterizedTest
