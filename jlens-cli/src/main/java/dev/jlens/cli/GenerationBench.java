@@ -77,10 +77,11 @@ final class GenerationBench {
             out.printf(Locale.ROOT, "             %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n", gflops, peak, 100 * gflops / peak);
             double ms = 1e-6 / steps;
             out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
-                            + " norms/activations/copies %.1f ms, outside kernels %.1f ms%n",
+                            + " norms/activations/copies %.1f ms, outside kernels %.1f ms (garbage collection %.1f ms)%n",
                     kernels.matmulNanos * ms, kernels.weightBytes / (kernels.matmulNanos / 1e9) / 1e9,
                     kernels.attentionNanos * ms, kernels.otherNanos * ms,
-                    1000 * t.decodeSecs() / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms);
+                    1000 * t.decodeSecs() / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms,
+                    (double) t.gcMillis() / steps);
         }
     }
 
@@ -102,8 +103,20 @@ final class GenerationBench {
         return Arrays.stream(v).max().orElse(Double.NaN);
     }
 
-    /** stepSecs: each decode step's forward pass and token choice, without the rounds run between steps. */
-    private record Timing(double prefillSecs, double decodeSecs, double[] stepSecs) {
+    /**
+     * stepSecs: each decode step's forward pass and token choice, without the rounds run between steps;
+     * gcMillis: collection time the JVM reports for the decode steps and the rounds between them (the rounds
+     * allocate nothing, so it is the steps'). A pause lands in whichever step allocates when the young
+     * generation is full, usually the first collection after the prefill copying the KV cache it made.
+     */
+    private record Timing(double prefillSecs, double decodeSecs, double[] stepSecs, long gcMillis) {
+    }
+
+    /** Milliseconds of collection so far, over every collector (-1 where the JVM cannot tell, counted as 0). */
+    private static long gcMillis() {
+        long total = 0;
+        for (var gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) total += Math.max(0, gc.getCollectionTime());
+        return total;
     }
 
     private static List<int[]> prompts(Random r, int n, int tokens, int idLimit) {
@@ -132,6 +145,7 @@ final class GenerationBench {
         FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
         long t1 = System.nanoTime();
         if (counting != null) counting.reset();
+        long gc0 = gcMillis();
         double[] stepSecs = new double[Math.max(0, newTokens - 1)];
         double total = 0;
         for (int step = 1; step < newTokens; step++) {
@@ -146,6 +160,6 @@ final class GenerationBench {
         if (Arrays.stream(cache.lengths()).anyMatch(l -> l != prompts.getFirst().length + newTokens - 1)) {
             throw new IllegalStateException("decode loop lost a token");
         }
-        return new Timing((t1 - t0) / 1e9, total, stepSecs);
+        return new Timing((t1 - t0) / 1e9, total, stepSecs, gcMillis() - gc0);
     }
 }

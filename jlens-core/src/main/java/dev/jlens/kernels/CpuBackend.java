@@ -1,6 +1,7 @@
 package dev.jlens.kernels;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.ref.Cleaner;
@@ -331,7 +332,10 @@ final class CpuBackend extends HeapBackend {
     /**
      * One head of one sequence. Keys are gathered transposed ([c][j]) so scores for L keys come out of one
      * FMA chain over the head dimension; the weighted sum of values runs over keys in order, L head dims at
-     * a time. The softmax sum is accumulated in double, as in the reference.
+     * a time. The softmax sum is accumulated in double, as in the reference. A single query (a decoding
+     * step) takes each score as a dot product over the head dimension instead: the transposed copy costs as
+     * much as all of a query's work and only pays when many queries share it (it was 8% of a batch-32
+     * Pythia-1.4B decoding step, nearly all of the attention's time).
      */
     private static void attendOne(AttentionScratch sc, float[] q, float[] k, float[] v, float[] out,
                                   AttentionLayout layout, int s, int h, AttentionSpec spec, float[] patternOut,
@@ -346,7 +350,8 @@ final class CpuBackend extends HeapBackend {
         if (sc.keysT.length < headDim * kPad) sc.keysT = new float[headDim * kPad];
         if (sc.scores.length < kPad) sc.scores = new float[kPad];
         float[] kt = sc.keysT, scores = sc.scores;
-        for (int j = 0; j < kPad; j++) {
+        boolean oneQuery = qLen == 1;
+        for (int j = 0; j < kPad && !oneQuery; j++) {
             if (j < kLen) {
                 int src = (kOff + j) * kStride + kvh * headDim;
                 for (int c = 0; c < headDim; c++) kt[c * kPad + j] = k[src + c];
@@ -360,12 +365,20 @@ final class CpuBackend extends HeapBackend {
             int lo = spec.firstVisible(qPos), hi = spec.endVisible(qPos, kLen);
             int qBase = (qOff + i) * qStride + h * headDim;
             int jEnd = (hi + L - 1) / L * L;
-            for (int jb = 0; jb < jEnd; jb += L) {
-                FloatVector acc = FloatVector.zero(S);
-                for (int c = 0; c < headDim; c++) {
-                    acc = FloatVector.broadcast(S, q[qBase + c]).fma(FloatVector.fromArray(S, kt, c * kPad + jb), acc);
+            if (oneQuery) {
+                int kBase = kOff * kStride + kvh * headDim;
+                for (int j = lo; j < hi; j++) scores[j] = dot(q, qBase, k, kBase + j * kStride, headDim, vBound) * scale;
+                // The softmax below reads whole vectors; lanes outside [lo, hi) are never used, only kept finite.
+                for (int j = 0; j < lo; j++) scores[j] = 0f;
+                for (int j = hi; j < jEnd; j++) scores[j] = 0f;
+            } else {
+                for (int jb = 0; jb < jEnd; jb += L) {
+                    FloatVector acc = FloatVector.zero(S);
+                    for (int c = 0; c < headDim; c++) {
+                        acc = FloatVector.broadcast(S, q[qBase + c]).fma(FloatVector.fromArray(S, kt, c * kPad + jb), acc);
+                    }
+                    acc.mul(scale).intoArray(scores, jb);
                 }
-                acc.mul(scale).intoArray(scores, jb);
             }
             if (spec.softcap() > 0f) {
                 for (int j = lo; j < hi; j++) scores[j] = spec.cap(scores[j]);
@@ -403,6 +416,16 @@ final class CpuBackend extends HeapBackend {
                 for (int j = 0; j < kLen; j++) patternOut[p + j] = (j >= lo && j < hi) ? scores[j] : 0f;
             }
         }
+    }
+
+    /** Σ a[ai + c]·b[bi + c] over c < n: L lanes at a time up to vBound, then the rest in order. */
+    private static float dot(float[] a, int ai, float[] b, int bi, int n, int vBound) {
+        FloatVector acc = FloatVector.zero(S);
+        int c = 0;
+        for (; c < vBound; c += L) acc = FloatVector.fromArray(S, a, ai + c).fma(FloatVector.fromArray(S, b, bi + c), acc);
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; c < n; c++) sum = Math.fma(a[ai + c], b[bi + c], sum);
+        return sum;
     }
 
     @FunctionalInterface

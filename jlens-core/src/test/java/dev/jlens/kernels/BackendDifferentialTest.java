@@ -213,11 +213,12 @@ class BackendDifferentialTest {
                     AttentionSpec.causal(h[0], h[1], h[2]).withWindow(4),
                     AttentionSpec.causal(h[0], h[1], h[2]).withSoftcap(3f).withScale(0.2f),
                     new AttentionSpec(h[0], h[1], h[2], 0.25f, false, 0, 0f)}) {
-                // three sequences, the second continuing a cached prefix of 5 keys
-                int[] qLen = {7, 3, 19}, past = base.causal() ? new int[]{0, 5, 0} : new int[3];
-                int[] qOff = new int[3], kOff = new int[3], kLen = new int[3];
+                // four sequences, the second continuing a cached prefix of 5 keys, the fourth one query (a decoding
+                // step, which the CPU backend computes by dot products) after 22 cached keys
+                int[] qLen = {7, 3, 19, 1}, past = base.causal() ? new int[]{0, 5, 0, 22} : new int[4];
+                int[] qOff = new int[4], kOff = new int[4], kLen = new int[4];
                 int rows = 0, kRows = 0, patternSize = 0;
-                for (int s = 0; s < 3; s++) {
+                for (int s = 0; s < 4; s++) {
                     qOff[s] = rows;
                     kOff[s] = kRows;
                     kLen[s] = past[s] + qLen[s];
