@@ -140,7 +140,9 @@ final class GenerationBench {
     private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, BenchCommand.Counting counting,
                                  java.util.function.IntConsumer afterStep) {
         int n = prompts.size();
-        KvCache cache = KvCache.create(n, prompts.getFirst().length + newTokens - 1);
+        // Every sequence ends with this many tokens cached (the last new token is never fed back).
+        int cached = prompts.getFirst().length + newTokens - 1;
+        KvCache cache = KvCache.create(n, cached);
         long t0 = System.nanoTime();
         FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
         long t1 = System.nanoTime();
@@ -157,7 +159,7 @@ final class GenerationBench {
             total += stepSecs[step - 1];
             afterStep.accept(step - 1);
         }
-        if (Arrays.stream(cache.lengths()).anyMatch(l -> l != prompts.getFirst().length + newTokens - 1)) {
+        if (Arrays.stream(cache.lengths()).anyMatch(l -> l != cached)) {
             throw new IllegalStateException("decode loop lost a token");
         }
         return new Timing((t1 - t0) / 1e9, total, stepSecs, gcMillis() - gc0);

@@ -111,8 +111,8 @@ public final class Generator {
         int slots = Math.min(n, maxBatch);
         // Room for the longest prompt and every new token but the last (it is never fed back), so the cache
         // never re-lays itself out mid-generation.
-        long longest = prompts.stream().mapToInt(p -> p.length).max().orElse(0) + (long) config.maxNewTokens() - 1;
-        int reserve = (int) Math.min(longest, maxPos > 0 ? maxPos : Integer.MAX_VALUE);
+        long room = prompts.stream().mapToInt(p -> p.length).max().orElse(0) + (long) config.maxNewTokens() - 1;
+        int reserve = (int) Math.min(room, maxPos > 0 ? maxPos : Integer.MAX_VALUE);
         KvCache cache = config.kvCache() ? KvCache.create(slots, reserve) : null;
         // slotPrompt[i]: the prompt decoding in slot i, or -1 once the slot has nothing left to do
         int[] slotPrompt = new int[slots];

@@ -347,16 +347,19 @@ final class CpuBackend extends HeapBackend {
         int qOff = layout.qOff()[s], qLen = layout.qLen()[s], kOff = layout.kOff()[s], kLen = layout.kLen()[s];
         int past = kLen - qLen;
         int kPad = (kLen + L - 1) / L * L;
-        if (sc.keysT.length < headDim * kPad) sc.keysT = new float[headDim * kPad];
+        // One query (a decoding step) takes dot products and needs no transposed keys.
+        boolean oneQuery = qLen == 1;
+        if (!oneQuery && sc.keysT.length < headDim * kPad) sc.keysT = new float[headDim * kPad];
         if (sc.scores.length < kPad) sc.scores = new float[kPad];
         float[] kt = sc.keysT, scores = sc.scores;
-        boolean oneQuery = qLen == 1;
-        for (int j = 0; j < kPad && !oneQuery; j++) {
-            if (j < kLen) {
-                int src = (kOff + j) * kStride + kvh * headDim;
-                for (int c = 0; c < headDim; c++) kt[c * kPad + j] = k[src + c];
-            } else {
-                for (int c = 0; c < headDim; c++) kt[c * kPad + j] = 0f;
+        if (!oneQuery) {
+            for (int j = 0; j < kPad; j++) {
+                if (j < kLen) {
+                    int src = (kOff + j) * kStride + kvh * headDim;
+                    for (int c = 0; c < headDim; c++) kt[c * kPad + j] = k[src + c];
+                } else {
+                    for (int c = 0; c < headDim; c++) kt[c * kPad + j] = 0f;
+                }
             }
         }
         int vBound = headDim - headDim % L;
