@@ -1,7 +1,6 @@
 package dev.jlens.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.ref.Cleaner;
@@ -421,12 +420,15 @@ final class CpuBackend extends HeapBackend {
         }
     }
 
-    /** Σ a[ai + c]·b[bi + c] over c < n: L lanes at a time up to vBound, then the rest in order. */
+    /**
+     * Σ a[ai + c]·b[bi + c] over c < n: L lanes at a time up to vBound, the lanes summed in a fixed order
+     * ({@link #lanesInOrder}: a score must not depend on how far the JIT has compiled this), then the rest in order.
+     */
     private static float dot(float[] a, int ai, float[] b, int bi, int n, int vBound) {
         FloatVector acc = FloatVector.zero(S);
         int c = 0;
         for (; c < vBound; c += L) acc = FloatVector.fromArray(S, a, ai + c).fma(FloatVector.fromArray(S, b, bi + c), acc);
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = (float) lanesInOrder(acc);
         for (; c < n; c++) sum = Math.fma(a[ai + c], b[bi + c], sum);
         return sum;
     }
