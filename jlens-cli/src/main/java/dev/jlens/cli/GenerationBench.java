@@ -40,13 +40,17 @@ final class GenerationBench {
         }
         int idLimit = Math.min(vocab, 50277);
         Random r = new Random(seed);
-        // A short untimed run so the timed ones see compiled kernels.
-        decode(m, prompts(r, 1, promptTokens, idLimit), 4, vocab);
         out.printf(Locale.ROOT, "generate     prompts of %d tokens, %d new tokens each (1 from the prefill, %d decode steps)%n",
                 promptTokens, newTokens, newTokens - 1);
         for (int b : batches) {
             List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
-            decode(m, prompts, 3, vocab);
+            WarmUp w = warmUp(m, prompts, Math.min(newTokens, WARM_UP_TOKENS), vocab);
+            out.printf(Locale.ROOT, "batch %-3d    warm-up %d decodes of %d tokens in %.1f s: %s%n", b, w.decodes(),
+                    Math.min(newTokens, WARM_UP_TOKENS), w.secs(), w.quiet()
+                            ? String.format(Locale.ROOT, "the JIT compiled for %d ms during the last (under %.1f%% of each of the last two)",
+                            w.lastJitMillis(), 100 * QUIET_JIT_SHARE)
+                            : String.format(Locale.ROOT, "stopped (at most %d decodes or %.0f s) with the JIT still compiling"
+                            + " (%d ms during the last decode)", WARM_UP_MAX_DECODES, WARM_UP_MAX_NANOS / 1e9, w.lastJitMillis()));
             // The FMA peak is measured right before and right after each timing and averaged: on a shared
             // machine the share of the cores a process gets drifts within seconds. The bandwidth moves faster
             // still, so a short round follows every decode step, untimed, and each step is set against its own.
@@ -77,11 +81,54 @@ final class GenerationBench {
             out.printf(Locale.ROOT, "             %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n", gflops, peak, 100 * gflops / peak);
             double ms = 1e-6 / steps;
             out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
-                            + " norms/activations/copies %.1f ms, outside kernels %.1f ms (garbage collection %.1f ms)%n",
+                            + " norms/activations/copies %.1f ms, outside kernels %.1f ms (garbage collection %.1f ms; %.1f MB allocated)%n",
                     kernels.matmulNanos * ms, kernels.weightBytes / (kernels.matmulNanos / 1e9) / 1e9,
                     kernels.attentionNanos * ms, kernels.otherNanos * ms,
                     1000 * t.decodeSecs() / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms,
-                    (double) t.gcMillis() / steps);
+                    (double) t.gcMillis() / steps, t.allocatedBytes() / 1e6 / steps);
+        }
+    }
+
+    /** Tokens per warm-up decode (fewer when the timed run generates fewer). */
+    static final int WARM_UP_TOKENS = 16;
+    /**
+     * A warm-up decode during which the JIT compiled for less than this share of its wall time counts as quiet;
+     * two in a row end the warm-up (batch 1: about 6 ms of a 1.2 s decode).
+     */
+    static final double QUIET_JIT_SHARE = 0.005;
+    /** Bounds on the warm-up: a tiny model's decodes take milliseconds and may never pass the share test. */
+    static final long WARM_UP_MAX_NANOS = 30_000_000_000L;
+    static final int WARM_UP_MAX_DECODES = 20;
+
+    private record WarmUp(int decodes, double secs, boolean quiet, long lastJitMillis) {
+    }
+
+    /**
+     * Untimed decodes of the timed run's shape until two in a row pass with the JIT (nearly) idle, within
+     * {@link #WARM_UP_MAX_DECODES} and {@link #WARM_UP_MAX_NANOS}: the steady state is what the timed steps should measure. A decode step calls each
+     * kernel entry point ~65 times, so C2 reaches the per-call methods (Gemm.multiplyAll, the backend's matmul)
+     * only after a few hundred steps; with every core running the kernels, each compilation before that takes
+     * a core from them for milliseconds. Measured 2026-12-07 on Llama-3.2-1B BF16: after a 3-step warm-up the
+     * JIT compiled for 156 ms during the 31 timed steps and the kernel worker started jobs late by 0.6-0.9 ms
+     * per step; after a 40-step warm-up, 16 ms and 0.2 ms.
+     */
+    private static WarmUp warmUp(TransformerModel m, List<int[]> prompts, int tokens, int vocab) {
+        var jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long t0 = System.nanoTime();
+        int decodes = 0, quietInARow = 0;
+        while (true) {
+            long before = timed ? jit.getTotalCompilationTime() : 0;
+            long d0 = System.nanoTime();
+            decode(m, prompts, tokens, vocab);
+            double wallMillis = (System.nanoTime() - d0) / 1e6;
+            decodes++;
+            long last = timed ? jit.getTotalCompilationTime() - before : -1;
+            // Two in a row: the compile queue drains in bursts, and one decode can fall into a lull.
+            quietInARow = timed && last < QUIET_JIT_SHARE * wallMillis ? quietInARow + 1 : 0;
+            if (quietInARow == 2 || !timed || decodes == WARM_UP_MAX_DECODES || System.nanoTime() - t0 > WARM_UP_MAX_NANOS) {
+                return new WarmUp(decodes, (System.nanoTime() - t0) / 1e9, quietInARow == 2, last);
+            }
         }
     }
 
@@ -107,9 +154,20 @@ final class GenerationBench {
      * stepSecs: each decode step's forward pass and token choice, without the rounds run between steps;
      * gcMillis: collection time the JVM reports for the decode steps and the rounds between them (the rounds
      * allocate nothing, so it is the steps'). A pause lands in whichever step allocates when the young
-     * generation is full, usually the first collection after the prefill copying the KV cache it made.
+     * generation is full, usually the first collection after the prefill copying the KV cache it made;
+     * allocatedBytes: what every thread allocated over the same span.
      */
-    private record Timing(double prefillSecs, double decodeSecs, double[] stepSecs, long gcMillis) {
+    private record Timing(double prefillSecs, double decodeSecs, double[] stepSecs, long gcMillis, long allocatedBytes) {
+    }
+
+    /**
+     * Bytes allocated so far by all threads, or 0 where the JVM cannot tell. A decoding step allocates about a
+     * megabyte (logits, small tensors); hundreds mean a kernel's vectors were not kept in registers (see
+     * StreamingKernels), which is how that failure was found.
+     */
+    private static long allocatedBytes() {
+        return java.lang.management.ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean t
+                && t.isThreadAllocatedMemorySupported() && t.isThreadAllocatedMemoryEnabled() ? t.getTotalThreadAllocatedBytes() : 0;
     }
 
     /** Milliseconds of collection so far, over every collector (-1 where the JVM cannot tell, counted as 0). */
@@ -147,7 +205,7 @@ final class GenerationBench {
         FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
         long t1 = System.nanoTime();
         if (counting != null) counting.reset();
-        long gc0 = gcMillis();
+        long gc0 = gcMillis(), alloc0 = allocatedBytes();
         double[] stepSecs = new double[Math.max(0, newTokens - 1)];
         double total = 0;
         for (int step = 1; step < newTokens; step++) {
@@ -162,6 +220,6 @@ final class GenerationBench {
         if (Arrays.stream(cache.lengths()).anyMatch(l -> l != cached)) {
             throw new IllegalStateException("decode loop lost a token");
         }
-        return new Timing((t1 - t0) / 1e9, total, stepSecs, gcMillis() - gc0);
+        return new Timing((t1 - t0) / 1e9, total, stepSecs, gcMillis() - gc0, allocatedBytes() - alloc0);
     }
 }

@@ -27,7 +27,7 @@ class GenerationBenchTest {
         }
         assertEquals(2, found, r.out());
         assertTrue(r.out().contains("FMA peak"), r.out());
-        assertTrue(r.out().matches("(?s).*outside kernels [0-9.]+ ms \\(garbage collection [0-9.]+ ms\\).*"), r.out());
+        assertTrue(r.out().matches("(?s).*outside kernels [0-9.]+ ms \\(garbage collection [0-9.]+ ms; [0-9.]+ MB allocated\\).*"), r.out());
     }
 
     @Test

@@ -20,12 +20,19 @@ import java.nio.ByteOrder;
  * order from its bias, so the bits equal the large-M path's and the scalar loop's.
  *
  * <p>F16 only for matrices without infinities or NaNs ({@link PackedWeights#finiteHalves}), which {@link #f16}
- * widens exactly in four operations (three in the kernels, whose activations come pre-scaled by 2^112); the general exact conversion ({@link PackedWeights#widenF16}) needs about
+ * (the kernels' conversion, as a method for tests) widens exactly in four operations (three in the kernels, whose activations come pre-scaled by 2^112); the general exact conversion ({@link PackedWeights#widenF16}) needs about
  * twelve, and with eight of those inlined into one loop C2 stopped inlining and the loop ran an order of
  * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
  * half-to-float conversion. Written out once per type rather than dispatched per load, so each loop is
  * straight SIMD code; the copies come from one template (the same body with a different load) and must be
  * edited alike.
+ *
+ * <p>Every load and widening is spelled out in the loop, from Vector API methods only (the JDK marks them
+ * force-inline), never through a helper of ours: C2 inlines a helper only while its graph stays under a node
+ * budget, and one that is not inlined returns its vector as a heap object, allocated per call. With a
+ * {@code bf16(seg, off)} helper at the eight loads, one JVM run in about ten compiled the BF16 kernel with one
+ * call left out ({@code -XX:+PrintInlining}: "NodeCountInliningCutoff"), and that run's decoding allocated
+ * 934 MB per step against 0.9 and read the weights at 22 GB/s against 48-54 (2026-12-07, docs/PERFORMANCE.md).
  */
 final class StreamingKernels {
 
@@ -37,15 +44,6 @@ final class StreamingKernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private StreamingKernels() {
-    }
-
-    static FloatVector f32(MemorySegment seg, long off) {
-        return FloatVector.fromMemorySegment(S, seg, off, LE);
-    }
-
-    static FloatVector bf16(MemorySegment seg, long off) {
-        IntVector v = (IntVector) ShortVector.fromMemorySegment(SS, seg, off, LE).convertShape(VectorOperators.S2I, IS, 0);
-        return v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
     /**
@@ -104,14 +102,14 @@ final class StreamingKernels {
         long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
         for (int kk = 0; kk < k; kk++, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
-            c00 = xb.fma(f32(seg, o0), c00);
-            c01 = xb.fma(f32(seg, o0 + 4L * L), c01);
-            c10 = xb.fma(f32(seg, o1), c10);
-            c11 = xb.fma(f32(seg, o1 + 4L * L), c11);
-            c20 = xb.fma(f32(seg, o2), c20);
-            c21 = xb.fma(f32(seg, o2 + 4L * L), c21);
-            c30 = xb.fma(f32(seg, o3), c30);
-            c31 = xb.fma(f32(seg, o3 + 4L * L), c31);
+            c00 = xb.fma(FloatVector.fromMemorySegment(S, seg, o0, LE), c00);
+            c01 = xb.fma(FloatVector.fromMemorySegment(S, seg, o0 + 4L * L, LE), c01);
+            c10 = xb.fma(FloatVector.fromMemorySegment(S, seg, o1, LE), c10);
+            c11 = xb.fma(FloatVector.fromMemorySegment(S, seg, o1 + 4L * L, LE), c11);
+            c20 = xb.fma(FloatVector.fromMemorySegment(S, seg, o2, LE), c20);
+            c21 = xb.fma(FloatVector.fromMemorySegment(S, seg, o2 + 4L * L, LE), c21);
+            c30 = xb.fma(FloatVector.fromMemorySegment(S, seg, o3, LE), c30);
+            c31 = xb.fma(FloatVector.fromMemorySegment(S, seg, o3 + 4L * L, LE), c31);
         }
         c00.intoArray(c, cOff);
         c01.intoArray(c, cOff + L);
@@ -129,7 +127,7 @@ final class StreamingKernels {
         FloatVector c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
         long o = off;
         for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 4L * NR) {
-            FloatVector w0 = f32(seg, o), w1 = f32(seg, o + 4L * L);
+            FloatVector w0 = FloatVector.fromMemorySegment(S, seg, o, LE), w1 = FloatVector.fromMemorySegment(S, seg, o + 4L * L, LE);
             FloatVector xb;
             xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
             xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
@@ -151,14 +149,14 @@ final class StreamingKernels {
         long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
         for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
-            c00 = xb.fma(bf16(seg, o0), c00);
-            c01 = xb.fma(bf16(seg, o0 + 2L * L), c01);
-            c10 = xb.fma(bf16(seg, o1), c10);
-            c11 = xb.fma(bf16(seg, o1 + 2L * L), c11);
-            c20 = xb.fma(bf16(seg, o2), c20);
-            c21 = xb.fma(bf16(seg, o2 + 2L * L), c21);
-            c30 = xb.fma(bf16(seg, o3), c30);
-            c31 = xb.fma(bf16(seg, o3 + 2L * L), c31);
+            c00 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c00);
+            c01 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c01);
+            c10 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c10);
+            c11 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o1 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c11);
+            c20 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c20);
+            c21 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o2 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c21);
+            c30 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c30);
+            c31 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o3 + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c31);
         }
         c00.intoArray(c, cOff);
         c01.intoArray(c, cOff + L);
@@ -176,7 +174,7 @@ final class StreamingKernels {
         FloatVector c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
         long o = off;
         for (int kk = 0, ai = aOff; kk < k; kk++, ai += 4, o += 2L * NR) {
-            FloatVector w0 = bf16(seg, o), w1 = bf16(seg, o + 2L * L);
+            FloatVector w0 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), w1 = ((IntVector) ShortVector.fromMemorySegment(SS, seg, o + 2L * L, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             FloatVector xb;
             xb = FloatVector.broadcast(S, a[ai]); c00 = xb.fma(w0, c00); c01 = xb.fma(w1, c01);
             xb = FloatVector.broadcast(S, a[ai + 1]); c10 = xb.fma(w0, c10); c11 = xb.fma(w1, c11);
@@ -192,9 +190,9 @@ final class StreamingKernels {
     // The F16 kernels take activations pre-scaled by 2^112 (Gemm: only when every |x| < 2^16, so the scaling
     // is exact and finite) and multiply them by the weights as f16 leaves them before its final product,
     // w·2^-112 exactly: x·2^112 · w·2^-112 is the same exact product inside the FMA, so the bits equal an FMA
-    // of x and w, with one operation per weight vector fewer. Each load spells the conversion out: as a call,
-    // C2 refused to inline it after a few (NodeCountInliningCutoff, "callee is too large") and the loop ran at
-    // a fifth of the BF16 one's speed; the Vector API's own methods are always inlined.
+    // of x and w, with one operation per weight vector fewer. Each load spells the conversion out (class
+    // comment): as a call, C2 refused to inline it after a few in every run and the loop ran at a fifth of the
+    // BF16 one's speed.
     private static void oneRowFourPanelsF16(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
                                             float[] c, int cOff, float[] init, int initOff) {
         FloatVector c00 = FloatVector.fromArray(S, init, initOff), c01 = FloatVector.fromArray(S, init, initOff + L);

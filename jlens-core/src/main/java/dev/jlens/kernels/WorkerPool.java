@@ -26,8 +26,17 @@ final class WorkerPool {
         void run(int participant, int task);
     }
 
-    /** Spin this long for the next job before parking: a forward pass issues kernels back to back. */
-    private static final long SPIN_NANOS = 50_000;
+    /**
+     * Spin this long for the next job (or, as the caller, for the workers to finish) before parking: a forward
+     * pass issues kernels back to back, and a parked thread on a virtual machine takes 10-50 µs to run again
+     * after its unpark, milliseconds when its vCPU was descheduled. 50 µs was too short for a decoding step:
+     * a worker done with its last chunk of a down projection waits for the caller's last chunk (a 2 MB chunk
+     * of a k = 8192 matrix takes 60-130 µs) and the caller's norm or attention after it, so it parked, and 9-13
+     * of a Llama-3.2-1B step's 83 jobs started 10-50 µs late. At 2 ms none did, and alternating the two settings
+     * step by step in one run (99 pairs, memory at 50-70 GB/s) gave 80.1% against 78.7% of the bandwidth bound
+     * (2026-12-07, docs/PERFORMANCE.md). The cost: an idle pool's workers spin for 2 ms after its last job.
+     */
+    private static final long SPIN_NANOS = 2_000_000;
     private static final int CLOSED = Integer.MIN_VALUE;
 
     /**
