@@ -44,13 +44,15 @@ final class GenerationBench {
                 promptTokens, newTokens, newTokens - 1);
         for (int b : batches) {
             List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
-            WarmUp w = warmUp(m, prompts, Math.min(newTokens, WARM_UP_TOKENS), vocab);
-            out.printf(Locale.ROOT, "batch %-3d    warm-up %d decodes of %d tokens in %.1f s: %s%n", b, w.decodes(),
-                    Math.min(newTokens, WARM_UP_TOKENS), w.secs(), w.quiet()
-                            ? String.format(Locale.ROOT, "the JIT compiled for %d ms during the last (under %.1f%% of each of the last two)",
-                            w.lastJitMillis(), 100 * QUIET_JIT_SHARE)
-                            : String.format(Locale.ROOT, "stopped (at most %d decodes or %.0f s) with the JIT still compiling"
-                            + " (%d ms during the last decode)", WARM_UP_MAX_DECODES, WARM_UP_MAX_NANOS / 1e9, w.lastJitMillis()));
+            int warmTokens = Math.min(newTokens, WARM_UP_TOKENS);
+            WarmUp w = warmUp(m, prompts, warmTokens, vocab);
+            String outcome = w.lastJitMillis() < 0 ? "this JVM does not report compile time, so one decode"
+                    : w.quiet() ? String.format(Locale.ROOT, "the JIT compiled for %d ms during the last (under %.1f%% of each of"
+                    + " the last two)", w.lastJitMillis(), 100 * QUIET_JIT_SHARE)
+                    : String.format(Locale.ROOT, "stopped (at most %d decodes or %.0f s) with the JIT still compiling (%d ms"
+                    + " during the last decode)", WARM_UP_MAX_DECODES, WARM_UP_MAX_NANOS / 1e9, w.lastJitMillis());
+            out.printf(Locale.ROOT, "batch %-3d    warm-up %d decodes of %d tokens in %.1f s: %s%n", b, w.decodes(), warmTokens,
+                    w.secs(), outcome);
             // The FMA peak is measured right before and right after each timing and averaged: on a shared
             // machine the share of the cores a process gets drifts within seconds. The bandwidth moves faster
             // still, so a short round follows every decode step, untimed, and each step is set against its own.
@@ -105,12 +107,13 @@ final class GenerationBench {
 
     /**
      * Untimed decodes of the timed run's shape until two in a row pass with the JIT (nearly) idle, within
-     * {@link #WARM_UP_MAX_DECODES} and {@link #WARM_UP_MAX_NANOS}: the steady state is what the timed steps should measure. A decode step calls each
-     * kernel entry point ~65 times, so C2 reaches the per-call methods (Gemm.multiplyAll, the backend's matmul)
-     * only after a few hundred steps; with every core running the kernels, each compilation before that takes
-     * a core from them for milliseconds. Measured 2026-12-07 on Llama-3.2-1B BF16: after a 3-step warm-up the
-     * JIT compiled for 156 ms during the 31 timed steps and the kernel worker started jobs late by 0.6-0.9 ms
-     * per step; after a 40-step warm-up, 16 ms and 0.2 ms.
+     * {@link #WARM_UP_MAX_DECODES} and {@link #WARM_UP_MAX_NANOS}: the steady state is what the timed steps
+     * should measure. A decode step calls each kernel entry point ~65 times, so C2 reaches the per-call methods
+     * (Gemm.multiplyAll, the backend's matmul) only after a few hundred steps; with every core running the
+     * kernels, each compilation before that takes a core from them for milliseconds. Measured 2026-12-07 on
+     * Llama-3.2-1B BF16: after the former 5-step warm-up the JIT compiled for 156 ms during the 31 timed steps
+     * and the kernel worker started jobs late by 0.6-0.9 ms per step; after 41 steps, 16 ms and 0.2 ms.
+     * lastJitMillis is -1 where the JVM does not report compile time (one decode is run then).
      */
     private static WarmUp warmUp(TransformerModel m, List<int[]> prompts, int tokens, int vocab) {
         var jit = java.lang.management.ManagementFactory.getCompilationMXBean();

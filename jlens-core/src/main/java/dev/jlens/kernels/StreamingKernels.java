@@ -30,7 +30,7 @@ import java.nio.ByteOrder;
  * <p>Every load and widening is spelled out in the loop, from Vector API methods only (the JDK marks them
  * force-inline), never through a helper of ours: C2 inlines a helper only while its graph stays under a node
  * budget, and one that is not inlined returns its vector as a heap object, allocated per call. With a
- * {@code bf16(seg, off)} helper at the eight loads, one JVM run in about ten compiled the BF16 kernel with one
+ * {@code bf16(seg, off)} helper at the eight loads, about one JVM run in 15 compiled the BF16 kernel with one
  * call left out ({@code -XX:+PrintInlining}: "NodeCountInliningCutoff"), and that run's decoding allocated
  * 934 MB per step against 0.9 and read the weights at 22 GB/s against 48-54 (2026-12-07, docs/PERFORMANCE.md).
  */
