@@ -46,6 +46,8 @@ final class VectorMath {
     private static final FloatVector GELU_CUBIC = v(0.044715f);
 
     private static final float SQRT1_2 = 0.70710678118654752f;
+    /** Values per block of {@link #gelu}'s two loops (a multiple of every vector length; its scratch stays in L1). */
+    private static final int GELU_BLOCK = 256;
     private static final float SQRT_2_OVER_PI = 0.7978845608028654f;
 
     private VectorMath() {
@@ -110,23 +112,38 @@ final class VectorMath {
      * y^21 (truncation below 2e-9); for 1 ≤ |y| &lt; 4, 1 − erfc with the Chebyshev fit of Numerical
      * Recipes' erfcc (fractional error below 1.2e-7, and erfc ≤ 0.16 there); beyond 4, ±1, as float
      * rounds erf(4) to 1. Both branches are computed and blended, so there is no per-lane branching.
+     *
+     * <p>Two loops over blocks of {@link #GELU_BLOCK} values, the first up to erfc's exponent and the second
+     * from there, with t and the exponent passed through scratch arrays (exact, so the bits are those of one
+     * loop). One loop holding all of it ran 2.3 times slower on our 2-core EPYC (27 µs against 11.5 µs for 8192
+     * values, the width of Pythia-1.4B's MLP), though exp alone and the rest alone each ran at full speed:
+     * C2 compiles the whole body worse than its halves.
      */
     private static void gelu(float[] x, int from, int to) {
-        for (int i = from; i < to; i += S.length()) {
-            FloatVector v = FloatVector.fromArray(S, x, i);
-            FloatVector y = v.mul(SQRT1_2);
-            FloatVector a = y.abs().min(4f);
-            FloatVector z = a.mul(a);
-            FloatVector small = T10.fma(z, T9).fma(z, T8).fma(z, T7).fma(z, T6).fma(z, T5).fma(z, T4).fma(z, T3)
-                    .fma(z, T2).fma(z, T1).fma(z, T0).mul(a);
-            FloatVector t = ONE.div(a.fma(HALF, ONE));
-            FloatVector q = Q9.fma(t, Q8).fma(t, Q7).fma(t, Q6).fma(t, Q5).fma(t, Q4).fma(t, Q3).fma(t, Q2)
-                    .fma(t, Q1).fma(t, Q0);
-            FloatVector large = ONE.sub(t.mul(exp(q.sub(z))));
-            FloatVector erfAbs = small.blend(large, a.compare(VectorOperators.GE, 1f));
-            // erf is odd: copy the sign of y
-            FloatVector erf = erfAbs.reinterpretAsInts().or(y.reinterpretAsInts().and(0x80000000)).reinterpretAsFloats();
-            v.mul(HALF).mul(erf.add(ONE)).intoArray(x, i);
+        float[] ts = new float[GELU_BLOCK], args = new float[GELU_BLOCK];
+        for (int b0 = from; b0 < to; b0 += GELU_BLOCK) {
+            int b1 = Math.min(to, b0 + GELU_BLOCK);
+            for (int i = b0; i < b1; i += S.length()) {
+                FloatVector a = FloatVector.fromArray(S, x, i).mul(SQRT1_2).abs().min(4f);
+                FloatVector t = ONE.div(a.fma(HALF, ONE));
+                FloatVector q = Q9.fma(t, Q8).fma(t, Q7).fma(t, Q6).fma(t, Q5).fma(t, Q4).fma(t, Q3).fma(t, Q2)
+                        .fma(t, Q1).fma(t, Q0);
+                t.intoArray(ts, i - b0);
+                q.sub(a.mul(a)).intoArray(args, i - b0);
+            }
+            for (int i = b0; i < b1; i += S.length()) {
+                FloatVector v = FloatVector.fromArray(S, x, i);
+                FloatVector y = v.mul(SQRT1_2);
+                FloatVector a = y.abs().min(4f);
+                FloatVector z = a.mul(a);
+                FloatVector small = T10.fma(z, T9).fma(z, T8).fma(z, T7).fma(z, T6).fma(z, T5).fma(z, T4).fma(z, T3)
+                        .fma(z, T2).fma(z, T1).fma(z, T0).mul(a);
+                FloatVector large = ONE.sub(FloatVector.fromArray(S, ts, i - b0).mul(exp(FloatVector.fromArray(S, args, i - b0))));
+                FloatVector erfAbs = small.blend(large, a.compare(VectorOperators.GE, 1f));
+                // erf is odd: copy the sign of y
+                FloatVector erf = erfAbs.reinterpretAsInts().or(y.reinterpretAsInts().and(0x80000000)).reinterpretAsFloats();
+                v.mul(HALF).mul(erf.add(ONE)).intoArray(x, i);
+            }
         }
     }
 

@@ -257,4 +257,115 @@ class BackendDifferentialTest {
             }
         }
     }
+
+    /**
+     * Decoding steps alone (one query per sequence), the shape of a generation step: one sequence and five,
+     * with key counts on and off the CPU backend's four keys at a time, and head widths on and off its four
+     * vectors at a time.
+     */
+    @ParameterizedTest
+    @MethodSource("candidates")
+    void decodingStepsMatchTheReference(Backend cand) {
+        Random r = new Random(8);
+        for (int[] h : new int[][]{{4, 4, 16}, {8, 2, 24}, {2, 2, 72}, {16, 16, 128}}) {
+            for (AttentionSpec spec : new AttentionSpec[]{AttentionSpec.causal(h[0], h[1], h[2]),
+                    AttentionSpec.causal(h[0], h[1], h[2]).withWindow(6),
+                    AttentionSpec.causal(h[0], h[1], h[2]).withSoftcap(3f)}) {
+                for (int[] kLen : new int[][]{{1}, {13}, {48}, {3, 16, 9, 1, 30}}) {
+                    DecodeCase c = DecodeCase.random(r, spec, kLen);
+                    for (int out : new int[]{3, 4, 5}) {
+                        float[][] res = both(cand, c.inputs(), c.shapes(), out, a -> c.run((Backend) a[0], (DeviceTensor[]) a[1]));
+                        String what = (out == 3 ? "attention " : out == 4 ? "pattern " : "scores ") + spec + " keys "
+                                + java.util.Arrays.toString(kLen);
+                        for (int i = 0; i < res[0].length; i++) {
+                            if (res[1][i] == Float.NEGATIVE_INFINITY) assertEquals(Float.NEGATIVE_INFINITY, res[0][i], what + " masked");
+                            else close(new float[]{res[1][i]}, new float[]{res[0][i]}, 2e-6, what + " [" + i + "]");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A sequence's decoding step has the same bits however many threads share it, whichever other
+     * sequences share the call (decoding or prefilling), and whether or not a hook captures its pattern:
+     * batched generation equals one-at-a-time generation token for token only if this holds.
+     */
+    @org.junit.jupiter.api.Test
+    void aDecodingStepHasTheSameBitsAloneInABatchAndOnAnyThreads() {
+        Random r = new Random(9);
+        for (AttentionSpec spec : new AttentionSpec[]{AttentionSpec.causal(16, 16, 128), AttentionSpec.causal(8, 2, 24),
+                AttentionSpec.causal(4, 4, 16).withWindow(5).withSoftcap(4f)}) {
+            // sequence 0 decodes after 41 cached keys; the others decode or prefill beside it
+            DecodeCase alone = DecodeCase.random(r, spec, new int[]{42});
+            float[] want = null;
+            for (Backend b : new Backend[]{Backend.cpu(1), Backend.cpu(2), Backend.cpu(3)}) {
+                for (int[] others : new int[][]{{}, {7, 1, 20}, {-4, 9}}) {
+                    DecodeCase c = alone.with(r, others);
+                    for (boolean hooked : new boolean[]{false, true}) {
+                        DeviceTensor[] t = new DeviceTensor[6];
+                        float[][] in = c.inputs();
+                        for (int i = 0; i < in.length; i++) t[i] = b.upload(in[i], c.shapes()[i][0], c.shapes()[i][1]);
+                        if (!hooked) t[4] = t[5] = null;
+                        c.run(b, t);
+                        float[] got = java.util.Arrays.copyOf(b.toHost(t[3], t[3].rows(), t[3].cols()).data(), spec.qWidth());
+                        if (want == null) want = got;
+                        else bitwise(want, got, spec + " on " + b.threads() + " threads beside " + java.util.Arrays.toString(others)
+                                + (hooked ? ", hooked" : ""));
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Queries, cached keys and values for sequences that each bring one new token after kLen − 1 cached ones,
+     * laid out with gaps between the sequences' key regions (as in a KV cache); a negative kLen −n stands for a
+     * sequence prefilling n tokens. Inputs: q, k, v, out, pattern, scores.
+     */
+    private record DecodeCase(AttentionSpec spec, AttentionLayout layout, float[][] inputs, int[][] shapes) {
+
+        static DecodeCase random(Random r, AttentionSpec spec, int[] kLen) {
+            return build(r, spec, kLen, null);
+        }
+
+        /** This case's sequence 0 (same data) followed by others. */
+        DecodeCase with(Random r, int[] others) {
+            int[] kLen = new int[1 + others.length];
+            kLen[0] = layout.kLen()[0];
+            System.arraycopy(others, 0, kLen, 1, others.length);
+            return build(r, spec, kLen, this);
+        }
+
+        private static DecodeCase build(Random r, AttentionSpec spec, int[] lens, DecodeCase first) {
+            int n = lens.length, qw = spec.qWidth(), kw = spec.kvWidth();
+            int[] qOff = new int[n], qLen = new int[n], kOff = new int[n], kLen = new int[n];
+            int rows = 0, kRows = 0, patternSize = 0;
+            for (int s = 0; s < n; s++) {
+                qLen[s] = lens[s] < 0 ? -lens[s] : 1;
+                kLen[s] = Math.abs(lens[s]);
+                qOff[s] = rows;
+                kOff[s] = kRows + 3;
+                rows += qLen[s];
+                kRows += kLen[s] + 3 + s;
+                patternSize += spec.nHeads() * qLen[s] * kLen[s];
+            }
+            float[] q = rand(r, rows * qw, 1), k = rand(r, kRows * kw, 1), v = rand(r, kRows * kw, 1);
+            if (first != null) {
+                // sequence 0's query, keys and values are the first case's
+                System.arraycopy(first.inputs[0], 0, q, 0, qw);
+                int k0 = first.layout.kOff()[0] * kw, len = kLen[0] * kw;
+                System.arraycopy(first.inputs[1], k0, k, kOff[0] * kw, len);
+                System.arraycopy(first.inputs[2], k0, v, kOff[0] * kw, len);
+            }
+            return new DecodeCase(spec, new AttentionLayout(qOff, qLen, kOff, kLen),
+                    new float[][]{q, k, v, new float[rows * qw], new float[patternSize], new float[patternSize]},
+                    new int[][]{{rows, qw}, {kRows, kw}, {kRows, kw}, {rows, qw}, {1, patternSize}, {1, patternSize}});
+        }
+
+        void run(Backend b, DeviceTensor[] t) {
+            b.attention(t[0], t[1], t[2], t[3], layout, spec, t[4], t[5]);
+        }
+    }
 }
