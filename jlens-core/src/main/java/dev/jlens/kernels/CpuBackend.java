@@ -340,8 +340,8 @@ final class CpuBackend extends HeapBackend {
      * <p>Tried for a decoding step and not kept (2026-12-07): sweeping whole key rows for all heads, the
      * rows split between the threads for the scores and the heads for the values. 17% faster than the
      * head-by-head loop in a loop over 24 layers' caches with 64 MB read between layers, it was slower inside
-     * a generation step (2.3 against 1.7 ms a step for Pythia-1.4B at 32 new tokens, means of 7 and 9 runs),
-     * where each of its two jobs per layer waits for the worker to finish its share.
+     * a generation step (2.26 against 1.62 ms a step for Pythia-1.4B at 32 new tokens, means of 7 and 25 runs),
+     * probably because each of its two jobs per layer waits for the worker to finish its share.
      */
     private static void attendOne(AttentionScratch sc, float[] q, float[] k, float[] v, float[] out,
                                   AttentionLayout layout, int s, int h, AttentionSpec spec, float[] patternOut,
