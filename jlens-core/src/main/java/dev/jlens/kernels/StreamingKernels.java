@@ -20,12 +20,14 @@ import java.nio.ByteOrder;
  * order from its bias, so the bits equal the large-M path's and the scalar loop's.
  *
  * <p>F16 only for matrices without infinities or NaNs ({@link PackedWeights#finiteHalves}), which {@link #f16}
- * (the kernels' conversion, as a method for tests) widens exactly in four operations (three in the kernels, whose activations come pre-scaled by 2^112); the general exact conversion ({@link PackedWeights#widenF16}) needs about
+ * (the four-row kernel's conversion, as a method for tests) widens exactly in four operations (three in the
+ * kernels, whose activations come pre-scaled by 2^112; the one-row kernel reads two halves per int lane, see
+ * the comment above it); the general exact conversion ({@link PackedWeights#widenF16}) needs about
  * twelve, and with eight of those inlined into one loop C2 stopped inlining and the loop ran an order of
  * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
  * half-to-float conversion. Written out once per type rather than dispatched per load, so each loop is
  * straight SIMD code; the copies come from one template (the same body with a different load) and must be
- * edited alike.
+ * edited alike, except the F16 one-row kernel, whose accumulators hold even and odd rows.
  *
  * <p>Every load and widening is spelled out in the loop, from Vector API methods only (the JDK marks them
  * force-inline), never through a helper of ours: C2 inlines a helper only while its graph stays under a node

@@ -1,12 +1,14 @@
 package dev.jlens.kernels;
 
 import dev.jlens.io.DType;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.Random;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
@@ -276,7 +278,7 @@ class BackendDifferentialTest {
                     for (int out : new int[]{3, 4, 5}) {
                         float[][] res = both(cand, c.inputs(), c.shapes(), out, a -> c.run((Backend) a[0], (DeviceTensor[]) a[1]));
                         String what = (out == 3 ? "attention " : out == 4 ? "pattern " : "scores ") + spec + " keys "
-                                + java.util.Arrays.toString(kLen);
+                                + Arrays.toString(kLen);
                         for (int i = 0; i < res[0].length; i++) {
                             if (res[1][i] == Float.NEGATIVE_INFINITY) assertEquals(Float.NEGATIVE_INFINITY, res[0][i], what + " masked");
                             else close(new float[]{res[1][i]}, new float[]{res[0][i]}, 2e-6, what + " [" + i + "]");
@@ -292,7 +294,7 @@ class BackendDifferentialTest {
      * sequences share the call (decoding or prefilling), and whether or not a hook captures its pattern:
      * batched generation equals one-at-a-time generation token for token only if this holds.
      */
-    @org.junit.jupiter.api.Test
+    @Test
     void aDecodingStepHasTheSameBitsAloneInABatchAndOnAnyThreads() {
         Random r = new Random(9);
         for (AttentionSpec spec : new AttentionSpec[]{AttentionSpec.causal(16, 16, 128), AttentionSpec.causal(8, 2, 24),
@@ -309,9 +311,9 @@ class BackendDifferentialTest {
                         for (int i = 0; i < in.length; i++) t[i] = b.upload(in[i], c.shapes()[i][0], c.shapes()[i][1]);
                         if (!hooked) t[4] = t[5] = null;
                         c.run(b, t);
-                        float[] got = java.util.Arrays.copyOf(b.toHost(t[3], t[3].rows(), t[3].cols()).data(), spec.qWidth());
+                        float[] got = Arrays.copyOf(b.toHost(t[3], t[3].rows(), t[3].cols()).data(), spec.qWidth());
                         if (want == null) want = got;
-                        else bitwise(want, got, spec + " on " + b.threads() + " threads beside " + java.util.Arrays.toString(others)
+                        else bitwise(want, got, spec + " on " + b.threads() + " threads beside " + Arrays.toString(others)
                                 + (hooked ? ", hooked" : ""));
                     }
                 }
