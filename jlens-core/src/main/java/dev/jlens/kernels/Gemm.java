@@ -5,6 +5,8 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * out[m, n] = x[m, :] · W[n, :] + bias[n] on {@link PackedWeights}: a register-blocked outer-product GEMM.
@@ -24,8 +26,8 @@ import java.lang.foreign.MemorySegment;
  * w·2^-112 in three operations against activations packed times 2^112, as in the streaming kernels).
  * Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
- * 1-row kernel over four panels at once, so the FMA units see enough independent chains while the weights
- * stream from memory once; F16 the same way when the matrix holds no infinity or NaN and every activation is
+ * 1-row kernel over four panels a quarter of the matrix apart ({@link #oneRow}), so the FMA units see enough
+ * independent chains while the weights stream from memory once, in long runs the prefetchers follow; F16 the same way when the matrix holds no infinity or NaN and every activation is
  * below 2^16 in magnitude (almost always), else widened {@link #F16_BLOCK} steps at a time into L1 buffers and
  * multiplied by the same shapes of kernel.
  */
@@ -86,6 +88,9 @@ final class Gemm {
     private float[] packedA = new float[0];
     private float[] smallA = new float[0];
     private float[] scaledX = new float[0];
+    /** {@link #oneRow}'s claimable ranges of sweeps, one per product and participant. */
+    private AtomicLongArray claims = new AtomicLongArray(0);
+    private final AtomicInteger leftoverNext = new AtomicInteger();
 
     /** The K block: a parameter (not a constant) so tuning runs can compare block sizes in one process. */
     private final int kBlock;
@@ -135,9 +140,12 @@ final class Gemm {
             // F16 streams when its halves are finite and the activations can be pre-scaled exactly.
             float[] scaled = w0.dtype() == DType.F16 && w0.finiteHalves() ? scaleForHalves(x, m * k) : null;
             float[] xs = scaled != null ? scaled : x;
-            float[] a = packSmall(xs, m, k);
             boolean streamF16 = scaled != null;
-            // Chunks of four panels keep the one-row kernel's groups of four whole.
+            if (m == 1 && (w0.dtype() != DType.F16 || streamF16)) {
+                oneRow(xs, ws, biases, outs, streamF16);
+                return;
+            }
+            float[] a = packSmall(xs, m, k);
             int[] first = chunkStarts(ws, 4);
             pool.forEach(first[ws.length], (id, c) -> {
                 int g = product(first, c);
@@ -309,9 +317,99 @@ final class Gemm {
     }
 
     /**
+     * One row (a decoding step) against every weight of ws, each output with the bits {@link #multiply} gives it.
+     *
+     * <p>The kernel sweeps four panels at once, and which four decides how fast the weights come from memory.
+     * Each product's whole panels are cut into quarters; sweep t takes panel t of every quarter, so its four
+     * streams lie a quarter of the matrix apart, and sweep t + 1 continues each of them at the next panel. The
+     * sweeps are then split into one contiguous range per participant, claimed from the front by their owner:
+     * each core reads four long sequential streams per product, which the hardware prefetchers follow. A
+     * participant that runs out takes sweeps from the back of another's range, so a descheduled core is still
+     * covered and the owner's streams stay unbroken until the end. (Four adjacent panels per claim, as before,
+     * start four new streams every 128 KB-512 KB: on the 2-core VM with memory at 48-67 GB/s, Pythia-1.4B's
+     * products read 0.82 of the streaming probe that way against 0.89-0.90 this way, 2026-12-07,
+     * docs/PERFORMANCE.md.) Panels that make no whole sweep go through the four-row kernel.
+     */
+    private void oneRow(float[] x, PackedWeights[] ws, float[][] biases, float[][] outs, boolean streamF16) {
+        int parts = pool.size(), products = ws.length;
+        if (claims.length() < products * parts) claims = new AtomicLongArray(products * parts);
+        AtomicLongArray owned = claims;
+        int leftovers = 0;
+        for (int g = 0; g < products; g++) {
+            int sweeps = sweeps(ws[g]);
+            for (int i = 0; i < parts; i++) {
+                owned.set(g * parts + i, range(sweeps * i / parts, sweeps * (i + 1) / parts));
+            }
+            leftovers += ws[g].panels() - 4 * sweeps;
+        }
+        float[] a = leftovers > 0 ? packSmall(x, 1, ws[0].cols()) : null;
+        int leftoverCount = leftovers;
+        leftoverNext.set(0);
+        pool.forEach(parts, (id, part) -> {
+            Scratch s = scratch[id];
+            for (int g = 0; g < products; g++) {
+                for (int t = claimFront(owned, g * parts + part); t >= 0; t = claimFront(owned, g * parts + part)) {
+                    sweep(s, x, ws[g], biases[g], outs[g], t);
+                }
+            }
+            for (int d = 1; d < parts; d++) {
+                int other = (part + d) % parts;
+                for (int g = products - 1; g >= 0; g--) {
+                    for (int t = claimBack(owned, g * parts + other); t >= 0; t = claimBack(owned, g * parts + other)) {
+                        sweep(s, x, ws[g], biases[g], outs[g], t);
+                    }
+                }
+            }
+            for (int i = leftoverNext.getAndIncrement(); i < leftoverCount; i = leftoverNext.getAndIncrement()) {
+                int g = 0, p = i;
+                while (p >= ws[g].panels() - 4 * sweeps(ws[g])) p -= ws[g].panels() - 4 * sweeps(ws[g++]);
+                p += 4 * sweeps(ws[g]);
+                small(id, a, x, 1, ws[g], biases[g], outs[g], p, p + 1, streamF16);
+            }
+        });
+    }
+
+    /** Sweeps of four whole panels in w: a quarter of its whole panels. */
+    private static int sweeps(PackedWeights w) {
+        return w.rows() / NR / 4;
+    }
+
+    /** Sweep t of w: panels t + i·{@link #sweeps}(w), i &lt; 4, for one row. */
+    private static void sweep(Scratch s, float[] x, PackedWeights w, float[] bias, float[] out, int t) {
+        int quarter = sweeps(w), col0 = t * NR, stride = quarter * NR;
+        StreamingKernels.oneRowFourStreams(w.dtype(), w.data(), w.byteOffset(t, 0), w.byteOffset(quarter, 0), x, 0,
+                w.cols(), out, col0, stride, bias != null ? bias : s.zeros, bias != null ? col0 : 0, bias != null ? stride : NR);
+    }
+
+    /** A claimable range [from, to) of sweeps, as one long: from in the high half, to in the low. */
+    private static long range(int from, int to) {
+        return (long) from << 32 | to;
+    }
+
+    /** The first unclaimed sweep of range r, now claimed, or -1 when none is left. */
+    private static int claimFront(AtomicLongArray ranges, int r) {
+        while (true) {
+            long v = ranges.get(r);
+            int from = (int) (v >>> 32), to = (int) v;
+            if (from >= to) return -1;
+            if (ranges.compareAndSet(r, v, range(from + 1, to))) return from;
+        }
+    }
+
+    /** The last unclaimed sweep of range r, now claimed, or -1 when none is left. */
+    private static int claimBack(AtomicLongArray ranges, int r) {
+        while (true) {
+            long v = ranges.get(r);
+            int from = (int) (v >>> 32), to = (int) v;
+            if (from >= to) return -1;
+            if (ranges.compareAndSet(r, v, range(from, to - 1))) return to - 1;
+        }
+    }
+
+    /**
      * Panels [p0, p1) for a small batch, each over all of k at once ({@link StreamingKernels}: the weights are
-     * read in place, once per group of four rows). One row takes four full panels per sweep; leftover and
-     * partial panels, and batches of two to seven rows, go four rows (zero-padded) against one panel.
+     * read in place, once per group of four rows): four rows (zero-padded) against one panel. One row
+     * ({@link #oneRow}) comes here only for the panels its four-stream sweeps leave over.
      */
     private void small(int id, float[] a, float[] x, int m, PackedWeights w, float[] bias, float[] out, int p0, int p1,
                        boolean streamF16) {
@@ -319,22 +417,12 @@ final class Gemm {
         Scratch s = scratch[id];
         DType dt = w.dtype();
         MemorySegment seg = w.data();
-        long panelBytes = (long) k * NR * dt.bytes();
         int chunks = (m + MR_SMALL - 1) / MR_SMALL;
-        int fullEnd = Math.min(p1, n / NR);
         if (dt == DType.F16 && !streamF16) {
             smallF16(s, a, x, m, w, bias, out, p0, p1);
             return;
         }
-        int p = p0;
-        if (m == 1) {
-            for (; p + 4 <= fullEnd; p += 4) {
-                int col0 = p * NR;
-                StreamingKernels.oneRowFourPanels(dt, seg, w.byteOffset(p, 0), panelBytes, x, 0, k, out, col0,
-                        bias != null ? bias : s.zeros, bias != null ? col0 : 0);
-            }
-        }
-        for (; p < p1; p++) {
+        for (int p = p0; p < p1; p++) {
             int col0 = p * NR;
             int valid = Math.min(NR, n - col0);
             float[] init = initPanel(s, bias, col0, valid);

@@ -67,16 +67,18 @@ final class StreamingKernels {
     static final float F16_REBIAS = 0x1p112f;
 
     /**
-     * One row x[xOff ..] against four consecutive full panels, over all k, into c[cOff + g·NR + j] for panel
-     * g, starting from init[initOff ..] (bias or zeros, 4·NR values). Eight independent chains hide the FMA
-     * latency; the four sequential streams keep the hardware prefetchers busy.
+     * One row x[xOff ..] against four full panels, over all k: panel g's packed strip starts at off + g·streamBytes
+     * and its NR outputs go to c[cOff + g·cStride ..], starting from init[initOff + g·initStride ..] (bias or
+     * zeros). Eight independent chains hide the FMA latency. The caller picks panels a quarter of its range apart
+     * ({@link Gemm}), so the four streams each run on through consecutive panels call after call, which is what
+     * the hardware prefetchers need to keep up with the memory.
      */
-    static void oneRowFourPanels(DType dt, MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
-                                 float[] c, int cOff, float[] init, int initOff) {
+    static void oneRowFourStreams(DType dt, MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
+                                  float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
         switch (dt) {
-            case F32 -> oneRowFourPanelsF32(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
-            case BF16 -> oneRowFourPanelsBF16(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
-            case F16 -> oneRowFourPanelsF16(seg, off, panelBytes, x, xOff, k, c, cOff, init, initOff);
+            case F32 -> oneRowFourStreamsF32(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+            case BF16 -> oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+            case F16 -> oneRowFourStreamsF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
             default -> throw new IllegalStateException(dt.name());
         }
     }
@@ -95,13 +97,13 @@ final class StreamingKernels {
         }
     }
 
-    private static void oneRowFourPanelsF32(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
-                                            float[] c, int cOff, float[] init, int initOff) {
+    private static void oneRowFourStreamsF32(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
+                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
         FloatVector c00 = FloatVector.fromArray(S, init, initOff), c01 = FloatVector.fromArray(S, init, initOff + L);
-        FloatVector c10 = FloatVector.fromArray(S, init, initOff + NR), c11 = FloatVector.fromArray(S, init, initOff + NR + L);
-        FloatVector c20 = FloatVector.fromArray(S, init, initOff + 2 * NR), c21 = FloatVector.fromArray(S, init, initOff + 2 * NR + L);
-        FloatVector c30 = FloatVector.fromArray(S, init, initOff + 3 * NR), c31 = FloatVector.fromArray(S, init, initOff + 3 * NR + L);
-        long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
+        FloatVector c10 = FloatVector.fromArray(S, init, initOff + initStride), c11 = FloatVector.fromArray(S, init, initOff + initStride + L);
+        FloatVector c20 = FloatVector.fromArray(S, init, initOff + 2 * initStride), c21 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
+        FloatVector c30 = FloatVector.fromArray(S, init, initOff + 3 * initStride), c31 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
+        long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         for (int kk = 0; kk < k; kk++, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             c00 = xb.fma(FloatVector.fromMemorySegment(S, seg, o0, LE), c00);
@@ -115,12 +117,12 @@ final class StreamingKernels {
         }
         c00.intoArray(c, cOff);
         c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + NR);
-        c11.intoArray(c, cOff + NR + L);
-        c20.intoArray(c, cOff + 2 * NR);
-        c21.intoArray(c, cOff + 2 * NR + L);
-        c30.intoArray(c, cOff + 3 * NR);
-        c31.intoArray(c, cOff + 3 * NR + L);
+        c10.intoArray(c, cOff + cStride);
+        c11.intoArray(c, cOff + cStride + L);
+        c20.intoArray(c, cOff + 2 * cStride);
+        c21.intoArray(c, cOff + 2 * cStride + L);
+        c30.intoArray(c, cOff + 3 * cStride);
+        c31.intoArray(c, cOff + 3 * cStride + L);
     }
 
     private static void fourRowsOnePanelF32(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
@@ -142,13 +144,13 @@ final class StreamingKernels {
         c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
     }
 
-    private static void oneRowFourPanelsBF16(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
-                                            float[] c, int cOff, float[] init, int initOff) {
+    private static void oneRowFourStreamsBF16(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
+                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
         FloatVector c00 = FloatVector.fromArray(S, init, initOff), c01 = FloatVector.fromArray(S, init, initOff + L);
-        FloatVector c10 = FloatVector.fromArray(S, init, initOff + NR), c11 = FloatVector.fromArray(S, init, initOff + NR + L);
-        FloatVector c20 = FloatVector.fromArray(S, init, initOff + 2 * NR), c21 = FloatVector.fromArray(S, init, initOff + 2 * NR + L);
-        FloatVector c30 = FloatVector.fromArray(S, init, initOff + 3 * NR), c31 = FloatVector.fromArray(S, init, initOff + 3 * NR + L);
-        long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
+        FloatVector c10 = FloatVector.fromArray(S, init, initOff + initStride), c11 = FloatVector.fromArray(S, init, initOff + initStride + L);
+        FloatVector c20 = FloatVector.fromArray(S, init, initOff + 2 * initStride), c21 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
+        FloatVector c30 = FloatVector.fromArray(S, init, initOff + 3 * initStride), c31 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
+        long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             c00 = xb.fma(((IntVector) ShortVector.fromMemorySegment(SS, seg, o0, LE).convertShape(VectorOperators.S2I, IS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c00);
@@ -162,12 +164,12 @@ final class StreamingKernels {
         }
         c00.intoArray(c, cOff);
         c01.intoArray(c, cOff + L);
-        c10.intoArray(c, cOff + NR);
-        c11.intoArray(c, cOff + NR + L);
-        c20.intoArray(c, cOff + 2 * NR);
-        c21.intoArray(c, cOff + 2 * NR + L);
-        c30.intoArray(c, cOff + 3 * NR);
-        c31.intoArray(c, cOff + 3 * NR + L);
+        c10.intoArray(c, cOff + cStride);
+        c11.intoArray(c, cOff + cStride + L);
+        c20.intoArray(c, cOff + 2 * cStride);
+        c21.intoArray(c, cOff + 2 * cStride + L);
+        c30.intoArray(c, cOff + 3 * cStride);
+        c31.intoArray(c, cOff + 3 * cStride + L);
     }
 
     private static void fourRowsOnePanelBF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
@@ -220,20 +222,20 @@ final class StreamingKernels {
         return FloatVector.fromArray(S, r, 0);
     }
 
-    private static void oneRowFourPanelsF16(MemorySegment seg, long off, long panelBytes, float[] x, int xOff, int k,
-                                            float[] c, int cOff, float[] init, int initOff) {
+    private static void oneRowFourStreamsF16(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
+                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
         FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
         FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + NR);
-        i1 = FloatVector.fromArray(S, init, initOff + NR + L);
+        i0 = FloatVector.fromArray(S, init, initOff + initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + initStride + L);
         FloatVector c1e = EVEN.selectFrom(i0, i1), c1o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 2 * NR);
-        i1 = FloatVector.fromArray(S, init, initOff + 2 * NR + L);
+        i0 = FloatVector.fromArray(S, init, initOff + 2 * initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
         FloatVector c2e = EVEN.selectFrom(i0, i1), c2o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 3 * NR);
-        i1 = FloatVector.fromArray(S, init, initOff + 3 * NR + L);
+        i0 = FloatVector.fromArray(S, init, initOff + 3 * initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
         FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
-        long o0 = off, o1 = off + panelBytes, o2 = off + 2 * panelBytes, o3 = off + 3 * panelBytes;
+        long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
@@ -249,12 +251,12 @@ final class StreamingKernels {
         }
         LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
         HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
-        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + NR);
-        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + NR + L);
-        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * NR);
-        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * NR + L);
-        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * NR);
-        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * NR + L);
+        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + cStride);
+        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + cStride + L);
+        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride);
+        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride + L);
+        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride);
+        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride + L);
     }
 
     private static void fourRowsOnePanelF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,

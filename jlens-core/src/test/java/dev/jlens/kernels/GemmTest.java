@@ -9,6 +9,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -159,6 +160,47 @@ class GemmTest {
                     assertBitsEqual(reference(x, m, ws[i], biases[i]), got[i],
                             dt + " product " + i + " m=" + m + " (" + backend.threads() + " threads)");
                 }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
+    void aDecodingStepSweepsEachProductInLongStreamsWithTheScalarBits(DType dt) {
+        // One row reads panels t, t + Q, t + 2Q, t + 3Q together (Q: a quarter of the whole panels), each
+        // participant owning a range of t and taking others' from the back. Shapes with several sweeps per
+        // quarter, panels left over (whole and partial), and too few panels for one sweep; 1, 2 and 3
+        // participants; alone and as one pass over several products. Outputs start as NaN, so a sweep that
+        // nobody computed shows.
+        Random r = new Random(31 + dt.ordinal());
+        int k = 37;
+        int[] widths = {4 * Gemm.NR * 5 + Gemm.NR + 7, 4 * Gemm.NR * 7, 4 * Gemm.NR * 2 + 3 * Gemm.NR, 3 * Gemm.NR, 4 * Gemm.NR};
+        WeightMatrix[] ws = new WeightMatrix[widths.length];
+        float[][] biases = new float[widths.length][];
+        for (int i = 0; i < widths.length; i++) {
+            ws[i] = randomWeights(r, dt, widths[i], k);
+            biases[i] = i % 2 == 0 ? randomArray(r, widths[i]) : null;
+        }
+        float[] x = randomArray(r, k);
+        Backend two = Backend.cpu(2);
+        for (Backend backend : new Backend[]{ONE, two, THREE}) {
+            String on = " (" + backend.threads() + " threads)";
+            for (int i = 0; i < ws.length; i++) {
+                float[] got = new float[widths[i]];
+                Arrays.fill(got, Float.NaN);
+                backend.matmul(h(x, 1, k), ws[i], biases[i], h(got, 1, widths[i]));
+                assertBitsEqual(reference(x, 1, ws[i], biases[i]), got, dt + " n=" + widths[i] + on);
+            }
+            DeviceTensor[] outs = new DeviceTensor[ws.length];
+            float[][] got = new float[ws.length][];
+            for (int i = 0; i < ws.length; i++) {
+                got[i] = new float[widths[i]];
+                Arrays.fill(got[i], Float.NaN);
+                outs[i] = h(got[i], 1, widths[i]);
+            }
+            backend.matmuls(h(x, 1, k), ws, biases, outs);
+            for (int i = 0; i < ws.length; i++) {
+                assertBitsEqual(reference(x, 1, ws[i], biases[i]), got[i], dt + " product " + i + " of " + ws.length + on);
             }
         }
     }
