@@ -124,6 +124,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "Seed of the synthetic token ids (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--steps-csv", paramLabel = "FILE",
+            description = {"With --generate: also write every decode step to FILE as CSV (batch, step, ms, the",
+                    "bandwidth of the round after it in GB/s, the fraction of the bound it reached), e.g. to",
+                    "look only at the steps taken while the memory ran fast."})
+    Path stepsCsv;
+
     @Override
     public Integer call() throws InterruptedException {
         if (guard != null) return GuardBench.run(guard, model, revision, iterations, tokens, System.out);
@@ -177,7 +183,7 @@ final class BenchCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "load         %.2f s (memory-map + packing the weights, %d threads)%n", loadSecs, nThreads);
 
         if (generate) {
-            GenerationBench.run(m, kernels, bandwidth, batches, tokens, newTokens, seed, out);
+            GenerationBench.run(m, kernels, bandwidth, batches, tokens, newTokens, seed, stepsCsv, out);
             long hwm = peakRssKb();
             out.printf("peak RSS     %s%n", hwm < 0 ? "n/a (no /proc/self/status)"
                     : Format.bytes(hwm * 1024) + " (VmHWM, with the 512 MiB bandwidth buffer)");

@@ -2,6 +2,7 @@ package dev.jlens.cli;
 
 import dev.jlens.generate.Sampler;
 import dev.jlens.hooks.Hooks;
+import dev.jlens.io.AtomicFiles;
 import dev.jlens.kernels.FmaPeak;
 import dev.jlens.kernels.MemoryBandwidth;
 import dev.jlens.model.ForwardOptions;
@@ -10,6 +11,7 @@ import dev.jlens.model.TransformerModel;
 import dev.jlens.tensor.FloatTensor;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -31,7 +33,8 @@ final class GenerationBench {
 
     /** @param probe the bandwidth buffer whose rounds run between the decode steps (its threads are the kernels') */
     static void run(TransformerModel m, BenchCommand.Counting kernels, MemoryBandwidth.Probe probe, List<Integer> batches,
-                    int promptTokens, int newTokens, long seed, PrintStream out) {
+                    int promptTokens, int newTokens, long seed, Path stepsCsv, PrintStream out) {
+        StringBuilder csv = new StringBuilder("batch,step,ms,bandwidth_gb_per_s,reached\n");
         int threads = kernels.threads();
         int vocab = m.info().vocabSize();
         if (promptTokens + newTokens > m.info().maxPositions()) {
@@ -72,7 +75,11 @@ final class GenerationBench {
             double bw = median(stepBandwidth);
             double bound = b * bw / bytesPerStep;
             double[] reached = new double[steps];
-            for (int i = 0; i < steps; i++) reached[i] = bytesPerStep / t.stepSecs()[i] / stepBandwidth[i];
+            for (int i = 0; i < steps; i++) {
+                reached[i] = bytesPerStep / t.stepSecs()[i] / stepBandwidth[i];
+                csv.append(String.format(Locale.ROOT, "%d,%d,%.3f,%.2f,%.4f%n", b, i, 1000 * t.stepSecs()[i],
+                        stepBandwidth[i] / 1e9, reached[i]));
+            }
             double gflops = (kernels.matmulFlops + kernels.attentionFlops) / t.decodeSecs() / 1e9;
             out.printf(Locale.ROOT, "batch %-3d    prefill %.2f s; decode %.2f s = %.2f tokens/s (%.1f ms/step)%n",
                     b, t.prefillSecs(), t.decodeSecs(), tokPerS, 1000 * t.decodeSecs() / steps);
@@ -80,6 +87,10 @@ final class GenerationBench {
                             + " %.1f-%.1f) -> bound %.2f tokens/s, reached %.0f%% (median of each step against its round)%n",
                     bytesPerStep / 1e9, bw / 1e9, BANDWIDTH_ROUND_MS, min(stepBandwidth) / 1e9, max(stepBandwidth) / 1e9,
                     bound, 100 * median(reached));
+            double[] sorted = reached.clone();
+            Arrays.sort(sorted);
+            out.printf(Locale.ROOT, "             steps: %.0f%% to %.0f%% of the bound, %d of %d at 80%% or more%n",
+                    100 * sorted[0], 100 * sorted[steps - 1], steps - lowerCount(sorted, 0.8), steps);
             out.printf(Locale.ROOT, "             %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n", gflops, peak, 100 * gflops / peak);
             double ms = 1e-6 / steps;
             out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
@@ -89,6 +100,17 @@ final class GenerationBench {
                     1000 * t.decodeSecs() / steps - (kernels.matmulNanos + kernels.attentionNanos + kernels.otherNanos) * ms,
                     (double) t.gcMillis() / steps, t.allocatedBytes() / 1e6 / steps);
         }
+        if (stepsCsv != null) {
+            AtomicFiles.writeString(stepsCsv, csv.toString());
+            out.printf("steps        written to %s%n", stepsCsv);
+        }
+    }
+
+    /** How many of the sorted values are below the threshold. */
+    static int lowerCount(double[] sorted, double threshold) {
+        int n = 0;
+        while (n < sorted.length && sorted[n] < threshold) n++;
+        return n;
     }
 
     /** Tokens per warm-up decode (fewer when the timed run generates fewer). */
