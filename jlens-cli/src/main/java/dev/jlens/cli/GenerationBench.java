@@ -87,10 +87,8 @@ final class GenerationBench {
                             + " %.1f-%.1f) -> bound %.2f tokens/s, reached %.0f%% (median of each step against its round)%n",
                     bytesPerStep / 1e9, bw / 1e9, BANDWIDTH_ROUND_MS, min(stepBandwidth) / 1e9, max(stepBandwidth) / 1e9,
                     bound, 100 * median(reached));
-            double[] sorted = reached.clone();
-            Arrays.sort(sorted);
             out.printf(Locale.ROOT, "             steps: %.0f%% to %.0f%% of the bound, %d of %d at 80%% or more%n",
-                    100 * sorted[0], 100 * sorted[steps - 1], steps - lowerCount(sorted, 0.8), steps);
+                    100 * min(reached), 100 * max(reached), steps - countBelow(reached, 0.8), steps);
             out.printf(Locale.ROOT, "             %.1f GFLOP/s of a %.1f GFLOP/s FMA peak = %.0f%%%n", gflops, peak, 100 * gflops / peak);
             double ms = 1e-6 / steps;
             out.printf(Locale.ROOT, "             per step: matrix products %.1f ms (%.1f GB/s of weights), attention %.1f ms,"
@@ -106,10 +104,10 @@ final class GenerationBench {
         }
     }
 
-    /** How many of the sorted values are below the threshold. */
-    static int lowerCount(double[] sorted, double threshold) {
+    /** How many of the values are below the threshold. */
+    static int countBelow(double[] v, double threshold) {
         int n = 0;
-        while (n < sorted.length && sorted[n] < threshold) n++;
+        for (double x : v) if (x < threshold) n++;
         return n;
     }
 

@@ -56,9 +56,9 @@ class GenerationBenchTest {
 
     @Test
     void stepsBelowTheTargetAreCounted() {
-        assertEquals(0, GenerationBench.lowerCount(new double[]{0.8, 0.9}, 0.8));
-        assertEquals(2, GenerationBench.lowerCount(new double[]{0.5, 0.79, 0.8, 1.2}, 0.8));
-        assertEquals(3, GenerationBench.lowerCount(new double[]{0.1, 0.2, 0.3}, 0.8));
+        assertEquals(0, GenerationBench.countBelow(new double[]{0.8, 0.9}, 0.8));
+        assertEquals(2, GenerationBench.countBelow(new double[]{0.5, 0.79, 0.8, 1.2}, 0.8));
+        assertEquals(3, GenerationBench.countBelow(new double[]{0.1, 0.2, 0.3}, 0.8));
     }
 
     @Test

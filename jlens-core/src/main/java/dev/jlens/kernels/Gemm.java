@@ -27,9 +27,10 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels a quarter of the matrix apart ({@link #oneRow}), so the FMA units see enough
- * independent chains while the weights stream from memory once, in long runs the prefetchers follow; F16 the same way when the matrix holds no infinity or NaN and every activation is
- * below 2^16 in magnitude (almost always), else widened {@link #F16_BLOCK} steps at a time into L1 buffers and
- * multiplied by the same shapes of kernel.
+ * independent chains while the weights stream from memory once, in long runs the prefetchers follow; F16 the
+ * same way when the matrix holds no infinity or NaN and every activation is below 2^16 in magnitude (almost
+ * always), else widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by the same shapes of
+ * kernel.
  */
 final class Gemm {
 
@@ -334,16 +335,17 @@ final class Gemm {
         int parts = pool.size(), products = ws.length;
         if (claims.length() < products * parts) claims = new AtomicLongArray(products * parts);
         AtomicLongArray owned = claims;
-        int leftovers = 0;
+        // firstLeftover[g]: the index of product g's first left-over panel among all products' (as chunkStarts).
+        int[] firstLeftover = new int[products + 1];
         for (int g = 0; g < products; g++) {
             int sweeps = sweeps(ws[g]);
             for (int i = 0; i < parts; i++) {
                 owned.set(g * parts + i, range(sweeps * i / parts, sweeps * (i + 1) / parts));
             }
-            leftovers += ws[g].panels() - 4 * sweeps;
+            firstLeftover[g + 1] = firstLeftover[g] + ws[g].panels() - 4 * sweeps;
         }
+        int leftovers = firstLeftover[products];
         float[] a = leftovers > 0 ? packSmall(x, 1, ws[0].cols()) : null;
-        int leftoverCount = leftovers;
         leftoverNext.set(0);
         pool.forEach(parts, (id, part) -> {
             Scratch s = scratch[id];
@@ -360,10 +362,8 @@ final class Gemm {
                     }
                 }
             }
-            for (int i = leftoverNext.getAndIncrement(); i < leftoverCount; i = leftoverNext.getAndIncrement()) {
-                int g = 0, p = i;
-                while (p >= ws[g].panels() - 4 * sweeps(ws[g])) p -= ws[g].panels() - 4 * sweeps(ws[g++]);
-                p += 4 * sweeps(ws[g]);
+            for (int i = leftoverNext.getAndIncrement(); i < leftovers; i = leftoverNext.getAndIncrement()) {
+                int g = product(firstLeftover, i), p = 4 * sweeps(ws[g]) + i - firstLeftover[g];
                 small(id, a, x, 1, ws[g], biases[g], outs[g], p, p + 1, streamF16);
             }
         });
