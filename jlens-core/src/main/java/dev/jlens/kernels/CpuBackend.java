@@ -86,7 +86,7 @@ final class CpuBackend extends HeapBackend {
     }
 
     /**
-     * One pass when the weights agree in type and (F16) in {@link PackedWeights#finiteHalves}, so one packing of
+     * One pass when the weights are of one kind ({@link PackedWeights#sameKind}: type and F16 storage), so one packing of
      * the input serves them all (weights of one layer always do); otherwise one product after another.
      */
     @Override
@@ -105,7 +105,7 @@ final class CpuBackend extends HeapBackend {
             for (int i = 0; i < ws.length; i++) {
                 packed[i] = ws[i].packed(this, this::pack);
                 out[i] = HeapTensor.of(outs[i]);
-                oneKind &= packed[i].dtype() == packed[0].dtype() && packed[i].finiteHalves() == packed[0].finiteHalves();
+                oneKind &= packed[i].sameKind(packed[0]);
             }
             float[] x = HeapTensor.of(xt);
             if (oneKind) gemm.multiplyAll(x, xt.rows(), packed, biases, out);

@@ -22,8 +22,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * <p>Large M: activations are packed per call into MR-row tiles, K-major within each K block (shared by
  * all participants, packed in parallel); participants then claim chunks of output panels and, per panel
  * and K block, widen the weight strip into their own buffer and sweep it over every row tile, or, for
- * 8-row tiles (batched decode), sweep the packed strip itself, widening in registers (finite F16 weights to
- * w·2^-112 in three operations against activations packed times 2^112, as in the streaming kernels).
+ * 8-row tiles (batched decode), sweep the packed strip itself, widening in registers (finite F16 weights, stored
+ * times 2^s ({@link PackedWeights#halfShift}), to w·2^(s-112) in three operations against activations packed
+ * times 2^(112-s), as in the streaming kernels).
  * Small M (generation): BF16 and F32 through
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels a quarter of the matrix apart ({@link #oneRow}), so the FMA units see enough
@@ -63,8 +64,8 @@ final class Gemm {
      * exact arithmetic conversion ({@link PackedWeights#widenF16}) costs about twelve operations per vector,
      * and inlined eight times into a register-widening one-row kernel it made C2 give up inlining (that loop
      * then ran ~10 times slower), which is why such F16 matrices do not use {@link StreamingKernels} (finite
-     * ones do, with a three-operation conversion of finite halves to w·2^-112 against activations pre-scaled by
-     * 2^112).
+     * ones do, with a three-operation conversion of finite halves to w·2^(s-112) against activations pre-scaled by
+     * 2^(112-s), s the {@link PackedWeights#halfShift}).
      */
     static final int F16_BLOCK = 64;
 
@@ -116,15 +117,15 @@ final class Gemm {
      * outs[i] = x · ws[i] + biases[i] for several weights applied to the same input (q, k and v; gate and up), each
      * output with the bits {@link #multiply} gives it alone: the input is packed (and, for F16, scaled) once, and
      * the participants claim chunks from one queue over every product's panels, so none waits for the others at
-     * the end of each product. The weights share k, the type and {@link PackedWeights#finiteHalves} (callers
+     * the end of each product. The weights share k and their kind ({@link PackedWeights#sameKind}: callers
      * group them so); biases[i] may be null.
      */
     void multiplyAll(float[] x, int m, PackedWeights[] ws, float[][] biases, float[][] outs) {
         int k = ws[0].cols();
         PackedWeights w0 = ws[0];
         for (PackedWeights w : ws) {
-            if (w.cols() != k || w.dtype() != w0.dtype() || w.finiteHalves() != w0.finiteHalves()) {
-                throw new IllegalArgumentException("multiplyAll: weights differ in columns, type or finite halves");
+            if (w.cols() != k || !w.sameKind(w0)) {
+                throw new IllegalArgumentException("multiplyAll: weights differ in columns, type or F16 storage");
             }
         }
         if (m == 0) return;
@@ -139,7 +140,7 @@ final class Gemm {
         }
         if (m < SMALL_M) {
             // F16 streams when its halves are finite and the activations can be pre-scaled exactly.
-            float[] scaled = w0.dtype() == DType.F16 && w0.finiteHalves() ? scaleForHalves(x, m * k) : null;
+            float[] scaled = w0.dtype() == DType.F16 && w0.finiteHalves() ? scaleForHalves(x, m * k, w0) : null;
             float[] xs = scaled != null ? scaled : x;
             boolean streamF16 = scaled != null;
             if (m == 1 && (w0.dtype() != DType.F16 || streamF16)) {
@@ -163,11 +164,11 @@ final class Gemm {
         }
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
-        // Finite F16 panels of 8-row tiles are read in place, widened in three operations to w·2^-112 against packed
-        // activations that carry the 2^112. 12-row tiles (prefill) widen each strip once for many tiles, where the
+        // Finite F16 panels of 8-row tiles are read in place, widened in three operations to w·2^(s-112) against packed
+        // activations that carry the 2^(112-s) (s: PackedWeights.halfShift). 12-row tiles (prefill) widen each strip once for many tiles, where the
         // cheaper conversion gained nothing measurable and the scan of the activations would cost (PERFORMANCE.md).
-        boolean unbiasedHalves = mr == MR8 && w0.dtype() == DType.F16 && w0.finiteHalves() && scalableForHalves(x, m * k);
-        float factor = unbiasedHalves ? StreamingKernels.F16_REBIAS : 1f;
+        boolean unbiasedHalves = mr == MR8 && w0.dtype() == DType.F16 && w0.finiteHalves() && scalableForHalves(x, m * k, w0);
+        float factor = unbiasedHalves ? w0.halfActivationScale() : 1f;
         pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t, factor));
         // A few chunks per thread: small enough to balance a preempted core, large enough that each chunk
         // reuses the L2-resident activation block over several panels.
@@ -207,27 +208,35 @@ final class Gemm {
     }
 
     /**
-     * x[0 .. n) times 2^112 for the F16 streaming kernels ({@link StreamingKernels}), or null when some |x| ≥ 2^16
-     * or is not finite (the scaled value would overflow, so the product would no longer be x·w exactly): then
-     * the product takes the L1-buffer path.
+     * x[0 .. n) times w's {@link PackedWeights#halfActivationScale} (2^102 for weights stored times 2^10) for the
+     * F16 streaming kernels ({@link StreamingKernels}), or null when some |x| is at or above
+     * {@link #halfActivationLimit} or not finite (the scaled value would overflow, so the product would no longer
+     * be x·w exactly): then the product takes the L1-buffer path.
      */
-    private float[] scaleForHalves(float[] x, int n) {
+    private float[] scaleForHalves(float[] x, int n, PackedWeights w) {
         if (scaledX.length < n) scaledX = new float[n];
         float[] s = scaledX;
+        float scale = w.halfActivationScale(), limit = halfActivationLimit(w);
         boolean exact = true;
         for (int i = 0; i < n; i++) {
             float v = x[i];
-            exact &= Math.abs(v) < 0x1p16f;
-            s[i] = v * StreamingKernels.F16_REBIAS;
+            exact &= Math.abs(v) < limit;
+            s[i] = v * scale;
         }
         return exact ? s : null;
     }
 
-    /** Whether every |x[i]| (i &lt; n) is below 2^16, so x·2^112 is finite and exact (NaN: no). */
-    private static boolean scalableForHalves(float[] x, int n) {
+    /** Whether every |x[i]| (i &lt; n) is below {@link #halfActivationLimit}, so x times the scale is finite and exact (NaN: no). */
+    private static boolean scalableForHalves(float[] x, int n, PackedWeights w) {
+        float limit = halfActivationLimit(w);
         boolean exact = true;
-        for (int i = 0; i < n; i++) exact &= Math.abs(x[i]) < 0x1p16f;
+        for (int i = 0; i < n; i++) exact &= Math.abs(x[i]) < limit;
         return exact;
+    }
+
+    /** 2^(16 + halfShift): the magnitude from which x·{@link PackedWeights#halfActivationScale} overflows. */
+    private static float halfActivationLimit(PackedWeights w) {
+        return Math.scalb(1f, 16 + w.halfShift());
     }
 
     /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
@@ -250,7 +259,7 @@ final class Gemm {
     }
 
     /**
-     * Rows [t*mr, t*mr+mr) of x, times factor (1, or 2^112 for finite halves read in place: a power of
+     * Rows [t*mr, t*mr+mr) of x, times factor (1, or {@link PackedWeights#halfActivationScale} for finite halves read in place: a power of
      * two, exact on the range {@link #scalableForHalves} admits), into ap: per K block, [kk][i] (rows past m are zero).
      */
     private void packTile(float[] x, int m, int k, float[] ap, int mr, int mPad, int t, float factor) {
@@ -487,13 +496,14 @@ final class Gemm {
         }
     }
 
-    /** Panel p's F16 strip for steps [k0, k0+kc) as floats in dst[0 .. kc·NR). */
+    /** Panel p's F16 strip for steps [k0, k0+kc) as floats in dst[0 .. kc·NR) (undoing {@link PackedWeights#halfShift}, exactly). */
     private static void widenHalves(PackedWeights w, int p, int k0, int kc, float[] dst) {
         int n = kc * NR;
         MemorySegment seg = w.data();
         long off = w.byteOffset(p, k0);
+        float unshift = Math.scalb(1f, -w.halfShift());
         // C2 vectorises this loop, memory-segment loads included (faster than copying to a short[] first).
-        for (int i = 0; i < n; i++) dst[i] = Float.float16ToFloat(seg.get(HALF, off + 2L * i));
+        for (int i = 0; i < n; i++) dst[i] = Float.float16ToFloat(seg.get(HALF, off + 2L * i)) * unshift;
     }
 
     private static final java.lang.foreign.ValueLayout.OfShort HALF =

@@ -17,7 +17,18 @@ import java.nio.ByteOrder;
  * A weight matrix re-laid out for the CPU GEMM: its outputs cut into panels of {@link #NR} rows, each panel
  * stored K-major ({@code [k][j]}, j the output within the panel), so the micro-kernel reads one contiguous
  * strip of NR weights per step of the reduction. The last panel is padded with zeros. 16-bit weights stay
- * 16-bit here and are widened one block at a time into a cache-resident float buffer ({@link #widen}).
+ * 16-bit here and are widened one block at a time into a cache-resident float buffer ({@link #widen}), or in
+ * registers by the streaming kernels.
+ *
+ * <p>Finite F16 weights are stored times 2^{@link #halfShift} (10 unless some |w| is 64 or more), an exact
+ * change of scale that makes every subnormal half a normal one. The kernels widen a half in three integer
+ * operations to w·2^-112 as a float, which for a subnormal half is a subnormal float, and on Intel cores a
+ * fused multiply-add with a subnormal input takes a microcode assist: on the 2-core Sapphire Rapids-class VM
+ * with Pythia-shaped weights (0.2% of the halves subnormal, about one 16-lane vector in 25 holding one) the
+ * one-row kernel read 16.5 GB/s from L2 against 56 GB/s for the same matrix without subnormals (2026-12-07,
+ * docs/PERFORMANCE.md; AMD's Zen cores take subnormals at full speed). Scaled, the widened weight is
+ * w·2^(halfShift-112), always normal (or zero), and the activations are pre-scaled by 2^(112-halfShift)
+ * instead of 2^112: the same exact product inside each FMA, so the bits are unchanged.
  * Stored off-heap ({@link NativeMemory}): a 2.8B-parameter model's packed copy must not depend on the Java heap limit.
  */
 final class PackedWeights {
@@ -38,14 +49,21 @@ final class PackedWeights {
     private final DType dtype;
     private final MemorySegment data;
     private final boolean finiteHalves;
+    private final int halfShift;
 
-    private PackedWeights(int rows, int cols, DType dtype, MemorySegment data, boolean finiteHalves) {
+    /** The power of two finite F16 weights are stored times when every |w| is below 64 (class comment). */
+    static final int HALF_SHIFT = 10;
+    /** The largest half exponent field (biased) that survives a shift by {@link #HALF_SHIFT}: 30 is the largest finite. */
+    private static final int MAX_SHIFTABLE_EXPONENT = 30 - HALF_SHIFT;
+
+    private PackedWeights(int rows, int cols, DType dtype, MemorySegment data, boolean finiteHalves, int halfShift) {
         this.rows = rows;
         this.cols = cols;
         this.panels = (rows + NR - 1) / NR;
         this.dtype = dtype;
         this.data = data;
         this.finiteHalves = finiteHalves;
+        this.halfShift = halfShift;
     }
 
     int rows() {
@@ -72,6 +90,27 @@ final class PackedWeights {
         return finiteHalves;
     }
 
+    /**
+     * The power of two the stored F16 values are the weights times (class comment): {@link #HALF_SHIFT}, less when a
+     * weight is 64 or more in magnitude, 0 for other types and for halves with infinities or NaNs.
+     */
+    int halfShift() {
+        return halfShift;
+    }
+
+    /**
+     * What the streaming F16 kernels' activations are pre-scaled by: the kernels widen a stored half to
+     * w·2^(halfShift − 112), so x·2^(112 − halfShift) makes each product x·w exactly.
+     */
+    float halfActivationScale() {
+        return Math.scalb(1f, 112 - halfShift);
+    }
+
+    /** Whether one packing of the input serves both in one pass: same type, and the same F16 storage. */
+    boolean sameKind(PackedWeights o) {
+        return dtype == o.dtype && finiteHalves == o.finiteHalves && halfShift == o.halfShift;
+    }
+
     /** The packed values, panel after panel, each [k][j]. */
     MemorySegment data() {
         return data;
@@ -96,12 +135,37 @@ final class PackedWeights {
     static PackedWeights pack(WeightMatrix w, WorkerPool pool) {
         int n = w.rows(), k = w.cols();
         DType dt = w.dtype();
-        int bytes = dt.bytes();
         int panels = (n + NR - 1) / NR;
-        MemorySegment dst = NativeMemory.allocate((long) panels * k * NR * bytes);
+        MemorySegment dst = NativeMemory.allocate((long) panels * k * NR * dt.bytes());
+        int shift = dt == DType.F16 ? HALF_SHIFT : 0;
+        int top = packAll(w, dst, pool, shift);
+        boolean finite = dt == DType.F16 && top < 31;
+        if (dt == DType.F16 && top > MAX_SHIFTABLE_EXPONENT) {
+            // Rare (a weight of 64 or more, or an infinity or NaN): pack again with the largest shift that stays finite.
+            shift = finite ? 30 - top : 0;
+            packAll(w, dst, pool, shift);
+        }
+        if (w.segment().isMapped()) {
+            try {
+                w.segment().unload();
+            } catch (RuntimeException ignored) {
+                // releasing pages is only a memory saving; a mapping that refuses it is still correct
+            }
+        }
+        return new PackedWeights(n, k, dt, dst, finite, shift);
+    }
+
+    /**
+     * Packs every panel of w into dst, 16-bit values times 2^shift, the participants of the pool claiming chunks of
+     * panels; returns the largest half exponent field among the source values (16-bit types; 0 for F32).
+     */
+    private static int packAll(WeightMatrix w, MemorySegment dst, WorkerPool pool, int shift) {
+        int n = w.rows(), k = w.cols();
+        int bytes = w.dtype().bytes();
+        int panels = (n + NR - 1) / NR;
         MemorySegment src = w.segment();
         Object[] buffers = new Object[pool.size() * 2];
-        boolean[] special = new boolean[pool.size()];
+        int[] top = new int[pool.size()];
         int chunk = 4;
         pool.forEach((panels + chunk - 1) / chunk, (id, c) -> {
             int p0 = c * chunk, p1 = Math.min(panels, p0 + chunk);
@@ -110,7 +174,7 @@ final class PackedWeights {
                     buffers[2 * id] = new short[NR * k];
                     buffers[2 * id + 1] = new short[NR * k];
                 }
-                if (packShorts(src, dst, n, k, p0, p1, (short[]) buffers[2 * id], (short[]) buffers[2 * id + 1])) special[id] = true;
+                top[id] = Math.max(top[id], packShorts(src, dst, n, k, p0, p1, (short[]) buffers[2 * id], (short[]) buffers[2 * id + 1], shift));
             } else {
                 if (buffers[2 * id] == null) {
                     buffers[2 * id] = new float[NR * k];
@@ -119,16 +183,9 @@ final class PackedWeights {
                 packFloats(src, dst, n, k, p0, p1, (float[]) buffers[2 * id], (float[]) buffers[2 * id + 1]);
             }
         });
-        if (src.isMapped()) {
-            try {
-                src.unload();
-            } catch (RuntimeException ignored) {
-                // releasing pages is only a memory saving; a mapping that refuses it is still correct
-            }
-        }
-        boolean anySpecial = false;
-        for (boolean b : special) anySpecial |= b;
-        return new PackedWeights(n, k, dt, dst, dt == DType.F16 && !anySpecial);
+        int max = 0;
+        for (int t : top) max = Math.max(max, t);
+        return max;
     }
 
     /** Start of share i of n items split into parts as evenly as possible. */
@@ -137,12 +194,14 @@ final class PackedWeights {
     }
 
     /**
-     * Packs panels [p0, p1) of 16-bit weights; returns whether any of them, read as IEEE halves, is an infinity
-     * or NaN (all-ones exponent), checked on the panel while it is in cache.
+     * Packs panels [p0, p1) of 16-bit weights, as halves times 2^shift when shift &gt; 0; returns the largest
+     * exponent field among the source values read as IEEE halves (31: an infinity or NaN), found on each panel
+     * while it is in cache.
      */
-    private static boolean packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
-                                      short[] rowsBuf, short[] panel) {
-        boolean special = false;
+    private static int packShorts(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
+                                  short[] rowsBuf, short[] panel, int shift) {
+        int top = 0;
+        float scale = Math.scalb(1f, shift);
         for (int p = p0; p < p1; p++) {
             int valid = Math.min(NR, n - p * NR);
             for (int j = 0; j < valid; j++) {
@@ -157,13 +216,18 @@ final class PackedWeights {
                     for (int kk = k0; kk < k1; kk++) panel[kk * NR + j] = rowsBuf[s + kk];
                 }
             }
+            // a max reduction C2 vectorises
+            int exponents = 0;
+            for (int i = 0; i < NR * k; i++) exponents = Math.max(exponents, panel[i] & 0x7c00);
+            top = Math.max(top, exponents >> 10);
+            // Exact while the exponent stays below 31 (else the caller packs again with a smaller shift); the JDK's
+            // half conversions are hardware instructions, and C2 vectorises the loop.
+            if (shift > 0 && exponents >> 10 <= 30 - shift) {
+                for (int i = 0; i < NR * k; i++) panel[i] = Float.floatToFloat16(Float.float16ToFloat(panel[i]) * scale);
+            }
             MemorySegment.copy(panel, 0, dst, I16, (long) p * k * NR * 2, NR * k);
-            // exponent + 0x400 reaches bit 15 only for the all-ones exponent; an OR reduction C2 vectorises
-            int acc = 0;
-            for (int i = 0; i < NR * k; i++) acc |= (panel[i] & 0x7c00) + 0x400;
-            if ((acc & 0x8000) != 0) special = true;
         }
-        return special;
+        return top;
     }
 
     private static void packFloats(MemorySegment src, MemorySegment dst, int n, int k, int p0, int p1,
@@ -191,19 +255,20 @@ final class PackedWeights {
         int n = kc * NR;
         switch (dtype) {
             case F32 -> MemorySegment.copy(data, F32, first * 4, dst, 0, n);
-            case F16 -> widenF16(data, first * 2, dst, n);
+            case F16 -> widenF16(data, first * 2, dst, n, Math.scalb(1f, 112 - halfShift));
             case BF16 -> widenBF16(data, first * 2, dst, n);
             default -> throw new IllegalStateException(dtype.name());
         }
     }
 
     /**
-     * IEEE half to float without a lookup table or scalar loop, bit-identical to
-     * {@link Float#float16ToFloat}: exponent and mantissa are moved into float position and rescaled by
-     * 2^112, which is exact for normal and subnormal halves alike; infinities and NaNs get the float's
-     * all-ones exponent with their payload kept. (The Vector API has no half-precision conversion yet.)
+     * IEEE half to float without a lookup table or scalar loop, bit-identical to {@link Float#float16ToFloat}
+     * (rebias 2^112) or to it times 2^(rebias exponent − 112), for halves stored shifted ({@link #halfShift}):
+     * exponent and mantissa are moved into float position and rescaled by rebias, which is exact for normal and
+     * subnormal halves alike; infinities and NaNs get the float's all-ones exponent with their payload kept.
+     * (The Vector API has no half-precision conversion yet.)
      */
-    static void widenF16(MemorySegment seg, long byteOff, float[] dst, int n) {
+    static void widenF16(MemorySegment seg, long byteOff, float[] dst, int n, float rebias) {
         int i = 0;
         int bound = n - n % L;
         for (; i < bound; i += L) {
@@ -211,13 +276,14 @@ final class PackedWeights {
             IntVector v = (IntVector) h.convertShape(VectorOperators.S2I, IS, 0);
             IntVector em = v.and(0x7fff);
             IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
-            IntVector bits = shifted.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+            IntVector bits = shifted.reinterpretAsFloats().mul(rebias).reinterpretAsInts();
             VectorMask<Integer> special = em.compare(VectorOperators.GE, 0x7c00);
             bits = bits.blend(shifted.or(0x7f800000), special);
             bits = bits.or(v.and(0x8000).lanewise(VectorOperators.LSHL, 16));
             bits.reinterpretAsFloats().intoArray(dst, i);
         }
-        for (; i < n; i++) dst[i] = Float.float16ToFloat(seg.get(I16, byteOff + 2L * i));
+        float unshift = rebias * 0x1p-112f;
+        for (; i < n; i++) dst[i] = Float.float16ToFloat(seg.get(I16, byteOff + 2L * i)) * unshift;
     }
 
     /** bfloat16 is the top half of a float: sign-extend to int and shift the extension out. */

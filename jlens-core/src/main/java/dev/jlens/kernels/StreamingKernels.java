@@ -21,7 +21,7 @@ import java.nio.ByteOrder;
  *
  * <p>F16 only for matrices without infinities or NaNs ({@link PackedWeights#finiteHalves}), which {@link #f16}
  * (the four-row kernel's conversion, as a method for tests) widens exactly in four operations (three in the
- * kernels, whose activations come pre-scaled by 2^112; the one-row kernel reads two halves per int lane, see
+ * kernels, whose activations come pre-scaled by 2^112 divided by the halves' stored scale; the one-row kernel reads two halves per int lane, see
  * the comment above it); the general exact conversion ({@link PackedWeights#widenF16}) needs about
  * twelve, and with eight of those inlined into one loop C2 stopped inlining and the loop ran an order of
  * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
@@ -191,10 +191,12 @@ final class StreamingKernels {
         c30.intoArray(c, cOff + 3 * ldc); c31.intoArray(c, cOff + 3 * ldc + L);
     }
 
-    // The F16 kernels take activations pre-scaled by 2^112 (Gemm: only when every |x| < 2^16, so the scaling
-    // is exact and finite) and multiply them by the weights as f16 leaves them before its final product,
-    // w·2^-112 exactly: x·2^112 · w·2^-112 is the same exact product inside the FMA, so the bits equal an FMA
-    // of x and w, with one operation per weight vector fewer. Each load spells the conversion out (class
+    // The F16 kernels take activations pre-scaled by 2^(112-s) (s: PackedWeights.halfShift, the power of two the
+    // halves are stored times, 10 for all weights below 64; Gemm scales only when every |x| < 2^(16+s), so the
+    // scaling is exact and finite) and multiply them by the stored halves as f16 leaves them before its final
+    // product, w·2^(s-112) exactly, a normal float for every finite weight when s = 10: x·2^(112-s) · w·2^(s-112)
+    // is the same exact product inside the FMA, so the bits equal an FMA of x and w, with one operation per
+    // weight vector fewer. Each load spells the conversion out (class
     // comment): as a call, C2 refused to inline it after a few in every run and the loop ran at a fifth of the
     // BF16 one's speed.
     //
@@ -281,8 +283,9 @@ final class StreamingKernels {
     /**
      * Eight rows (a[aOff + kk·8 + i], i &lt; 8: the tiled path's packed activations) against one panel's steps
      * [0, kc) read in place from off, into c[cOff + i·ldc + j], starting from init[0 .. NR) or, when init is null,
-     * from c (a later K block). F16 must be finite halves against activations pre-scaled by 2^112
-     * (the conversion of {@link #f16} without its product by {@link #F16_REBIAS}). The weights are widened in registers: at 8 rows a step's 16 FMAs keep the two FMA
+     * from c (a later K block). F16 must be finite halves against activations pre-scaled by
+     * {@link PackedWeights#halfActivationScale} (the conversion of {@link #f16} without its product by
+     * {@link #F16_REBIAS}). The weights are widened in registers: at 8 rows a step's 16 FMAs keep the two FMA
      * pipes busy for 8 cycles, and the six widening operations fit beside them on the other vector pipes, where a
      * widened copy in memory would cost a store and four reloads per vector.
      */

@@ -344,13 +344,83 @@ class GemmTest {
         }
     }
 
+    /**
+     * Weights as real checkpoints hold them (|w| around 0.02), with many subnormal halves, exact and signed zeros,
+     * and optionally one large weight at index at.
+     */
+    static WeightMatrix smallHalves(Random r, int n, int k, float large, int at) {
+        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * 2]);
+        for (int i = 0; i < n * k; i++) {
+            short h = Float.floatToFloat16((float) r.nextGaussian() * 0.02f);
+            int pick = r.nextInt(20);
+            if (pick == 0) h &= (short) 0x83ff; // subnormal (or zero)
+            if (pick == 1) h = (short) (r.nextBoolean() ? 0 : 0x8000);
+            if (i == at) h = Float.floatToFloat16(large);
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2L, h);
+        }
+        return WeightMatrix.of("w", DType.F16, seg, n, k);
+    }
+
+    @Test
+    void subnormalHalvesAreStoredScaledToNormalOnesWithTheScalarBits() {
+        Random r = new Random(61);
+        WorkerPool pool = new WorkerPool(2);
+        try {
+            int n = 130, k = 301;
+            // below 64 every half takes the full shift; 100 (exponent field 21) leaves 9, 65504 (field 30) none
+            WeightMatrix typical = smallHalves(r, n, k, 0f, -1);
+            WeightMatrix hundred = smallHalves(r, n, k, -100f, 17 * k + 3);
+            WeightMatrix largest = smallHalves(r, n, k, 65504f, 5);
+            PackedWeights p = PackedWeights.pack(typical, pool);
+            assertEquals(PackedWeights.HALF_SHIFT, p.halfShift());
+            assertTrue(p.finiteHalves());
+            assertEquals(0x1p102f, p.halfActivationScale());
+            assertEquals(9, PackedWeights.pack(hundred, pool).halfShift());
+            assertEquals(0, PackedWeights.pack(largest, pool).halfShift());
+            assertEquals(0, PackedWeights.pack(halves(r, 40, 50, (short) 0x7c00, 7), pool).halfShift());
+            assertEquals(0, PackedWeights.pack(randomWeights(r, DType.BF16, 40, 50), pool).halfShift());
+            assertFalse(p.sameKind(PackedWeights.pack(hundred, pool)));
+            // the stored halves are the weights times 2^10, every one a normal half or a zero
+            MemorySegment data = p.data();
+            float[] row = new float[k];
+            typical.row(0, row);
+            for (int kk = 0; kk < k; kk++) {
+                short stored = data.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), p.byteOffset(0, kk));
+                assertEquals(row[kk] * 1024f, Float.float16ToFloat(stored), "step " + kk);
+                assertTrue((stored & 0x7c00) != 0 || (stored & 0x3ff) == 0, "step " + kk + " is subnormal");
+            }
+            float[] bias = randomArray(r, n);
+            for (WeightMatrix w : new WeightMatrix[]{typical, hundred, largest}) {
+                for (int m : new int[]{1, 2, 3, 4, 5, 9, 31, 32, 40, 100}) {
+                    // 2^26 is where x·2^102 would overflow: just below it streams, at it the L1-buffer path runs
+                    for (float extreme : new float[]{0f, Math.nextDown(0x1p26f), -0x1p26f}) {
+                        float[] x = randomArray(r, m * k);
+                        if (extreme != 0f) {
+                            x[r.nextInt(m * k)] = extreme;
+                            x[r.nextInt(m * k)] = 1e-40f;
+                        }
+                        float[] want = reference(x, m, w, bias);
+                        for (Backend b : new Backend[]{ONE, THREE}) {
+                            float[] out = new float[m * n];
+                            b.matmul(h(x, m, k), w, bias, h(out, m, n));
+                            assertBitsEqual(want, out, "m=" + m + " x up to " + extreme + ", " + b.threads() + " threads, "
+                                    + (w == typical ? "typical" : w == hundred ? "a weight of -100" : "a weight of 65504"));
+                        }
+                    }
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
     @Test
     void halfWideningMatchesFloat16ToFloatForEveryValue() {
         MemorySegment seg = MemorySegment.ofArray(new short[65536]);
         for (int i = 0; i < 65536; i++) seg.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
         float[] f16 = new float[65536];
         float[] bf16 = new float[65536];
-        PackedWeights.widenF16(seg, 0, f16, 65536);
+        PackedWeights.widenF16(seg, 0, f16, 65536, 0x1p112f);
         PackedWeights.widenBF16(seg, 0, bf16, 65536);
         for (int i = 0; i < 65536; i++) {
             float want = Float.float16ToFloat((short) i);
