@@ -49,6 +49,26 @@ final class StreamingKernels {
     }
 
     /**
+     * Whether the F16 one-row kernel should take two reduction steps per iteration, reading two cache lines of each
+     * of its four streams at once: on Intel cores. On the 2-core Sapphire Rapids-class VM, Pythia-1.4B-shaped
+     * decoding products read 0.89 of the streaming probe that way against 0.84-0.85 one step at a time, and one
+     * thread 0.94-0.95 against 0.90 (2026-12-07); on the 2-core AMD Zen VM the two-step loop read 0.81 against 0.85
+     * from memory, though faster from cache (docs/PERFORMANCE.md, issue 16). The BF16 kernel, already two loads per
+     * stream and step, gained nothing from two steps on Intel.
+     */
+    static final boolean F16_TWO_STEPS = "GenuineIntel".equals(cpuVendor());
+
+    /** The first {@code vendor_id} of /proc/cpuinfo, or "" where there is none (not Linux on x86). */
+    static String cpuVendor() {
+        try (java.util.stream.Stream<String> lines = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+            return lines.filter(l -> l.startsWith("vendor_id")).map(l -> l.substring(l.indexOf(':') + 1).trim())
+                    .findFirst().orElse("");
+        } catch (java.io.IOException | RuntimeException e) {
+            return "";
+        }
+    }
+
+    /**
      * A finite IEEE half to float, exactly (the same bits as {@link Float#float16ToFloat}; wrong for infinities
      * and NaNs, which callers rule out). The sign-extended half shifted left by 13 has its exponent and
      * mantissa in a float's low exponent bits and mantissa, and copies of the sign in bits 28–31; clearing
@@ -71,14 +91,15 @@ final class StreamingKernels {
      * and its NR outputs go to c[cOff + g·cStride ..], starting from init[initOff + g·initStride ..] (bias or
      * zeros). Eight independent chains hide the FMA latency. The caller picks panels a quarter of its range apart
      * ({@link Gemm}), so the four streams each run on through consecutive panels call after call, which is what
-     * the hardware prefetchers need to keep up with the memory.
+     * the hardware prefetchers need to keep up with the memory. twoSteps: F16 takes two reduction steps per
+     * iteration ({@link #F16_TWO_STEPS}); the other types ignore it.
      */
     static void oneRowFourStreams(DType dt, MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
-                                  float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
+                                  float[] c, int cOff, int cStride, float[] init, int initOff, int initStride, boolean twoSteps) {
         switch (dt) {
             case F32 -> oneRowFourStreamsF32(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
             case BF16 -> oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
-            case F16 -> oneRowFourStreamsF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+            case F16 -> oneRowFourStreamsF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, twoSteps);
             default -> throw new IllegalStateException(dt.name());
         }
     }
@@ -225,7 +246,8 @@ final class StreamingKernels {
     }
 
     private static void oneRowFourStreamsF16(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
-                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
+                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride,
+                                             boolean twoSteps) {
         FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
         FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
         i0 = FloatVector.fromArray(S, init, initOff + initStride);
@@ -238,7 +260,35 @@ final class StreamingKernels {
         i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
         FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
         long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
-        for (int kk = 0; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
+        int kk = 0;
+        // two steps per iteration: two cache lines of each stream at once (see F16_TWO_STEPS)
+        for (; twoSteps && kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
+            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
+            IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
+            IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
+            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0e);
+            c0o = xb.fma(v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0o);
+            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1e);
+            c1o = xb.fma(v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1o);
+            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2e);
+            c2o = xb.fma(v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2o);
+            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3e);
+            c3o = xb.fma(v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3o);
+            xb = FloatVector.broadcast(S, x[xOff + kk + 1]);
+            v0 = IntVector.fromMemorySegment(IS, seg, o0 + 2L * NR, LE);
+            v1 = IntVector.fromMemorySegment(IS, seg, o1 + 2L * NR, LE);
+            v2 = IntVector.fromMemorySegment(IS, seg, o2 + 2L * NR, LE);
+            v3 = IntVector.fromMemorySegment(IS, seg, o3 + 2L * NR, LE);
+            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0e);
+            c0o = xb.fma(v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0o);
+            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1e);
+            c1o = xb.fma(v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1o);
+            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2e);
+            c2o = xb.fma(v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2o);
+            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3e);
+            c3o = xb.fma(v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3o);
+        }
+        for (; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
             IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -407,6 +408,31 @@ class GemmTest {
                                     + (w == typical ? "typical" : w == hundred ? "a weight of -100" : "a weight of 65504"));
                         }
                     }
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void theF16OneRowKernelGivesTheScalarBitsOneOrTwoStepsAtATime(boolean twoSteps) {
+        // Each machine runs one of the two loops (StreamingKernels.F16_TWO_STEPS); both are checked here, with odd k
+        // (a last single step after the pairs) and sweeps that leave panels over.
+        Random r = new Random(71);
+        WorkerPool pool = new WorkerPool(2);
+        try {
+            Gemm gemm = new Gemm(pool, Gemm.DEFAULT_KC, twoSteps);
+            for (int k : new int[]{1, 2, 37, 64, 301}) {
+                for (int n : new int[]{4 * Gemm.NR * 3, 4 * Gemm.NR * 2 + Gemm.NR + 5}) {
+                    WeightMatrix w = smallHalves(r, n, k, 0f, -1);
+                    float[] x = randomArray(r, k);
+                    float[] bias = randomArray(r, n);
+                    float[] out = new float[n];
+                    Arrays.fill(out, Float.NaN);
+                    gemm.multiply(x, 1, PackedWeights.pack(w, pool), bias, out);
+                    assertBitsEqual(reference(x, 1, w, bias), out, "k=" + k + " n=" + n + (twoSteps ? ", two steps" : ", one step"));
                 }
             }
         } finally {
