@@ -96,21 +96,21 @@ final class Gemm {
 
     /** The K block: a parameter (not a constant) so tuning runs can compare block sizes in one process. */
     private final int kBlock;
-    /** {@link StreamingKernels#F16_TWO_STEPS}, a parameter so tests check both loops on any machine. */
-    private final boolean f16TwoSteps;
+    /** {@link StreamingKernels#TWO_STEPS}, a parameter so tests check both loops on any machine. */
+    private final boolean twoSteps;
 
     Gemm(WorkerPool pool) {
         this(pool, DEFAULT_KC);
     }
 
     Gemm(WorkerPool pool, int kc) {
-        this(pool, kc, StreamingKernels.F16_TWO_STEPS);
+        this(pool, kc, StreamingKernels.TWO_STEPS);
     }
 
-    Gemm(WorkerPool pool, int kc, boolean f16TwoSteps) {
+    Gemm(WorkerPool pool, int kc, boolean twoSteps) {
         this.pool = pool;
         this.kBlock = kc;
-        this.f16TwoSteps = f16TwoSteps;
+        this.twoSteps = twoSteps;
         this.scratch = new Scratch[pool.size()];
         for (int i = 0; i < scratch.length; i++) scratch[i] = new Scratch(kc);
     }
@@ -367,14 +367,14 @@ final class Gemm {
             Scratch s = scratch[id];
             for (int g = 0; g < products; g++) {
                 for (int t = claimFront(owned, g * parts + part); t >= 0; t = claimFront(owned, g * parts + part)) {
-                    sweep(s, x, ws[g], biases[g], outs[g], t, f16TwoSteps);
+                    sweep(s, x, ws[g], biases[g], outs[g], t, twoSteps);
                 }
             }
             for (int d = 1; d < parts; d++) {
                 int other = (part + d) % parts;
                 for (int g = products - 1; g >= 0; g--) {
                     for (int t = claimBack(owned, g * parts + other); t >= 0; t = claimBack(owned, g * parts + other)) {
-                        sweep(s, x, ws[g], biases[g], outs[g], t, f16TwoSteps);
+                        sweep(s, x, ws[g], biases[g], outs[g], t, twoSteps);
                     }
                 }
             }
@@ -391,11 +391,11 @@ final class Gemm {
     }
 
     /** Sweep t of w: panels t + i·{@link #sweeps}(w), i &lt; 4, for one row. */
-    private static void sweep(Scratch s, float[] x, PackedWeights w, float[] bias, float[] out, int t, boolean f16TwoSteps) {
+    private static void sweep(Scratch s, float[] x, PackedWeights w, float[] bias, float[] out, int t, boolean twoSteps) {
         int quarter = sweeps(w), col0 = t * NR, stride = quarter * NR;
         StreamingKernels.oneRowFourStreams(w.dtype(), w.data(), w.byteOffset(t, 0), w.byteOffset(quarter, 0), x, 0,
                 w.cols(), out, col0, stride, bias != null ? bias : s.zeros, bias != null ? col0 : 0, bias != null ? stride : NR,
-                f16TwoSteps);
+                twoSteps);
     }
 
     /** A claimable range [from, to) of sweeps, as one long: from in the high half, to in the low. */

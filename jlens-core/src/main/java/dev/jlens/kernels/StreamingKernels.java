@@ -49,14 +49,15 @@ final class StreamingKernels {
     }
 
     /**
-     * Whether the F16 one-row kernel should take two reduction steps per iteration, reading two cache lines of each
-     * of its four streams at once: on Intel cores. On the 2-core Sapphire Rapids-class VM, Pythia-1.4B-shaped
+     * Whether the F16 and BF16 one-row kernels should take two reduction steps per iteration, reading two cache lines
+     * of each of their four streams at once: on Intel cores. On the 2-core Sapphire Rapids-class VM, Pythia-1.4B-shaped
      * decoding products read 0.89 of the streaming probe that way against 0.84-0.85 one step at a time, and one
      * thread 0.94-0.95 against 0.90 (2026-12-07); on the 2-core AMD Zen VM the two-step loop read 0.81 against 0.85
      * from memory, though faster from cache (docs/PERFORMANCE.md, issue 16). The BF16 kernel, already two loads per
-     * stream and step, gained nothing from two steps on Intel.
+     * stream and step, gained nothing from two steps on Intel as it was, but did read as one int vector per stream
+     * and step ({@link #oneRowFourStreamsBF16TwoSteps}).
      */
-    static final boolean F16_TWO_STEPS = "GenuineIntel".equals(cpuVendor());
+    static final boolean TWO_STEPS = "GenuineIntel".equals(cpuVendor());
 
     /** The first {@code vendor_id} of /proc/cpuinfo, or "" where there is none (not Linux on x86). */
     static String cpuVendor() {
@@ -91,14 +92,17 @@ final class StreamingKernels {
      * and its NR outputs go to c[cOff + g·cStride ..], starting from init[initOff + g·initStride ..] (bias or
      * zeros). Eight independent chains hide the FMA latency. The caller picks panels a quarter of its range apart
      * ({@link Gemm}), so the four streams each run on through consecutive panels call after call, which is what
-     * the hardware prefetchers need to keep up with the memory. twoSteps: F16 takes two reduction steps per
-     * iteration ({@link #F16_TWO_STEPS}); the other types ignore it.
+     * the hardware prefetchers need to keep up with the memory. twoSteps: F16 and BF16 take two reduction steps
+     * per iteration ({@link #TWO_STEPS}); F32 ignores it.
      */
     static void oneRowFourStreams(DType dt, MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
                                   float[] c, int cOff, int cStride, float[] init, int initOff, int initStride, boolean twoSteps) {
         switch (dt) {
             case F32 -> oneRowFourStreamsF32(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
-            case BF16 -> oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+            case BF16 -> {
+                if (twoSteps) oneRowFourStreamsBF16TwoSteps(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+                else oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+            }
             case F16 -> oneRowFourStreamsF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, twoSteps);
             default -> throw new IllegalStateException(dt.name());
         }
@@ -193,6 +197,78 @@ final class StreamingKernels {
         c31.intoArray(c, cOff + 3 * cStride + L);
     }
 
+    /**
+     * The BF16 one-row kernel on machines that take two steps at a time ({@link #TWO_STEPS}): each stream's
+     * step is read as one int vector, whose lanes hold an even row (low half: a shift left by 16) and an odd row
+     * (high half: a mask), one operation per 16 weights where the sign-extending load and shift take two, and two
+     * steps per iteration. On the Intel VM its decoding products read 0.82-0.84 of the probe against 0.80 (three
+     * alternating pairs of runs, 2026-12-07); the same loop one step at a time read less than the plain kernel.
+     * The accumulators hold even and odd rows, as in the F16 kernel.
+     */
+    private static void oneRowFourStreamsBF16TwoSteps(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
+                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
+        FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
+        FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
+        i0 = FloatVector.fromArray(S, init, initOff + initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + initStride + L);
+        FloatVector c1e = EVEN.selectFrom(i0, i1), c1o = ODD.selectFrom(i0, i1);
+        i0 = FloatVector.fromArray(S, init, initOff + 2 * initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
+        FloatVector c2e = EVEN.selectFrom(i0, i1), c2o = ODD.selectFrom(i0, i1);
+        i0 = FloatVector.fromArray(S, init, initOff + 3 * initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
+        FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
+        long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
+        int kk = 0;
+        for (; kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
+            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
+            IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
+            IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
+            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c0e);
+            c0o = xb.fma(v0.and(BF16_HIGH_HALF).reinterpretAsFloats(), c0o);
+            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c1e);
+            c1o = xb.fma(v1.and(BF16_HIGH_HALF).reinterpretAsFloats(), c1o);
+            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c2e);
+            c2o = xb.fma(v2.and(BF16_HIGH_HALF).reinterpretAsFloats(), c2o);
+            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c3e);
+            c3o = xb.fma(v3.and(BF16_HIGH_HALF).reinterpretAsFloats(), c3o);
+            xb = FloatVector.broadcast(S, x[xOff + kk + 1]);
+            v0 = IntVector.fromMemorySegment(IS, seg, o0 + 2L * NR, LE);
+            v1 = IntVector.fromMemorySegment(IS, seg, o1 + 2L * NR, LE);
+            v2 = IntVector.fromMemorySegment(IS, seg, o2 + 2L * NR, LE);
+            v3 = IntVector.fromMemorySegment(IS, seg, o3 + 2L * NR, LE);
+            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c0e);
+            c0o = xb.fma(v0.and(BF16_HIGH_HALF).reinterpretAsFloats(), c0o);
+            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c1e);
+            c1o = xb.fma(v1.and(BF16_HIGH_HALF).reinterpretAsFloats(), c1o);
+            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c2e);
+            c2o = xb.fma(v2.and(BF16_HIGH_HALF).reinterpretAsFloats(), c2o);
+            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c3e);
+            c3o = xb.fma(v3.and(BF16_HIGH_HALF).reinterpretAsFloats(), c3o);
+        }
+        for (; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
+            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
+            IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
+            IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
+            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c0e);
+            c0o = xb.fma(v0.and(BF16_HIGH_HALF).reinterpretAsFloats(), c0o);
+            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c1e);
+            c1o = xb.fma(v1.and(BF16_HIGH_HALF).reinterpretAsFloats(), c1o);
+            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c2e);
+            c2o = xb.fma(v2.and(BF16_HIGH_HALF).reinterpretAsFloats(), c2o);
+            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c3e);
+            c3o = xb.fma(v3.and(BF16_HIGH_HALF).reinterpretAsFloats(), c3o);
+        }
+        LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
+        HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
+        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + cStride);
+        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + cStride + L);
+        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride);
+        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride + L);
+        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride);
+        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride + L);
+    }
+
     private static void fourRowsOnePanelBF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
                                             int ldc, float[] init) {
         FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
@@ -229,6 +305,8 @@ final class StreamingKernels {
     // split from init and merged into c once per call; every row's chain is the same FMA sequence, so the
     // bits are. A strip held in L2 read 48.8–50.9 GB/s this way against 39.5–45.3 (one thread, 2026-12-07).
     private static final int F16_HIGH_HALF = 0x8fffe000;
+    /** A bfloat16 in an int lane's high half is already a float's top half: the mask clears the low one. */
+    private static final int BF16_HIGH_HALF = 0xffff0000;
     /** Lane indexes into two vectors (0 .. 2L−1): the even and odd rows of a panel, and back to row order. */
     private static final FloatVector EVEN = indexes(0), ODD = indexes(1), LOW = merge(0), HIGH = merge(L / 2);
 
@@ -261,7 +339,7 @@ final class StreamingKernels {
         FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
         long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         int kk = 0;
-        // two steps per iteration: two cache lines of each stream at once (see F16_TWO_STEPS)
+        // two steps per iteration: two cache lines of each stream at once (see TWO_STEPS)
         for (; twoSteps && kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);

@@ -5,7 +5,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -416,23 +415,25 @@ class GemmTest {
     }
 
     @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void theF16OneRowKernelGivesTheScalarBitsOneOrTwoStepsAtATime(boolean twoSteps) {
-        // Each machine runs one of the two loops (StreamingKernels.F16_TWO_STEPS); both are checked here, with odd k
+    @EnumSource(value = DType.class, names = {"F16", "BF16"})
+    void theOneRowKernelsGiveTheScalarBitsOneOrTwoStepsAtATime(DType dt) {
+        // Each machine runs one of the two loops (StreamingKernels.TWO_STEPS); both are checked here, with odd k
         // (a last single step after the pairs) and sweeps that leave panels over.
-        Random r = new Random(71);
+        Random r = new Random(71 + dt.ordinal());
         WorkerPool pool = new WorkerPool(2);
         try {
-            Gemm gemm = new Gemm(pool, Gemm.DEFAULT_KC, twoSteps);
-            for (int k : new int[]{1, 2, 37, 64, 301}) {
-                for (int n : new int[]{4 * Gemm.NR * 3, 4 * Gemm.NR * 2 + Gemm.NR + 5}) {
-                    WeightMatrix w = smallHalves(r, n, k, 0f, -1);
-                    float[] x = randomArray(r, k);
-                    float[] bias = randomArray(r, n);
-                    float[] out = new float[n];
-                    Arrays.fill(out, Float.NaN);
-                    gemm.multiply(x, 1, PackedWeights.pack(w, pool), bias, out);
-                    assertBitsEqual(reference(x, 1, w, bias), out, "k=" + k + " n=" + n + (twoSteps ? ", two steps" : ", one step"));
+            for (boolean twoSteps : new boolean[]{false, true}) {
+                Gemm gemm = new Gemm(pool, Gemm.DEFAULT_KC, twoSteps);
+                for (int k : new int[]{1, 2, 37, 64, 301}) {
+                    for (int n : new int[]{4 * Gemm.NR * 3, 4 * Gemm.NR * 2 + Gemm.NR + 5}) {
+                        WeightMatrix w = dt == DType.F16 ? smallHalves(r, n, k, 0f, -1) : randomWeights(r, dt, n, k);
+                        float[] x = randomArray(r, k);
+                        float[] bias = randomArray(r, n);
+                        float[] out = new float[n];
+                        Arrays.fill(out, Float.NaN);
+                        gemm.multiply(x, 1, PackedWeights.pack(w, pool), bias, out);
+                        assertBitsEqual(reference(x, 1, w, bias), out, dt + " k=" + k + " n=" + n + (twoSteps ? ", two steps" : ", one step"));
+                    }
                 }
             }
         } finally {
