@@ -29,8 +29,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * {@link StreamingKernels}, which read the packed weights in place (no widened copy) with a 4-row kernel or a
  * 1-row kernel over four panels a quarter of the matrix apart ({@link #oneRow}), so the FMA units see enough
  * independent chains while the weights stream from memory once, in long runs the prefetchers follow; F16 the
- * same way when the matrix holds no infinity or NaN and every activation is below 2^16 in magnitude (almost
- * always), else widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by the same shapes of
+ * same way when the matrix holds no infinity or NaN and every activation is below
+ * {@link PackedWeights#halfActivationLimit} in magnitude (2^26 for weights below 64: almost always), else widened {@link #F16_BLOCK} steps at a time into L1 buffers and multiplied by the same shapes of
  * kernel.
  */
 final class Gemm {
@@ -171,9 +171,9 @@ final class Gemm {
         }
         if (packedA.length < need) packedA = new float[(int) need];
         float[] ap = packedA;
-        // Finite F16 panels of 8-row tiles are read in place, widened in three operations to w·2^(s-112) against packed
-        // activations that carry the 2^(112-s) (s: PackedWeights.halfShift). 12-row tiles (prefill) widen each strip once for many tiles, where the
-        // cheaper conversion gained nothing measurable and the scan of the activations would cost (PERFORMANCE.md).
+        // Finite F16 panels of 8-row tiles are read in place, widened in three operations to w·2^(s-112) against
+        // packed activations that carry the 2^(112-s) (s: PackedWeights.halfShift). 12-row tiles (prefill) widen each
+        // strip once for many tiles, where the cheaper conversion gained nothing measurable and the scan of the activations would cost (PERFORMANCE.md).
         boolean unbiasedHalves = mr == MR8 && w0.dtype() == DType.F16 && w0.finiteHalves() && scalableForHalves(x, m * k, w0);
         float factor = unbiasedHalves ? w0.halfActivationScale() : 1f;
         pool.forEach(tiles, (id, t) -> packTile(x, m, k, ap, mr, tiles * mr, t, factor));
@@ -217,13 +217,13 @@ final class Gemm {
     /**
      * x[0 .. n) times w's {@link PackedWeights#halfActivationScale} (2^102 for weights stored times 2^10) for the
      * F16 streaming kernels ({@link StreamingKernels}), or null when some |x| is at or above
-     * {@link #halfActivationLimit} or not finite (the scaled value would overflow, so the product would no longer
+     * {@link PackedWeights#halfActivationLimit} or not finite (the scaled value would overflow, so the product would no longer
      * be x·w exactly): then the product takes the L1-buffer path.
      */
     private float[] scaleForHalves(float[] x, int n, PackedWeights w) {
         if (scaledX.length < n) scaledX = new float[n];
         float[] s = scaledX;
-        float scale = w.halfActivationScale(), limit = halfActivationLimit(w);
+        float scale = w.halfActivationScale(), limit = w.halfActivationLimit();
         boolean exact = true;
         for (int i = 0; i < n; i++) {
             float v = x[i];
@@ -233,17 +233,15 @@ final class Gemm {
         return exact ? s : null;
     }
 
-    /** Whether every |x[i]| (i &lt; n) is below {@link #halfActivationLimit}, so x times the scale is finite and exact (NaN: no). */
+    /**
+     * Whether every |x[i]| (i &lt; n) is below w's {@link PackedWeights#halfActivationLimit}, so x times the scale is
+     * finite and exact (NaN: no).
+     */
     private static boolean scalableForHalves(float[] x, int n, PackedWeights w) {
-        float limit = halfActivationLimit(w);
+        float limit = w.halfActivationLimit();
         boolean exact = true;
         for (int i = 0; i < n; i++) exact &= Math.abs(x[i]) < limit;
         return exact;
-    }
-
-    /** 2^(16 + halfShift): the magnitude from which x·{@link PackedWeights#halfActivationScale} overflows. */
-    private static float halfActivationLimit(PackedWeights w) {
-        return Math.scalb(1f, 16 + w.halfShift());
     }
 
     /** Rows of a small batch in groups of four, [chunk][k][4], zero-padded. */
@@ -266,8 +264,8 @@ final class Gemm {
     }
 
     /**
-     * Rows [t*mr, t*mr+mr) of x, times factor (1, or {@link PackedWeights#halfActivationScale} for finite halves read in place: a power of
-     * two, exact on the range {@link #scalableForHalves} admits), into ap: per K block, [kk][i] (rows past m are zero).
+     * Rows [t*mr, t*mr+mr) of x, times factor (1, or {@link PackedWeights#halfActivationScale} for finite halves
+     * read in place: a power of two, exact on the range {@link #scalableForHalves} admits), into ap: per K block, [kk][i] (rows past m are zero).
      */
     private void packTile(float[] x, int m, int k, float[] ap, int mr, int mPad, int t, float factor) {
         for (int k0 = 0; k0 < k; k0 += kBlock) {

@@ -99,11 +99,17 @@ final class PackedWeights {
     }
 
     /**
-     * What the streaming F16 kernels' activations are pre-scaled by: the kernels widen a stored half to
-     * w·2^(halfShift − 112), so x·2^(112 − halfShift) makes each product x·w exactly.
+     * 2^(112 − halfShift): the three-operation widening turns a stored half into w·2^(halfShift − 112), so the
+     * streaming F16 kernels pre-scale their activations by this (each product is then x·w exactly), and
+     * {@link #widenF16} multiplies by it to give w.
      */
     float halfActivationScale() {
         return Math.scalb(1f, 112 - halfShift);
+    }
+
+    /** 2^(16 + halfShift): activations this large or larger overflow when pre-scaled by {@link #halfActivationScale}. */
+    float halfActivationLimit() {
+        return Math.scalb(1f, 16 + halfShift);
     }
 
     /** Whether one packing of the input serves both in one pass: same type, and the same F16 storage. */
@@ -255,7 +261,7 @@ final class PackedWeights {
         int n = kc * NR;
         switch (dtype) {
             case F32 -> MemorySegment.copy(data, F32, first * 4, dst, 0, n);
-            case F16 -> widenF16(data, first * 2, dst, n, Math.scalb(1f, 112 - halfShift));
+            case F16 -> widenF16(data, first * 2, dst, n, halfActivationScale());
             case BF16 -> widenBF16(data, first * 2, dst, n);
             default -> throw new IllegalStateException(dtype.name());
         }

@@ -8,8 +8,12 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
 
 /**
  * The small-M kernels of {@link Gemm} (generation: up to 31 new tokens per product, one per sequence of a batch), which are bound by
@@ -21,13 +25,14 @@ import java.nio.ByteOrder;
  *
  * <p>F16 only for matrices without infinities or NaNs ({@link PackedWeights#finiteHalves}), which {@link #f16}
  * (the four-row kernel's conversion, as a method for tests) widens exactly in four operations (three in the
- * kernels, whose activations come pre-scaled by 2^112 divided by the halves' stored scale; the one-row kernel reads two halves per int lane, see
- * the comment above it); the general exact conversion ({@link PackedWeights#widenF16}) needs about
+ * kernels, whose activations come pre-scaled by 2^112 divided by the halves' stored scale; the one-row kernel
+ * reads two halves per int lane, see the comment above it); the general exact conversion ({@link PackedWeights#widenF16}) needs about
  * twelve, and with eight of those inlined into one loop C2 stopped inlining and the loop ran an order of
  * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
  * half-to-float conversion. Written out once per type rather than dispatched per load, so each loop is
  * straight SIMD code; the copies come from one template (the same body with a different load) and must be
- * edited alike, except the F16 one-row kernel, whose accumulators hold even and odd rows.
+ * edited alike, except the F16 one-row kernel and BF16's two-step one, whose accumulators hold even and odd
+ * rows (another template, the same prologue and epilogue).
  *
  * <p>Every load and widening is spelled out in the loop, from Vector API methods only (the JDK marks them
  * force-inline), never through a helper of ours: C2 inlines a helper only while its graph stays under a node
@@ -60,11 +65,11 @@ final class StreamingKernels {
     static final boolean TWO_STEPS = "GenuineIntel".equals(cpuVendor());
 
     /** The first {@code vendor_id} of /proc/cpuinfo, or "" where there is none (not Linux on x86). */
-    static String cpuVendor() {
-        try (java.util.stream.Stream<String> lines = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+    private static String cpuVendor() {
+        try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
             return lines.filter(l -> l.startsWith("vendor_id")).map(l -> l.substring(l.indexOf(':') + 1).trim())
                     .findFirst().orElse("");
-        } catch (java.io.IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             return "";
         }
     }
