@@ -157,17 +157,22 @@ final class BenchCommand implements Callable<Integer> {
                 FloatVector.SPECIES_PREFERRED.length());
         double peak = FmaPeak.measureGflops(cores, 400);
         MemoryBandwidth.Probe bandwidth = null;
+        long probeBytes = 0;
         out.printf(Locale.ROOT, "fma peak     %.1f GFLOP/s (float32, register-only FMA loop on %d threads)%n", peak, cores);
         if (generate) {
             if (newTokens < 2) throw new JlensException("--new-tokens " + newTokens + ": expected at least 2 (one from the prefill, then decode steps)");
             for (int b : batches) if (b < 1) throw new JlensException("--batches " + b + ": expected positive batch sizes");
-            // One buffer for this line and every decode step's round (allocating and faulting in 512 MiB each
-            // time would cost more than the rounds themselves).
-            bandwidth = new MemoryBandwidth.Probe(nThreads, 1L << 29);
+            // One buffer for this line and every decode step's round (allocating and faulting in a buffer
+            // several times the last-level cache each time would cost more than the rounds themselves).
+            probeBytes = MemoryBandwidth.bufferBytes();
+            bandwidth = new MemoryBandwidth.Probe(nThreads, probeBytes);
             double bw = 0;
             for (int r = 0; r < 3; r++) bw = Math.max(bw, bandwidth.round(300));
-            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming reads of 512 MiB, best of three 300 ms rounds, %d threads;"
-                    + " a 100 ms round after every decode step below)%n", bw / 1e9, nThreads);
+            out.printf(Locale.ROOT, "bandwidth    %.1f GB/s (streaming reads of %s, %s; best of three 300 ms rounds, %d threads;"
+                    + " a 100 ms round after every decode step below)%n", bw / 1e9, Format.bytes(probeBytes),
+                    probeBytes > MemoryBandwidth.MIN_BUFFER_BYTES
+                            ? MemoryBandwidth.CACHE_MULTIPLE + "× the last-level cache" : "far beyond the caches",
+                    nThreads);
         }
         Counting kernels = new Counting(Backend.cpu(nThreads));
         long t0 = System.nanoTime();
@@ -186,7 +191,7 @@ final class BenchCommand implements Callable<Integer> {
             GenerationBench.run(m, kernels, bandwidth, batches, tokens, newTokens, seed, stepsCsv, out);
             long hwm = peakRssKb();
             out.printf("peak RSS     %s%n", hwm < 0 ? "n/a (no /proc/self/status)"
-                    : Format.bytes(hwm * 1024) + " (VmHWM, with the 512 MiB bandwidth buffer)");
+                    : Format.bytes(hwm * 1024) + " (VmHWM, with the " + Format.bytes(probeBytes) + " bandwidth buffer)");
             return 0;
         }
         List<HookPoint> selected = pattern.select(m.hookPoints());

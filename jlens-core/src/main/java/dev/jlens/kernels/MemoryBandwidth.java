@@ -4,13 +4,18 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.stream.Stream;
 
 /**
  * Measures the streaming read bandwidth from main memory the way the generation kernels see it: every thread
- * sums its own share of a buffer far larger than the caches with Vector API loads, in four sequential streams, from memory
- * allocated like the packed weights ({@link NativeMemory}: off-heap, huge pages where the kernel gives them).
+ * sums its own share of a buffer far larger than the caches ({@link #bufferBytes}) with Vector API loads, in
+ * four sequential streams, from memory allocated like the packed weights ({@link NativeMemory}: off-heap, huge pages where the kernel gives them).
  * Generation at batch 1 reads every weight once per token, so (weight bytes per token) ÷ this figure is the
  * fastest a token can be; benchmarks report their speed as a fraction of that bound, measured in the same
  * run (a datasheet figure is meaningless on a shared virtual machine). The companion of {@link FmaPeak}.
@@ -20,7 +25,69 @@ public final class MemoryBandwidth {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int VBYTES = S.vectorByteSize();
 
+    /** The smallest buffer {@link #bufferBytes} gives, on machines with small caches or none reported. */
+    public static final long MIN_BUFFER_BYTES = 512L << 20;
+
+    /** How many times the last-level cache a probe buffer spans, so that the cache serves almost none of it. */
+    public static final int CACHE_MULTIPLE = 4;
+
     private MemoryBandwidth() {
+    }
+
+    /**
+     * A probe buffer size whose reads come from main memory: {@value #CACHE_MULTIPLE}× this machine's last-level
+     * cache, at least {@link #MIN_BUFFER_BYTES}. A fixed 512 MiB was far larger than the caches of the machines
+     * it was chosen on, but a host with a 480 MiB L3 (an Intel Xeon VM, 2026-12-08) read that buffer 6% faster
+     * than one of 2-8 GiB, which all read alike: part of every pass came from the cache, and the bound set
+     * against the weights (2.5 GB per token, which no cache holds) was that much too high.
+     */
+    public static long bufferBytes() {
+        return bufferBytes(lastLevelCacheBytes(Path.of("/sys/devices/system/cpu/cpu0/cache")));
+    }
+
+    static long bufferBytes(long lastLevelCacheBytes) {
+        return Math.max(MIN_BUFFER_BYTES, CACHE_MULTIPLE * lastLevelCacheBytes);
+    }
+
+    /**
+     * The size of the highest-level cache listed under a Linux {@code cpu0/cache} folder (entries
+     * {@code index*} with files {@code level} and {@code size}, like "491520K"); 0 when there is none to read
+     * (another system, a container hiding sysfs), which leaves the probe at its minimum.
+     */
+    static long lastLevelCacheBytes(Path cacheDir) {
+        if (!Files.isDirectory(cacheDir)) return 0;
+        int bestLevel = -1;
+        long bestBytes = 0;
+        try (Stream<Path> entries = Files.list(cacheDir)) {
+            for (Path index : entries.filter(p -> p.getFileName().toString().startsWith("index")).toList()) {
+                try {
+                    int level = Integer.parseInt(Files.readString(index.resolve("level")).strip());
+                    long bytes = parseCacheSize(Files.readString(index.resolve("size")));
+                    if (level > bestLevel || (level == bestLevel && bytes > bestBytes)) {
+                        bestLevel = level;
+                        bestBytes = bytes;
+                    }
+                } catch (IOException | NumberFormatException e) {
+                    // an entry without a readable level or size says nothing about the last level: skip it
+                }
+            }
+        } catch (IOException e) {
+            return 0;
+        }
+        return bestBytes;
+    }
+
+    /** sysfs cache sizes: a count with an optional K, M or G suffix (powers of 1024). */
+    static long parseCacheSize(String text) {
+        String t = text.strip().toUpperCase(Locale.ROOT);
+        if (t.isEmpty()) throw new NumberFormatException("empty cache size");
+        long unit = switch (t.charAt(t.length() - 1)) {
+            case 'K' -> 1L << 10;
+            case 'M' -> 1L << 20;
+            case 'G' -> 1L << 30;
+            default -> 1;
+        };
+        return Long.parseLong(unit == 1 ? t : t.substring(0, t.length() - 1)) * unit;
     }
 
     /**
