@@ -77,6 +77,11 @@ final class Gemm {
         final float[] tile = new float[MR * NR];
         final float[] init = new float[NR];
         final float[] zeros = new float[4 * NR];
+        /**
+         * The sum of the bytes {@link StreamingKernels#eightRowsEvenOdd} touched: kept so the JIT cannot drop
+         * those loads, never read.
+         */
+        int touched;
 
         Scratch(int kc) {
             w = new float[][]{new float[kc * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR], new float[F16_BLOCK * NR],
@@ -98,6 +103,8 @@ final class Gemm {
     private final int kBlock;
     /** {@link StreamingKernels#TWO_STEPS}, a parameter so tests check both loops on any machine. */
     private final boolean twoSteps;
+    /** {@link StreamingKernels#EVEN_ODD_TILES}, a parameter for the same reason. */
+    private final boolean evenOddTiles;
 
     Gemm(WorkerPool pool) {
         this(pool, DEFAULT_KC);
@@ -108,9 +115,14 @@ final class Gemm {
     }
 
     Gemm(WorkerPool pool, int kc, boolean twoSteps) {
+        this(pool, kc, twoSteps, StreamingKernels.EVEN_ODD_TILES);
+    }
+
+    Gemm(WorkerPool pool, int kc, boolean twoSteps, boolean evenOddTiles) {
         this.pool = pool;
         this.kBlock = kc;
         this.twoSteps = twoSteps;
+        this.evenOddTiles = evenOddTiles;
         this.scratch = new Scratch[pool.size()];
         for (int i = 0; i < scratch.length; i++) scratch[i] = new Scratch(kc);
     }
@@ -297,6 +309,7 @@ final class Gemm {
         int mPad = tiles * mr;
         // Measured at M = 32 (docs/PERFORMANCE.md): 7-10% faster than widening into the buffer, for every type.
         boolean inPlace = mr == MR8 && (w.dtype() != DType.F16 || unbiasedHalves);
+        boolean evenOdd = inPlace && evenOddTiles && w.dtype() != DType.F32;
         for (int k0 = 0; k0 < k; k0 += kBlock) {
             int kc = Math.min(kBlock, k - k0);
             int base = mPad * k0;
@@ -307,6 +320,17 @@ final class Gemm {
                 float[] init = first ? initPanel(s, bias, col0, valid) : null;
                 long off = w.byteOffset(p, k0);
                 if (!inPlace) w.widen(p, k0, kc, wb);
+                // The even/odd kernel touches the strip this loop reads next (the next panel, or the first
+                // panel's next K block), a share per tile; nothing when that strip is shorter than this one.
+                long touch = off;
+                int touchStride = 0;
+                if (evenOdd) {
+                    int np = p + 1 < p1 ? p + 1 : p0, nk0 = p + 1 < p1 ? k0 : k0 + kBlock;
+                    if (nk0 < k && Math.min(kBlock, k - nk0) >= kc) {
+                        touch = w.byteOffset(np, nk0);
+                        touchStride = 2 * NR / tiles;
+                    }
+                }
                 for (int t = 0; t < tiles; t++) {
                     int r0 = t * mr;
                     int rows = Math.min(mr, m - r0);
@@ -317,7 +341,10 @@ final class Gemm {
                     int cOff = whole ? r0 * n + col0 : 0, ldc = whole ? n : NR;
                     if (!whole && !first) for (int i = 0; i < rows; i++) System.arraycopy(out, (r0 + i) * n + col0, c, i * NR, valid);
                     if (mr == MR) kernel12(ap, aOff, wb, kc, c, cOff, ldc, init);
-                    else if (inPlace) StreamingKernels.eightRowsOnePanel(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init);
+                    else if (evenOdd) {
+                        s.touched += StreamingKernels.eightRowsEvenOdd(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init,
+                                touch + (long) t * kc * touchStride, touchStride);
+                    } else if (inPlace) StreamingKernels.eightRowsOnePanel(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init);
                     else StreamingKernels.eightRowsOnePanel(DType.F32, s.wSegment, 0, ap, aOff, kc, c, cOff, ldc, init);
                     if (!whole) for (int i = 0; i < rows; i++) System.arraycopy(c, i * NR, out, (r0 + i) * n + col0, valid);
                 }

@@ -10,6 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -475,5 +476,106 @@ final class StreamingKernels {
         c50.intoArray(c, cOff + 5 * ldc); c51.intoArray(c, cOff + 5 * ldc + L);
         c60.intoArray(c, cOff + 6 * ldc); c61.intoArray(c, cOff + 6 * ldc + L);
         c70.intoArray(c, cOff + 7 * ldc); c71.intoArray(c, cOff + 7 * ldc + L);
+    }
+
+    /**
+     * Whether 8-row tiles of 16-bit weights (batched decode) run {@link #eightRowsEvenOdd}: on Intel cores, like
+     * {@link #TWO_STEPS}. There the vector shifts, masks and sign extensions that widen the weights issue on the
+     * same two ports as the FMAs, so {@link #eightRowsOnePanel}'s six widening operations per step cost nearly
+     * as much as six FMAs; on AMD's Zen cores they have pipes of their own, and that kernel reached 60-72% of
+     * the FMA peak at batch 32 (docs/PERFORMANCE.md).
+     */
+    static final boolean EVEN_ODD_TILES = TWO_STEPS;
+
+    /**
+     * {@link #eightRowsOnePanel} for BF16, or finite F16 against activations pre-scaled as there, reading each
+     * step as one int vector like the one-row kernels (two operations widen BF16's 32 weights, five F16's, against
+     * six), the accumulators holding even and odd rows. Each output is the same FMA chain, so the bits are the
+     * same.
+     *
+     * <p>It also touches the next strip the caller will read: one byte per step from touch + kk·touchStride
+     * (stride 0: one byte, again and again), summed into the returned value, which the caller must keep. A
+     * strip's first pass is the only one from memory (the other row tiles find it in L2), and it ran at the
+     * FMAs' pace from one stream, so the memory sat idle while later tiles computed and the FMAs waited during
+     * first passes. A touch is a plain load, Java having no prefetch instruction: spread over the previous
+     * strip's tiles (a quarter of the strip per tile at 4 tiles), each line arrives while other tiles compute.
+     * Batch 32, all 97 Pythia-1.4B-shaped products from memory, 2 threads, Intel VM (2026-12-08), fraction of
+     * the FMA peak: {@link #eightRowsOnePanel} 0.37-0.39 for F16 and BF16; with the touches 0.44 and 0.43-0.45;
+     * this kernel (both) 0.46-0.47 and 0.49-0.53. Touching the whole next strip during the first tile, or 16
+     * lines in a burst every 64 steps, read less than spreading the touches evenly.
+     */
+    static int eightRowsEvenOdd(DType dt, MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
+                                int ldc, float[] init, long touch, int touchStride) {
+        if (dt != DType.BF16 && dt != DType.F16) throw new IllegalStateException(dt.name());
+        boolean bf16 = dt == DType.BF16;
+        FloatVector c0e, c0o, c1e, c1o, c2e, c2o, c3e, c3o, c4e, c4o, c5e, c5o, c6e, c6o, c7e, c7o;
+        if (init != null) {
+            FloatVector i0 = FloatVector.fromArray(S, init, 0), i1 = FloatVector.fromArray(S, init, L);
+            FloatVector e = EVEN.selectFrom(i0, i1), od = ODD.selectFrom(i0, i1);
+            c0e = e; c0o = od; c1e = e; c1o = od; c2e = e; c2o = od; c3e = e; c3o = od;
+            c4e = e; c4o = od; c5e = e; c5o = od; c6e = e; c6o = od; c7e = e; c7o = od;
+        } else {
+            FloatVector i0, i1;
+            i0 = FloatVector.fromArray(S, c, cOff + 0 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 0 * ldc + L);
+            c0e = EVEN.selectFrom(i0, i1); c0o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 1 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 1 * ldc + L);
+            c1e = EVEN.selectFrom(i0, i1); c1o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 2 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
+            c2e = EVEN.selectFrom(i0, i1); c2o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 3 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
+            c3e = EVEN.selectFrom(i0, i1); c3o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 4 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
+            c4e = EVEN.selectFrom(i0, i1); c4o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 5 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
+            c5e = EVEN.selectFrom(i0, i1); c5o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 6 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
+            c6e = EVEN.selectFrom(i0, i1); c6o = ODD.selectFrom(i0, i1);
+            i0 = FloatVector.fromArray(S, c, cOff + 7 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
+            c7e = EVEN.selectFrom(i0, i1); c7o = ODD.selectFrom(i0, i1);
+        }
+        long o = off, t = touch;
+        int touched = 0;
+        // One loop per type, each with its widening spelled out (class comment).
+        if (bf16) {
+            for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR, t += touchStride) {
+                touched += seg.get(ValueLayout.JAVA_BYTE, t);
+                IntVector v = IntVector.fromMemorySegment(IS, seg, o, LE);
+                FloatVector we = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), wo = v.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                FloatVector xb;
+                xb = FloatVector.broadcast(S, a[ai + 0]); c0e = xb.fma(we, c0e); c0o = xb.fma(wo, c0o);
+                xb = FloatVector.broadcast(S, a[ai + 1]); c1e = xb.fma(we, c1e); c1o = xb.fma(wo, c1o);
+                xb = FloatVector.broadcast(S, a[ai + 2]); c2e = xb.fma(we, c2e); c2o = xb.fma(wo, c2o);
+                xb = FloatVector.broadcast(S, a[ai + 3]); c3e = xb.fma(we, c3e); c3o = xb.fma(wo, c3o);
+                xb = FloatVector.broadcast(S, a[ai + 4]); c4e = xb.fma(we, c4e); c4o = xb.fma(wo, c4o);
+                xb = FloatVector.broadcast(S, a[ai + 5]); c5e = xb.fma(we, c5e); c5o = xb.fma(wo, c5o);
+                xb = FloatVector.broadcast(S, a[ai + 6]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
+                xb = FloatVector.broadcast(S, a[ai + 7]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
+            }
+        } else {
+            for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR, t += touchStride) {
+                touched += seg.get(ValueLayout.JAVA_BYTE, t);
+                IntVector v = IntVector.fromMemorySegment(IS, seg, o, LE);
+                FloatVector we = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                FloatVector wo = v.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                FloatVector xb;
+                xb = FloatVector.broadcast(S, a[ai + 0]); c0e = xb.fma(we, c0e); c0o = xb.fma(wo, c0o);
+                xb = FloatVector.broadcast(S, a[ai + 1]); c1e = xb.fma(we, c1e); c1o = xb.fma(wo, c1o);
+                xb = FloatVector.broadcast(S, a[ai + 2]); c2e = xb.fma(we, c2e); c2o = xb.fma(wo, c2o);
+                xb = FloatVector.broadcast(S, a[ai + 3]); c3e = xb.fma(we, c3e); c3o = xb.fma(wo, c3o);
+                xb = FloatVector.broadcast(S, a[ai + 4]); c4e = xb.fma(we, c4e); c4o = xb.fma(wo, c4o);
+                xb = FloatVector.broadcast(S, a[ai + 5]); c5e = xb.fma(we, c5e); c5o = xb.fma(wo, c5o);
+                xb = FloatVector.broadcast(S, a[ai + 6]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
+                xb = FloatVector.broadcast(S, a[ai + 7]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
+            }
+        }
+        LOW.selectFrom(c0e, c0o).intoArray(c, cOff + 0 * ldc); HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + 0 * ldc + L);
+        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + 1 * ldc); HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + 1 * ldc + L);
+        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * ldc); HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * ldc + L);
+        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * ldc); HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * ldc + L);
+        LOW.selectFrom(c4e, c4o).intoArray(c, cOff + 4 * ldc); HIGH.selectFrom(c4e, c4o).intoArray(c, cOff + 4 * ldc + L);
+        LOW.selectFrom(c5e, c5o).intoArray(c, cOff + 5 * ldc); HIGH.selectFrom(c5e, c5o).intoArray(c, cOff + 5 * ldc + L);
+        LOW.selectFrom(c6e, c6o).intoArray(c, cOff + 6 * ldc); HIGH.selectFrom(c6e, c6o).intoArray(c, cOff + 6 * ldc + L);
+        LOW.selectFrom(c7e, c7o).intoArray(c, cOff + 7 * ldc); HIGH.selectFrom(c7e, c7o).intoArray(c, cOff + 7 * ldc + L);
+        return touched;
     }
 }

@@ -108,7 +108,8 @@ class GemmTest {
     @ParameterizedTest
     @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
     void batchedGenerationTilesOfEightRowsGiveTheScalarChain(DType dt) {
-        // 8..64 rows that 8-row tiles cover with less padding take the 8-row kernel (StreamingKernels.eightRowsOnePanel); the others stay on 12-row tiles
+        // 32..64 rows that 8-row tiles cover with less padding take an 8-row kernel (StreamingKernels.eightRowsOnePanel or
+        // eightRowsEvenOdd); the others stay on 12-row tiles, and fewer than 32 stream
         assertEquals(Gemm.MR8, Gemm.rowTile(8));
         assertEquals(Gemm.MR8, Gemm.rowTile(32));
         assertEquals(Gemm.MR8, Gemm.rowTile(64));
@@ -126,10 +127,16 @@ class GemmTest {
                 float[] x = randomArray(r, m * k);
                 for (float[] b : new float[][]{null, bias}) {
                     float[] want = reference(x, m, w, b);
+                    // both 8-row kernels on any machine (StreamingKernels.EVEN_ODD_TILES picks one); K blocks of
+                    // 100 leave a last block of 1, whose strip the kernel must not touch past
                     for (int kBlock : new int[]{100, 1024}) {
-                        float[] out = new float[m * n];
-                        new Gemm(pool, kBlock).multiply(x, m, pw, b, out);
-                        assertBitsEqual(want, out, dt + " m=" + m + " K block " + kBlock + (b == null ? "" : " +bias"));
+                        for (boolean evenOdd : new boolean[]{false, true}) {
+                            float[] out = new float[m * n];
+                            Arrays.fill(out, Float.NaN);
+                            new Gemm(pool, kBlock, StreamingKernels.TWO_STEPS, evenOdd).multiply(x, m, pw, b, out);
+                            assertBitsEqual(want, out, dt + " m=" + m + " K block " + kBlock + (b == null ? "" : " +bias")
+                                    + (evenOdd ? ", even/odd" : ""));
+                        }
                     }
                 }
             }
