@@ -516,7 +516,7 @@ final class StreamingKernels {
             c4e = e; c4o = od; c5e = e; c5o = od; c6e = e; c6o = od; c7e = e; c7o = od;
         } else {
             FloatVector i0, i1;
-            i0 = FloatVector.fromArray(S, c, cOff + 0 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 0 * ldc + L);
+            i0 = FloatVector.fromArray(S, c, cOff); i1 = FloatVector.fromArray(S, c, cOff + L);
             c0e = EVEN.selectFrom(i0, i1); c0o = ODD.selectFrom(i0, i1);
             i0 = FloatVector.fromArray(S, c, cOff + 1 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 1 * ldc + L);
             c1e = EVEN.selectFrom(i0, i1); c1o = ODD.selectFrom(i0, i1);
@@ -535,40 +535,30 @@ final class StreamingKernels {
         }
         long o = off, t = touch;
         int touched = 0;
-        // One loop per type, each with its widening spelled out (class comment).
-        if (bf16) {
-            for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR, t += touchStride) {
-                touched += seg.get(ValueLayout.JAVA_BYTE, t);
-                IntVector v = IntVector.fromMemorySegment(IS, seg, o, LE);
-                FloatVector we = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), wo = v.and(BF16_HIGH_HALF).reinterpretAsFloats();
-                FloatVector xb;
-                xb = FloatVector.broadcast(S, a[ai + 0]); c0e = xb.fma(we, c0e); c0o = xb.fma(wo, c0o);
-                xb = FloatVector.broadcast(S, a[ai + 1]); c1e = xb.fma(we, c1e); c1o = xb.fma(wo, c1o);
-                xb = FloatVector.broadcast(S, a[ai + 2]); c2e = xb.fma(we, c2e); c2o = xb.fma(wo, c2o);
-                xb = FloatVector.broadcast(S, a[ai + 3]); c3e = xb.fma(we, c3e); c3o = xb.fma(wo, c3o);
-                xb = FloatVector.broadcast(S, a[ai + 4]); c4e = xb.fma(we, c4e); c4o = xb.fma(wo, c4o);
-                xb = FloatVector.broadcast(S, a[ai + 5]); c5e = xb.fma(we, c5e); c5o = xb.fma(wo, c5o);
-                xb = FloatVector.broadcast(S, a[ai + 6]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
-                xb = FloatVector.broadcast(S, a[ai + 7]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
+        // One loop for both types, as in eightRowsOnePanel: C2 unswitches it on the invariant type test, so each
+        // type runs a straight copy with its widening spelled out (class comment).
+        for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR, t += touchStride) {
+            touched += seg.get(ValueLayout.JAVA_BYTE, t);
+            IntVector v = IntVector.fromMemorySegment(IS, seg, o, LE);
+            FloatVector we, wo;
+            if (bf16) {
+                we = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                wo = v.and(BF16_HIGH_HALF).reinterpretAsFloats();
+            } else {
+                we = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                wo = v.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
             }
-        } else {
-            for (int kk = 0, ai = aOff; kk < kc; kk++, ai += 8, o += 2L * NR, t += touchStride) {
-                touched += seg.get(ValueLayout.JAVA_BYTE, t);
-                IntVector v = IntVector.fromMemorySegment(IS, seg, o, LE);
-                FloatVector we = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
-                FloatVector wo = v.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
-                FloatVector xb;
-                xb = FloatVector.broadcast(S, a[ai + 0]); c0e = xb.fma(we, c0e); c0o = xb.fma(wo, c0o);
-                xb = FloatVector.broadcast(S, a[ai + 1]); c1e = xb.fma(we, c1e); c1o = xb.fma(wo, c1o);
-                xb = FloatVector.broadcast(S, a[ai + 2]); c2e = xb.fma(we, c2e); c2o = xb.fma(wo, c2o);
-                xb = FloatVector.broadcast(S, a[ai + 3]); c3e = xb.fma(we, c3e); c3o = xb.fma(wo, c3o);
-                xb = FloatVector.broadcast(S, a[ai + 4]); c4e = xb.fma(we, c4e); c4o = xb.fma(wo, c4o);
-                xb = FloatVector.broadcast(S, a[ai + 5]); c5e = xb.fma(we, c5e); c5o = xb.fma(wo, c5o);
-                xb = FloatVector.broadcast(S, a[ai + 6]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
-                xb = FloatVector.broadcast(S, a[ai + 7]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
-            }
+            FloatVector xb;
+            xb = FloatVector.broadcast(S, a[ai]); c0e = xb.fma(we, c0e); c0o = xb.fma(wo, c0o);
+            xb = FloatVector.broadcast(S, a[ai + 1]); c1e = xb.fma(we, c1e); c1o = xb.fma(wo, c1o);
+            xb = FloatVector.broadcast(S, a[ai + 2]); c2e = xb.fma(we, c2e); c2o = xb.fma(wo, c2o);
+            xb = FloatVector.broadcast(S, a[ai + 3]); c3e = xb.fma(we, c3e); c3o = xb.fma(wo, c3o);
+            xb = FloatVector.broadcast(S, a[ai + 4]); c4e = xb.fma(we, c4e); c4o = xb.fma(wo, c4o);
+            xb = FloatVector.broadcast(S, a[ai + 5]); c5e = xb.fma(we, c5e); c5o = xb.fma(wo, c5o);
+            xb = FloatVector.broadcast(S, a[ai + 6]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
+            xb = FloatVector.broadcast(S, a[ai + 7]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
         }
-        LOW.selectFrom(c0e, c0o).intoArray(c, cOff + 0 * ldc); HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + 0 * ldc + L);
+        LOW.selectFrom(c0e, c0o).intoArray(c, cOff); HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
         LOW.selectFrom(c1e, c1o).intoArray(c, cOff + 1 * ldc); HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + 1 * ldc + L);
         LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * ldc); HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * ldc + L);
         LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * ldc); HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * ldc + L);
