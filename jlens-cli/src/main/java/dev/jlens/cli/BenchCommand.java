@@ -109,8 +109,9 @@ final class BenchCommand implements Callable<Integer> {
             description = {"Instead: time greedy generation with the KV cache. For each --batches size B, B prompts",
                     "of --tokens synthetic ids are prefilled, then --new-tokens are decoded one step at a time.",
                     "Reports decode tokens/s, the weight bytes each step reads, the streaming read bandwidth",
-                    "measured in the same run and the fraction of the bound (bytes per step / bandwidth) reached,",
-                    "and GFLOP/s against the FMA peak (large batches are compute-bound)."})
+                    "measured in the same run (a buffer of 4x the last-level cache, at least 512 MiB, so the",
+                    "caches serve almost none of it) and the fraction of the bound (bytes per step / bandwidth)",
+                    "reached, and GFLOP/s against the FMA peak (large batches are compute-bound)."})
     boolean generate;
 
     @Option(names = "--new-tokens", defaultValue = "32", paramLabel = "N",
