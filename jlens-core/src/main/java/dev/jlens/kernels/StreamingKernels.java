@@ -32,8 +32,8 @@ import java.util.stream.Stream;
  * magnitude slower, so other F16 matrices go through {@link Gemm}'s small blocks and the JDK's hardware
  * half-to-float conversion. Written out once per type rather than dispatched per load, so each loop is
  * straight SIMD code; the copies come from one template (the same body with a different load) and must be
- * edited alike, except the F16 one-row kernel and BF16's two-step one, whose accumulators hold even and odd
- * rows (another template, the same prologue and epilogue).
+ * edited alike, except the even/odd kernels ({@link #oneRowFourStreamsEvenOdd}, {@link #eightRowsEvenOdd}), whose
+ * accumulators hold even and odd rows and which serve F16 and BF16 with one loop body each.
  *
  * <p>Every load and widening is spelled out in the loop, from Vector API methods only (the JDK marks them
  * force-inline), never through a helper of ours: C2 inlines a helper only while its graph stays under a node
@@ -61,7 +61,7 @@ final class StreamingKernels {
      * thread 0.94-0.95 against 0.90 (2026-12-07); on the 2-core AMD Zen VM the two-step loop read 0.81 against 0.85
      * from memory, though faster from cache (docs/PERFORMANCE.md, issue 16). The BF16 kernel, already two loads per
      * stream and step, gained nothing from two steps on Intel as it was, but did read as one int vector per stream
-     * and step ({@link #oneRowFourStreamsBF16TwoSteps}).
+     * and step ({@link #oneRowFourStreamsEvenOdd}).
      */
     static final boolean TWO_STEPS = "GenuineIntel".equals(cpuVendor());
 
@@ -106,10 +106,10 @@ final class StreamingKernels {
         switch (dt) {
             case F32 -> oneRowFourStreamsF32(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
             case BF16 -> {
-                if (twoSteps) oneRowFourStreamsBF16TwoSteps(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+                if (twoSteps) oneRowFourStreamsEvenOdd(true, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, true);
                 else oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
             }
-            case F16 -> oneRowFourStreamsF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, twoSteps);
+            case F16 -> oneRowFourStreamsEvenOdd(false, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, twoSteps);
             default -> throw new IllegalStateException(dt.name());
         }
     }
@@ -203,78 +203,6 @@ final class StreamingKernels {
         c31.intoArray(c, cOff + 3 * cStride + L);
     }
 
-    /**
-     * The BF16 one-row kernel on machines that take two steps at a time ({@link #TWO_STEPS}): each stream's
-     * step is read as one int vector, whose lanes hold an even row (low half: a shift left by 16) and an odd row
-     * (high half: a mask), one operation per 16 weights where the sign-extending load and shift take two, and two
-     * steps per iteration. On the Intel VM its decoding products read 0.82-0.84 of the probe against 0.80 (three
-     * alternating pairs of runs, 2026-12-07); the same loop one step at a time read less than the plain kernel.
-     * The accumulators hold even and odd rows, as in the F16 kernel.
-     */
-    private static void oneRowFourStreamsBF16TwoSteps(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
-                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride) {
-        FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
-        FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + initStride + L);
-        FloatVector c1e = EVEN.selectFrom(i0, i1), c1o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 2 * initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
-        FloatVector c2e = EVEN.selectFrom(i0, i1), c2o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 3 * initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
-        FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
-        long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
-        int kk = 0;
-        for (; kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
-            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
-            IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
-            IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
-            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c0e);
-            c0o = xb.fma(v0.and(BF16_HIGH_HALF).reinterpretAsFloats(), c0o);
-            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c1e);
-            c1o = xb.fma(v1.and(BF16_HIGH_HALF).reinterpretAsFloats(), c1o);
-            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c2e);
-            c2o = xb.fma(v2.and(BF16_HIGH_HALF).reinterpretAsFloats(), c2o);
-            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c3e);
-            c3o = xb.fma(v3.and(BF16_HIGH_HALF).reinterpretAsFloats(), c3o);
-            xb = FloatVector.broadcast(S, x[xOff + kk + 1]);
-            v0 = IntVector.fromMemorySegment(IS, seg, o0 + 2L * NR, LE);
-            v1 = IntVector.fromMemorySegment(IS, seg, o1 + 2L * NR, LE);
-            v2 = IntVector.fromMemorySegment(IS, seg, o2 + 2L * NR, LE);
-            v3 = IntVector.fromMemorySegment(IS, seg, o3 + 2L * NR, LE);
-            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c0e);
-            c0o = xb.fma(v0.and(BF16_HIGH_HALF).reinterpretAsFloats(), c0o);
-            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c1e);
-            c1o = xb.fma(v1.and(BF16_HIGH_HALF).reinterpretAsFloats(), c1o);
-            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c2e);
-            c2o = xb.fma(v2.and(BF16_HIGH_HALF).reinterpretAsFloats(), c2o);
-            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c3e);
-            c3o = xb.fma(v3.and(BF16_HIGH_HALF).reinterpretAsFloats(), c3o);
-        }
-        for (; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
-            FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
-            IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
-            IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
-            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c0e);
-            c0o = xb.fma(v0.and(BF16_HIGH_HALF).reinterpretAsFloats(), c0o);
-            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c1e);
-            c1o = xb.fma(v1.and(BF16_HIGH_HALF).reinterpretAsFloats(), c1o);
-            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c2e);
-            c2o = xb.fma(v2.and(BF16_HIGH_HALF).reinterpretAsFloats(), c2o);
-            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats(), c3e);
-            c3o = xb.fma(v3.and(BF16_HIGH_HALF).reinterpretAsFloats(), c3o);
-        }
-        LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
-        HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
-        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + cStride);
-        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + cStride + L);
-        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride);
-        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride + L);
-        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride);
-        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride + L);
-    }
-
     private static void fourRowsOnePanelBF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
                                             int ldc, float[] init) {
         FloatVector b0 = FloatVector.fromArray(S, init, 0), b1 = FloatVector.fromArray(S, init, L);
@@ -329,9 +257,19 @@ final class StreamingKernels {
         return FloatVector.fromArray(S, r, 0);
     }
 
-    private static void oneRowFourStreamsF16(MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
-                                             float[] c, int cOff, int cStride, float[] init, int initOff, int initStride,
-                                             boolean twoSteps) {
+    /**
+     * The one-row kernel for finite F16 (activations pre-scaled as above) and, on machines that take two steps
+     * at a time ({@link #TWO_STEPS}), for BF16: each stream's step is read as one int vector, whose lanes hold
+     * an even row (low half) and an odd row (high half), and the accumulators hold even and odd rows. A BF16 row
+     * widens in one operation (the even row shifted left by 16, the odd row masked), where the plain BF16 kernel's
+     * sign-extending load and shift take two; on the Intel VM its decoding products read 0.82-0.84 of the probe
+     * against 0.80 that way (three alternating pairs of runs, 2026-12-07), but one step at a time less than the
+     * plain kernel, so BF16 comes here only with twoSteps. One loop body for both types, as in
+     * {@link #eightRowsEvenOdd}: C2 unswitches it on the invariant type test.
+     */
+    private static void oneRowFourStreamsEvenOdd(boolean bf16, MemorySegment seg, long off, long streamBytes, float[] x, int xOff,
+                                                 int k, float[] c, int cOff, int cStride, float[] init, int initOff,
+                                                 int initStride, boolean twoSteps) {
         FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
         FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
         i0 = FloatVector.fromArray(S, init, initOff + initStride);
@@ -345,45 +283,103 @@ final class StreamingKernels {
         FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
         long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         int kk = 0;
+        FloatVector e0, e1, e2, e3, o0v, o1v, o2v, o3v;
         // two steps per iteration: two cache lines of each stream at once (see TWO_STEPS)
         for (; twoSteps && kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
             IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
-            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0e);
-            c0o = xb.fma(v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0o);
-            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1e);
-            c1o = xb.fma(v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1o);
-            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2e);
-            c2o = xb.fma(v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2o);
-            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3e);
-            c3o = xb.fma(v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3o);
+            if (bf16) {
+                e0 = v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o0v = v0.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e1 = v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o1v = v1.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e2 = v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o2v = v2.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e3 = v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o3v = v3.and(BF16_HIGH_HALF).reinterpretAsFloats();
+            } else {
+                e0 = v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o0v = v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e1 = v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o1v = v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e2 = v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o2v = v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e3 = v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o3v = v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+            }
+            c0e = xb.fma(e0, c0e);
+            c0o = xb.fma(o0v, c0o);
+            c1e = xb.fma(e1, c1e);
+            c1o = xb.fma(o1v, c1o);
+            c2e = xb.fma(e2, c2e);
+            c2o = xb.fma(o2v, c2o);
+            c3e = xb.fma(e3, c3e);
+            c3o = xb.fma(o3v, c3o);
             xb = FloatVector.broadcast(S, x[xOff + kk + 1]);
             v0 = IntVector.fromMemorySegment(IS, seg, o0 + 2L * NR, LE);
             v1 = IntVector.fromMemorySegment(IS, seg, o1 + 2L * NR, LE);
             v2 = IntVector.fromMemorySegment(IS, seg, o2 + 2L * NR, LE);
             v3 = IntVector.fromMemorySegment(IS, seg, o3 + 2L * NR, LE);
-            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0e);
-            c0o = xb.fma(v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0o);
-            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1e);
-            c1o = xb.fma(v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1o);
-            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2e);
-            c2o = xb.fma(v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2o);
-            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3e);
-            c3o = xb.fma(v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3o);
+            if (bf16) {
+                e0 = v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o0v = v0.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e1 = v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o1v = v1.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e2 = v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o2v = v2.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e3 = v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o3v = v3.and(BF16_HIGH_HALF).reinterpretAsFloats();
+            } else {
+                e0 = v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o0v = v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e1 = v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o1v = v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e2 = v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o2v = v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e3 = v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o3v = v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+            }
+            c0e = xb.fma(e0, c0e);
+            c0o = xb.fma(o0v, c0o);
+            c1e = xb.fma(e1, c1e);
+            c1o = xb.fma(o1v, c1o);
+            c2e = xb.fma(e2, c2e);
+            c2o = xb.fma(o2v, c2o);
+            c3e = xb.fma(e3, c3e);
+            c3o = xb.fma(o3v, c3o);
         }
         for (; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
             IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
-            c0e = xb.fma(v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0e);
-            c0o = xb.fma(v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c0o);
-            c1e = xb.fma(v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1e);
-            c1o = xb.fma(v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c1o);
-            c2e = xb.fma(v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2e);
-            c2o = xb.fma(v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c2o);
-            c3e = xb.fma(v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3e);
-            c3o = xb.fma(v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats(), c3o);
+            if (bf16) {
+                e0 = v0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o0v = v0.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e1 = v1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o1v = v1.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e2 = v2.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o2v = v2.and(BF16_HIGH_HALF).reinterpretAsFloats();
+                e3 = v3.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                o3v = v3.and(BF16_HIGH_HALF).reinterpretAsFloats();
+            } else {
+                e0 = v0.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o0v = v0.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e1 = v1.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o1v = v1.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e2 = v2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o2v = v2.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                e3 = v3.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+                o3v = v3.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+            }
+            c0e = xb.fma(e0, c0e);
+            c0o = xb.fma(o0v, c0o);
+            c1e = xb.fma(e1, c1e);
+            c1o = xb.fma(o1v, c1o);
+            c2e = xb.fma(e2, c2e);
+            c2o = xb.fma(o2v, c2o);
+            c3e = xb.fma(e3, c3e);
+            c3o = xb.fma(o3v, c3o);
         }
         LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
         HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
