@@ -11,6 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Random;
+import java.util.function.IntUnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -34,14 +35,16 @@ class GemmTest {
         assertEquals(3, THREE.threads());
     }
 
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
     static WeightMatrix randomWeights(Random r, DType dt, int n, int k) {
         MemorySegment seg = MemorySegment.ofArray(new byte[n * k * dt.bytes()]);
         for (long i = 0; i < (long) n * k; i++) {
             float v = (float) r.nextGaussian() * 0.5f;
             switch (dt) {
                 case F32 -> seg.set(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 4, v);
-                case F16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2, Float.floatToFloat16(v));
-                case BF16 -> seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2,
+                case F16 -> seg.set(LE_SHORT, i * 2, Float.floatToFloat16(v));
+                case BF16 -> seg.set(LE_SHORT, i * 2,
                         (short) (Float.floatToRawIntBits(v) >>> 16));
                 default -> throw new IllegalStateException();
             }
@@ -295,19 +298,24 @@ class GemmTest {
         assertEquals(65536 - 2 * 1024, checked);
     }
 
+    /** An n × k F16 matrix whose i-th half (row-major) is the low 16 bits of half(i), called for i = 0, 1, … in order. */
+    static WeightMatrix f16Weights(int n, int k, IntUnaryOperator half) {
+        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * 2]);
+        for (int i = 0; i < n * k; i++) seg.set(LE_SHORT, i * 2L, (short) half.applyAsInt(i));
+        return WeightMatrix.of("w", DType.F16, seg, n, k);
+    }
+
     /** Halves drawn from every finite bit pattern (zeros, subnormals, up to ±65504), or with one special value. */
     static WeightMatrix halves(Random r, int n, int k, short special, int at) {
-        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * 2]);
-        for (int i = 0; i < n * k; i++) {
+        return f16Weights(n, k, i -> {
             int h;
             do {
                 h = r.nextInt(65536);
             } while ((h & 0x7c00) == 0x7c00);
             // a tenth of them subnormal or zero, far more than real weights have
             if (r.nextInt(10) == 0) h &= 0x83ff;
-            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2L, (short) (i == at ? special : h));
-        }
-        return WeightMatrix.of("w", DType.F16, seg, n, k);
+            return i == at ? special : h;
+        });
     }
 
     @Test
@@ -356,16 +364,14 @@ class GemmTest {
      * and optionally one large weight at index at.
      */
     static WeightMatrix smallHalves(Random r, int n, int k, float large, int at) {
-        MemorySegment seg = MemorySegment.ofArray(new byte[n * k * 2]);
-        for (int i = 0; i < n * k; i++) {
+        return f16Weights(n, k, i -> {
             short h = Float.floatToFloat16((float) r.nextGaussian() * 0.02f);
             int pick = r.nextInt(20);
             if (pick == 0) h &= (short) 0x83ff; // subnormal (or zero)
             if (pick == 1) h = (short) (r.nextBoolean() ? 0 : 0x8000);
             if (i == at) h = Float.floatToFloat16(large);
-            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i * 2L, h);
-        }
-        return WeightMatrix.of("w", DType.F16, seg, n, k);
+            return h;
+        });
     }
 
     @Test
@@ -392,7 +398,7 @@ class GemmTest {
             float[] row = new float[k];
             typical.row(0, row);
             for (int kk = 0; kk < k; kk++) {
-                short stored = data.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), p.byteOffset(0, kk));
+                short stored = data.get(LE_SHORT, p.byteOffset(0, kk));
                 assertEquals(row[kk] * 1024f, Float.float16ToFloat(stored), "step " + kk);
                 assertTrue((stored & 0x7c00) != 0 || (stored & 0x3ff) == 0, "step " + kk + " is subnormal");
             }
