@@ -178,17 +178,15 @@ final class CpuBackend extends HeapBackend {
         }
     }
 
-    /** The lanes of v summed in double, lane 0 first (reduceLanes leaves the order to the JIT). */
+    /** {@link #lanesInOrder(FloatVector, float[])} for the norms, which run it once per row: no scratch to keep. */
     private static double lanesInOrder(FloatVector v) {
-        double s = 0;
-        for (int i = 0; i < L; i++) s += v.lane(i);
-        return s;
+        return lanesInOrder(v, new float[L]);
     }
 
     /**
-     * {@link #lanesInOrder(FloatVector)} through a scratch array: the same sum in the same order, for the
-     * attention scores, where it runs once per key and head. {@code FloatVector.lane(i)} cost 22 ns a vector
-     * against 7.4 through {@code intoArray} (16 lanes, 2026-12-08).
+     * The lanes of v summed in double, lane 0 first (reduceLanes leaves the order to the JIT), through a scratch
+     * array of L floats: the attention scores run it once per key and head, and {@code FloatVector.lane(i)} cost
+     * 22 ns a vector against 7.4 through {@code intoArray} (16 lanes, 2026-12-08).
      */
     private static double lanesInOrder(FloatVector v, float[] lanes) {
         v.intoArray(lanes, 0);
