@@ -77,6 +77,8 @@ final class Gemm {
         final float[] tile = new float[MR * NR];
         final float[] init = new float[NR];
         final float[] zeros = new float[4 * NR];
+        /** {@link StreamingKernels#eightRowsEvenOdd}'s sums between their permutes: 8 rows of NR. */
+        final float[] sums = new float[MR8 * NR];
         /**
          * The sum of the bytes {@link StreamingKernels#eightRowsEvenOdd} touched: kept so the JIT cannot drop
          * those loads, never read.
@@ -343,7 +345,7 @@ final class Gemm {
                     if (mr == MR) kernel12(ap, aOff, wb, kc, c, cOff, ldc, init);
                     else if (evenOdd) {
                         s.touched += StreamingKernels.eightRowsEvenOdd(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init,
-                                touch + (long) t * kc * touchStride, touchStride);
+                                s.sums, touch + (long) t * kc * touchStride, touchStride);
                     } else if (inPlace) StreamingKernels.eightRowsOnePanel(w.dtype(), w.data(), off, ap, aOff, kc, c, cOff, ldc, init);
                     else StreamingKernels.eightRowsOnePanel(DType.F32, s.wSegment, 0, ap, aOff, kc, c, cOff, ldc, init);
                     if (!whole) for (int i = 0; i < rows; i++) System.arraycopy(c, i * NR, out, (r0 + i) * n + col0, valid);

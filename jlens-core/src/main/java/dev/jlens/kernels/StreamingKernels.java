@@ -270,6 +270,10 @@ final class StreamingKernels {
     private static void oneRowFourStreamsEvenOdd(boolean bf16, MemorySegment seg, long off, long streamBytes, float[] x, int xOff,
                                                  int k, float[] c, int cOff, int cStride, float[] init, int initOff,
                                                  int initStride, boolean twoSteps) {
+        if (!twoSteps) {
+            oneRowFourStreamsEvenOddOneStep(bf16, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+            return;
+        }
         FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
         FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
         i0 = FloatVector.fromArray(S, init, initOff + initStride);
@@ -285,7 +289,7 @@ final class StreamingKernels {
         int kk = 0;
         FloatVector e0, e1, e2, e3, o0v, o1v, o2v, o3v;
         // two steps per iteration: two cache lines of each stream at once (see TWO_STEPS)
-        for (; twoSteps && kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
+        for (; kk + 1 < k; kk += 2, o0 += 4L * NR, o1 += 4L * NR, o2 += 4L * NR, o3 += 4L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
             IntVector v2 = IntVector.fromMemorySegment(IS, seg, o2, LE), v3 = IntVector.fromMemorySegment(IS, seg, o3, LE);
@@ -349,6 +353,42 @@ final class StreamingKernels {
             c3e = xb.fma(e3, c3e);
             c3o = xb.fma(o3v, c3o);
         }
+        LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
+        HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
+        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + cStride);
+        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + cStride + L);
+        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride);
+        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride + L);
+        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride);
+        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride + L);
+        // An odd last step continues from the sums just stored (the same chain, so the same bits).
+        if (kk < k) {
+            oneRowFourStreamsEvenOddOneStep(bf16, seg, o0, streamBytes, x, xOff + kk, k - kk, c, cOff, cStride, c, cOff, cStride);
+        }
+    }
+
+    /**
+     * {@link #oneRowFourStreamsEvenOdd} one step per iteration, and its odd last step. A method of its own: with
+     * both loops in one method (1997 bytes), C1's tier-3 compilation for on-stack replacement ran out of virtual
+     * registers, the failure that left {@link #eightRowsEvenOdd} at tier 2 for good.
+     */
+    private static void oneRowFourStreamsEvenOddOneStep(boolean bf16, MemorySegment seg, long off, long streamBytes, float[] x,
+                                                        int xOff, int k, float[] c, int cOff, int cStride, float[] init,
+                                                        int initOff, int initStride) {
+        FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
+        FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
+        i0 = FloatVector.fromArray(S, init, initOff + initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + initStride + L);
+        FloatVector c1e = EVEN.selectFrom(i0, i1), c1o = ODD.selectFrom(i0, i1);
+        i0 = FloatVector.fromArray(S, init, initOff + 2 * initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
+        FloatVector c2e = EVEN.selectFrom(i0, i1), c2o = ODD.selectFrom(i0, i1);
+        i0 = FloatVector.fromArray(S, init, initOff + 3 * initStride);
+        i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
+        FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
+        long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
+        int kk = 0;
+        FloatVector e0, e1, e2, e3, o0v, o1v, o2v, o3v;
         for (; kk < k; kk++, o0 += 2L * NR, o1 += 2L * NR, o2 += 2L * NR, o3 += 2L * NR) {
             FloatVector xb = FloatVector.broadcast(S, x[xOff + kk]);
             IntVector v0 = IntVector.fromMemorySegment(IS, seg, o0, LE), v1 = IntVector.fromMemorySegment(IS, seg, o1, LE);
@@ -499,36 +539,45 @@ final class StreamingKernels {
      * the FMA peak: {@link #eightRowsOnePanel} 0.37-0.39 for F16 and BF16; with the touches 0.44 and 0.43-0.45;
      * this kernel (both) 0.46-0.47 and 0.49-0.53. Touching the whole next strip during the first tile, or 16
      * lines in a burst every 64 steps, read less than spreading the touches evenly.
+     *
+     * <p>The work is split into small methods (the sums' permutes, the two-step loop, an odd last step) to keep
+     * each small enough for C1. As one method of 2350 bytes, its tier-3 compilation for on-stack replacement
+     * ran out of virtual registers ("COMPILE SKIPPED: out of virtual registers in linear scan"), and in a JVM
+     * that had compiled it at tier 2 first (its C2 queue being busy), it stayed at tier 2 and never reached C2:
+     * 1.2-1.9 GFLOP/s against 270-300, in 3 of 4 runs of the harness at 1024 × 1024, M = 32 (2026-12-08,
+     * docs/PERFORMANCE.md). The loop now compiles on its own (1316 bytes); sums is the participant's scratch
+     * for 8 rows of NR.
      */
     static int eightRowsEvenOdd(DType dt, MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
-                                int ldc, float[] init, long touch, int touchStride) {
+                                int ldc, float[] init, float[] sums, long touch, int touchStride) {
         if (dt != DType.BF16 && dt != DType.F16) throw new IllegalStateException(dt.name());
         boolean bf16 = dt == DType.BF16;
-        FloatVector c0e, c0o, c1e, c1o, c2e, c2o, c3e, c3o, c4e, c4o, c5e, c5o, c6e, c6o, c7e, c7o;
-        if (init != null) {
-            FloatVector i0 = FloatVector.fromArray(S, init, 0), i1 = FloatVector.fromArray(S, init, L);
-            FloatVector e = EVEN.selectFrom(i0, i1), od = ODD.selectFrom(i0, i1);
-            c0e = e; c0o = od; c1e = e; c1o = od; c2e = e; c2o = od; c3e = e; c3o = od;
-            c4e = e; c4o = od; c5e = e; c5o = od; c6e = e; c6o = od; c7e = e; c7o = od;
-        } else {
-            FloatVector i0, i1;
-            i0 = FloatVector.fromArray(S, c, cOff); i1 = FloatVector.fromArray(S, c, cOff + L);
-            c0e = EVEN.selectFrom(i0, i1); c0o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 1 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 1 * ldc + L);
-            c1e = EVEN.selectFrom(i0, i1); c1o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 2 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 2 * ldc + L);
-            c2e = EVEN.selectFrom(i0, i1); c2o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 3 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 3 * ldc + L);
-            c3e = EVEN.selectFrom(i0, i1); c3o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 4 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 4 * ldc + L);
-            c4e = EVEN.selectFrom(i0, i1); c4o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 5 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 5 * ldc + L);
-            c5e = EVEN.selectFrom(i0, i1); c5o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 6 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 6 * ldc + L);
-            c6e = EVEN.selectFrom(i0, i1); c6o = ODD.selectFrom(i0, i1);
-            i0 = FloatVector.fromArray(S, c, cOff + 7 * ldc); i1 = FloatVector.fromArray(S, c, cOff + 7 * ldc + L);
-            c7e = EVEN.selectFrom(i0, i1); c7o = ODD.selectFrom(i0, i1);
+        int even = kc & ~1;
+        evenOddSums(c, cOff, ldc, init, sums);
+        int touched = eightRowsEvenOddSteps(bf16, seg, off, a, aOff, even, sums, touch, touchStride);
+        columnOrderSums(sums, c, cOff, ldc);
+        if (even < kc) {
+            touched += eightRowsEvenOddLastStep(bf16, seg, off + 2L * NR * even, a, aOff + 8 * even, c, cOff, ldc,
+                    touch + (long) touchStride * even);
         }
+        return touched;
+    }
+
+    /**
+     * The loop of {@link #eightRowsEvenOdd}, over an even number of steps, on the sums in {@link #evenOddSums}' order.
+     * A method of its own, holding nothing but the loop's values: with the tile's c, offset and stride live
+     * across it as well, C2 kept the loop counter on the stack and the products read about 15% slower.
+     */
+    private static int eightRowsEvenOddSteps(boolean bf16, MemorySegment seg, long off, float[] a, int aOff, int kc,
+                                             float[] sums, long touch, int touchStride) {
+        FloatVector c0e = FloatVector.fromArray(S, sums, 0), c0o = FloatVector.fromArray(S, sums, L);
+        FloatVector c1e = FloatVector.fromArray(S, sums, 2 * L), c1o = FloatVector.fromArray(S, sums, 3 * L);
+        FloatVector c2e = FloatVector.fromArray(S, sums, 4 * L), c2o = FloatVector.fromArray(S, sums, 5 * L);
+        FloatVector c3e = FloatVector.fromArray(S, sums, 6 * L), c3o = FloatVector.fromArray(S, sums, 7 * L);
+        FloatVector c4e = FloatVector.fromArray(S, sums, 8 * L), c4o = FloatVector.fromArray(S, sums, 9 * L);
+        FloatVector c5e = FloatVector.fromArray(S, sums, 10 * L), c5o = FloatVector.fromArray(S, sums, 11 * L);
+        FloatVector c6e = FloatVector.fromArray(S, sums, 12 * L), c6o = FloatVector.fromArray(S, sums, 13 * L);
+        FloatVector c7e = FloatVector.fromArray(S, sums, 14 * L), c7o = FloatVector.fromArray(S, sums, 15 * L);
         long o = off, t = touch;
         int touched = 0;
         // Loops for both types, as in eightRowsOnePanel: C2 unswitches them on the invariant type test, so each
@@ -573,34 +622,62 @@ final class StreamingKernels {
             xb = FloatVector.broadcast(S, a[ai + 14]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
             xb = FloatVector.broadcast(S, a[ai + 15]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
         }
-        for (; kk < kc; kk++, ai += 8, o += 2L * NR, t += touchStride) {
-            touched += seg.get(ValueLayout.JAVA_BYTE, t);
-            IntVector v = IntVector.fromMemorySegment(IS, seg, o, LE);
-            FloatVector we, wo, xb;
-            if (bf16) {
-                we = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-                wo = v.and(BF16_HIGH_HALF).reinterpretAsFloats();
-            } else {
-                we = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
-                wo = v.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
-            }
-            xb = FloatVector.broadcast(S, a[ai]); c0e = xb.fma(we, c0e); c0o = xb.fma(wo, c0o);
-            xb = FloatVector.broadcast(S, a[ai + 1]); c1e = xb.fma(we, c1e); c1o = xb.fma(wo, c1o);
-            xb = FloatVector.broadcast(S, a[ai + 2]); c2e = xb.fma(we, c2e); c2o = xb.fma(wo, c2o);
-            xb = FloatVector.broadcast(S, a[ai + 3]); c3e = xb.fma(we, c3e); c3o = xb.fma(wo, c3o);
-            xb = FloatVector.broadcast(S, a[ai + 4]); c4e = xb.fma(we, c4e); c4o = xb.fma(wo, c4o);
-            xb = FloatVector.broadcast(S, a[ai + 5]); c5e = xb.fma(we, c5e); c5o = xb.fma(wo, c5o);
-            xb = FloatVector.broadcast(S, a[ai + 6]); c6e = xb.fma(we, c6e); c6o = xb.fma(wo, c6o);
-            xb = FloatVector.broadcast(S, a[ai + 7]); c7e = xb.fma(we, c7e); c7o = xb.fma(wo, c7o);
+        c0e.intoArray(sums, 0); c0o.intoArray(sums, L); c1e.intoArray(sums, 2 * L); c1o.intoArray(sums, 3 * L);
+        c2e.intoArray(sums, 4 * L); c2o.intoArray(sums, 5 * L); c3e.intoArray(sums, 6 * L); c3o.intoArray(sums, 7 * L);
+        c4e.intoArray(sums, 8 * L); c4o.intoArray(sums, 9 * L); c5e.intoArray(sums, 10 * L); c5o.intoArray(sums, 11 * L);
+        c6e.intoArray(sums, 12 * L); c6o.intoArray(sums, 13 * L); c7e.intoArray(sums, 14 * L); c7o.intoArray(sums, 15 * L);
+        return touched;
+    }
+
+    /**
+     * The 8 × NR tile at c[cOff + r·ldc ..] (or init in every row, when not null) into sums, each row as its even
+     * columns then its odd ones: {@link #eightRowsEvenOdd}'s accumulators. The permutes live here and in
+     * {@link #columnOrderSums}, not in the kernel, to keep the kernel small enough for C1 (see
+     * {@link #eightRowsEvenOddLastStep}); they cost two stores and two loads per row and call.
+     */
+    private static void evenOddSums(float[] c, int cOff, int ldc, float[] init, float[] sums) {
+        float[] from = init != null ? init : c;
+        int first = init != null ? 0 : cOff, stride = init != null ? 0 : ldc;
+        for (int r = 0; r < 8; r++) {
+            FloatVector i0 = FloatVector.fromArray(S, from, first + r * stride), i1 = FloatVector.fromArray(S, from, first + r * stride + L);
+            EVEN.selectFrom(i0, i1).intoArray(sums, 2 * r * L);
+            ODD.selectFrom(i0, i1).intoArray(sums, (2 * r + 1) * L);
         }
-        LOW.selectFrom(c0e, c0o).intoArray(c, cOff); HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
-        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + 1 * ldc); HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + 1 * ldc + L);
-        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * ldc); HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * ldc + L);
-        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * ldc); HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * ldc + L);
-        LOW.selectFrom(c4e, c4o).intoArray(c, cOff + 4 * ldc); HIGH.selectFrom(c4e, c4o).intoArray(c, cOff + 4 * ldc + L);
-        LOW.selectFrom(c5e, c5o).intoArray(c, cOff + 5 * ldc); HIGH.selectFrom(c5e, c5o).intoArray(c, cOff + 5 * ldc + L);
-        LOW.selectFrom(c6e, c6o).intoArray(c, cOff + 6 * ldc); HIGH.selectFrom(c6e, c6o).intoArray(c, cOff + 6 * ldc + L);
-        LOW.selectFrom(c7e, c7o).intoArray(c, cOff + 7 * ldc); HIGH.selectFrom(c7e, c7o).intoArray(c, cOff + 7 * ldc + L);
+    }
+
+    /** {@link #evenOddSums} undone: sums' rows back into column order at c[cOff + r·ldc ..]. */
+    private static void columnOrderSums(float[] sums, float[] c, int cOff, int ldc) {
+        for (int r = 0; r < 8; r++) {
+            FloatVector e = FloatVector.fromArray(S, sums, 2 * r * L), o = FloatVector.fromArray(S, sums, (2 * r + 1) * L);
+            LOW.selectFrom(e, o).intoArray(c, cOff + r * ldc);
+            HIGH.selectFrom(e, o).intoArray(c, cOff + r * ldc + L);
+        }
+    }
+
+    /**
+     * The last step of {@link #eightRowsEvenOdd} when its block has an odd number of steps: one more FMA per
+     * output, on top of the sums in c. The weights are put in column order here (two permutes) instead of the
+     * sums in even/odd order (32): the same products and sums, so the same bits.
+     */
+    private static int eightRowsEvenOddLastStep(boolean bf16, MemorySegment seg, long off, float[] a, int ai, float[] c,
+                                                int cOff, int ldc, long touch) {
+        int touched = seg.get(ValueLayout.JAVA_BYTE, touch);
+        IntVector v = IntVector.fromMemorySegment(IS, seg, off, LE);
+        FloatVector we, wo;
+        if (bf16) {
+            we = v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            wo = v.and(BF16_HIGH_HALF).reinterpretAsFloats();
+        } else {
+            we = v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+            wo = v.lanewise(VectorOperators.ASHR, 3).and(F16_HIGH_HALF).reinterpretAsFloats();
+        }
+        FloatVector lo = LOW.selectFrom(we, wo), hi = HIGH.selectFrom(we, wo);
+        for (int r = 0; r < 8; r++) {
+            FloatVector xb = FloatVector.broadcast(S, a[ai + r]);
+            int o = cOff + r * ldc;
+            xb.fma(lo, FloatVector.fromArray(S, c, o)).intoArray(c, o);
+            xb.fma(hi, FloatVector.fromArray(S, c, o + L)).intoArray(c, o + L);
+        }
         return touched;
     }
 }
