@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Autoregressive generation for causal models, several prompts at once. Every step is one forward pass over
@@ -28,6 +29,11 @@ public final class Generator {
 
     private final TransformerModel model;
     private final TextTokenizer tokenizer;
+    /**
+     * The last generation's KV cache, cleared and reused by the next one of as many sequences that fits in it
+     * ({@link KvCache#clear}); taken out while a generation runs, so concurrent calls never share one.
+     */
+    private final AtomicReference<KvCache> spareCache = new AtomicReference<>();
 
     public Generator(TransformerModel model, TextTokenizer tokenizer) {
         ModelInfo info = model.info();
@@ -113,75 +119,80 @@ public final class Generator {
         // never re-lays itself out mid-generation.
         long room = prompts.stream().mapToInt(p -> p.length).max().orElse(0) + (long) config.maxNewTokens() - 1;
         int reserve = (int) Math.min(room, maxPos > 0 ? maxPos : Integer.MAX_VALUE);
-        KvCache cache = config.kvCache() ? KvCache.create(slots, reserve) : null;
-        // slotPrompt[i]: the prompt decoding in slot i, or -1 once the slot has nothing left to do
-        int[] slotPrompt = new int[slots];
-        List<int[]> feed = new ArrayList<>(slots);
-        for (int i = 0; i < slots; i++) {
-            slotPrompt[i] = i;
-            feed.add(prompts.get(i));
-        }
-        int nextPrompt = slots;
-        int eos = config.stopAtEos() ? tokenizer.eosId() : -1;
-        int active = slots;
-        while (active > 0) {
-            TokenBatch batch = cache != null ? cache.batch(feed) : TokenBatch.of(feed);
-            FloatTensor logits = model.forward(batch, ForwardOptions.lastTokenLogits(), h, cache);
-            List<int[]> next = new ArrayList<>(slots);
+        KvCache cache = config.kvCache() ? KvCache.reuseOrCreate(spareCache.getAndSet(null), slots, reserve) : null;
+        try {
+            // slotPrompt[i]: the prompt decoding in slot i, or -1 once the slot has nothing left to do
+            int[] slotPrompt = new int[slots];
+            List<int[]> feed = new ArrayList<>(slots);
             for (int i = 0; i < slots; i++) {
-                int s = slotPrompt[i];
-                if (s < 0 || feed.get(i).length == 0) {
-                    next.add(new int[0]);
-                    continue;
-                }
-                Generation.StopReason r = null;
-                int token = -1;
-                String delta = "";
-                if (stopCheck.stopNow(s)) {
-                    r = Generation.StopReason.GUARD;
-                } else {
-                    token = sampler.next(logits.data(), i * vocab, vocab, rng[s]);
-                    int[] g = Arrays.copyOf(generated[s], generated[s].length + 1);
-                    g[g.length - 1] = token;
-                    generated[s] = g;
-                    int total = prompts.get(s).length + g.length;
-                    if (token == eos) r = Generation.StopReason.EOS;
-                    else if (g.length >= config.maxNewTokens()) r = Generation.StopReason.MAX_TOKENS;
-                    else if (maxPos > 0 && total >= maxPos) r = Generation.StopReason.CONTEXT;
-                    delta = text[s].push(token, r != null);
-                    if (r == null && text[s].stopped()) r = Generation.StopReason.STOP_STRING;
-                }
-                if (r != null) {
-                    delta += text[s].finish();
-                    reason[s] = r;
-                }
-                if (r == Generation.StopReason.GUARD) out.onEnd(s, r, delta);
-                else out.onToken(s, token, delta);
-                if (r != null) {
-                    if (nextPrompt < n) {
-                        // The finished sequence leaves and the next prompt takes its slot from position 0.
-                        slotPrompt[i] = nextPrompt;
-                        if (cache != null) cache.reset(i);
-                        next.add(prompts.get(nextPrompt++));
-                    } else {
-                        slotPrompt[i] = -1;
-                        active--;
-                        next.add(new int[0]);
-                    }
-                } else if (cache != null) {
-                    next.add(new int[]{token});
-                } else {
-                    int[] all = Arrays.copyOf(prompts.get(s), prompts.get(s).length + generated[s].length);
-                    System.arraycopy(generated[s], 0, all, prompts.get(s).length, generated[s].length);
-                    next.add(all);
-                }
+                slotPrompt[i] = i;
+                feed.add(prompts.get(i));
             }
-            feed = next;
+            int nextPrompt = slots;
+            int eos = config.stopAtEos() ? tokenizer.eosId() : -1;
+            int active = slots;
+            while (active > 0) {
+                TokenBatch batch = cache != null ? cache.batch(feed) : TokenBatch.of(feed);
+                FloatTensor logits = model.forward(batch, ForwardOptions.lastTokenLogits(), h, cache);
+                List<int[]> next = new ArrayList<>(slots);
+                for (int i = 0; i < slots; i++) {
+                    int s = slotPrompt[i];
+                    if (s < 0 || feed.get(i).length == 0) {
+                        next.add(new int[0]);
+                        continue;
+                    }
+                    Generation.StopReason r = null;
+                    int token = -1;
+                    String delta = "";
+                    if (stopCheck.stopNow(s)) {
+                        r = Generation.StopReason.GUARD;
+                    } else {
+                        token = sampler.next(logits.data(), i * vocab, vocab, rng[s]);
+                        int[] g = Arrays.copyOf(generated[s], generated[s].length + 1);
+                        g[g.length - 1] = token;
+                        generated[s] = g;
+                        int total = prompts.get(s).length + g.length;
+                        if (token == eos) r = Generation.StopReason.EOS;
+                        else if (g.length >= config.maxNewTokens()) r = Generation.StopReason.MAX_TOKENS;
+                        else if (maxPos > 0 && total >= maxPos) r = Generation.StopReason.CONTEXT;
+                        delta = text[s].push(token, r != null);
+                        if (r == null && text[s].stopped()) r = Generation.StopReason.STOP_STRING;
+                    }
+                    if (r != null) {
+                        delta += text[s].finish();
+                        reason[s] = r;
+                    }
+                    if (r == Generation.StopReason.GUARD) out.onEnd(s, r, delta);
+                    else out.onToken(s, token, delta);
+                    if (r != null) {
+                        if (nextPrompt < n) {
+                            // The finished sequence leaves and the next prompt takes its slot from position 0.
+                            slotPrompt[i] = nextPrompt;
+                            if (cache != null) cache.reset(i);
+                            next.add(prompts.get(nextPrompt++));
+                        } else {
+                            slotPrompt[i] = -1;
+                            active--;
+                            next.add(new int[0]);
+                        }
+                    } else if (cache != null) {
+                        next.add(new int[]{token});
+                    } else {
+                        int[] all = Arrays.copyOf(prompts.get(s), prompts.get(s).length + generated[s].length);
+                        System.arraycopy(generated[s], 0, all, prompts.get(s).length, generated[s].length);
+                        next.add(all);
+                    }
+                }
+                feed = next;
+            }
+            List<Generation> result = new ArrayList<>(n);
+            for (int s = 0; s < n; s++) {
+                result.add(new Generation(prompts.get(s).clone(), generated[s], text[s].text(), reason[s]));
+            }
+            return result;
+        } finally {
+            if (cache != null) spareCache.set(cache);
         }
-        List<Generation> result = new ArrayList<>(n);
-        for (int s = 0; s < n; s++) {
-            result.add(new Generation(prompts.get(s).clone(), generated[s], text[s].text(), reason[s]));
-        }
-        return result;
     }
+
 }

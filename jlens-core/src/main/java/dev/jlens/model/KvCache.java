@@ -71,6 +71,18 @@ public final class KvCache {
         return new KvCache(sequences, reserveTokens);
     }
 
+    /**
+     * {@code spare}, {@link #clear cleared}, when it holds as many sequences and has room for
+     * {@code reserveTokens} of each; otherwise a new cache ({@link #create(int, int)}).
+     */
+    public static KvCache reuseOrCreate(KvCache spare, int sequences, int reserveTokens) {
+        if (spare != null && spare.sequences == sequences && spare.capacity >= reserveTokens) {
+            spare.clear();
+            return spare;
+        }
+        return create(sequences, reserveTokens);
+    }
+
     /** Rows each sequence has room for in every layer's tensors (0 before the first pass). */
     public int capacity() {
         return capacity;
@@ -100,6 +112,17 @@ public final class KvCache {
             base[l][s] = 0;
             live[l][s] = 0;
         }
+    }
+
+    /**
+     * Forgets every sequence and keeps the tensors, so the next generation of as many sequences, within this
+     * cache's {@link #capacity}, allocates nothing. On the heap each new cache is garbage after its generation
+     * (at batch 32 a 1B model's is 0.4 GB), and the young collections copying the live one cost Pythia-1.4B
+     * 6-14 ms a decoding step (docs/PERFORMANCE.md). Like {@link #reset}, old rows are overwritten before any
+     * query reads them.
+     */
+    public void clear() {
+        for (int s = 0; s < sequences; s++) reset(s);
     }
 
     /** A batch of new tokens, sequence s continuing cached sequence s (an empty array: nothing new for s). */

@@ -23,6 +23,8 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -92,6 +94,79 @@ class KvCacheParityTest {
             assertEquals(16, cache.capacity());
             FloatTensor ref = m.model().forward(TokenBatch.single(p), ForwardOptions.full(), Hooks.none());
             assertRows(ref, 0, pre, 0, p.length, m.info().vocabSize(), fixture + " prefill");
+        }
+    }
+
+    /**
+     * A cleared cache, which is what a {@link Generator} reuses, gives the full forward's logits again, with a
+     * longer earlier pass's rows still in its tensors, and keeps its room.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "llama_tiny", "qwen2_tiny"})
+    void clearedCacheGivesTheLogitsOfAFreshOne(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            int vocab = m.info().vocabSize();
+            List<int[]> ps = prompts(fixture);
+            KvCache cache = KvCache.create(2, 48);
+            int[] longA = extend(ps.getFirst(), 20, 3, vocab), longB = extend(ps.getLast(), 20, 5, vocab);
+            m.model().forward(cache.batch(List.of(longA, longB)), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
+            int capacity = cache.capacity();
+            cache.clear();
+            assertArrayEquals(new int[]{0, 0}, cache.lengths());
+            assertCachedStepsEqualFull(m, fixture, cache);
+            assertEquals(capacity, cache.capacity(), "cleared, not laid out again");
+            cache.clear();
+            assertSame(cache, KvCache.reuseOrCreate(cache, 2, capacity), "as many sequences, room enough: reused");
+            assertNotSame(cache, KvCache.reuseOrCreate(cache, 3, capacity), "more sequences: a new cache");
+            assertNotSame(cache, KvCache.reuseOrCreate(cache, 2, capacity + 1), "more room: a new cache");
+            assertNotSame(cache, KvCache.reuseOrCreate(null, 2, capacity));
+        }
+    }
+
+    /**
+     * The same where layers slide (Gemma 2: every other layer, window 8): the earlier pass moved rows within the
+     * region and advanced its base, which clearing must undo.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma2_tiny", "mistral_sw_tiny"})
+    void clearedSlidingCacheGivesTheLogitsOfAFreshOne(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            int vocab = m.info().vocabSize();
+            int[] p = prompts(fixture).getFirst();
+            KvCache cache = KvCache.create(1, 64);
+            int[] earlier = extend(p, 20, 3, vocab);
+            for (int i = 0; i < earlier.length; i += 5) {
+                int[] part = Arrays.copyOfRange(earlier, i, Math.min(earlier.length, i + 5));
+                m.model().forward(cache.batch(List.of(part)), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
+            }
+            cache.clear();
+            int[] full = extend(p, STEPS, 7, vocab);
+            FloatTensor ref = m.model().forward(TokenBatch.single(full), ForwardOptions.full(), Hooks.none());
+            FloatTensor pre = m.model().forward(cache.batch(List.of(p)), ForwardOptions.full(), Hooks.none(), cache);
+            assertRows(ref, 0, pre, 0, p.length, vocab, fixture + " prefill after clear");
+            for (int i = 0; i < STEPS; i++) {
+                FloatTensor out = m.model().forward(cache.batch(List.of(new int[]{full[p.length + i]})), ForwardOptions.full(),
+                        Hooks.none(), cache);
+                assertRows(ref, p.length + i, out, 0, 1, vocab, fixture + " step " + i + " after clear");
+            }
+        }
+    }
+
+    /** A generator reuses its last cache; what it generates equals a fresh generator's. */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt_neox_tiny", "stories260k"})
+    void generatorReusingItsCacheGeneratesTheSameTokens(String fixture) {
+        try (HookedModel m = load(fixture)) {
+            List<int[]> ps = prompts(fixture);
+            List<int[]> two = List.of(ps.getFirst(), ps.getLast()), other = List.of(ps.get(1), ps.getFirst());
+            GenerationConfig cfg = GenerationConfig.greedy(12).withStopAtEos(false);
+            Generator reused = new Generator(m);
+            reused.generate(two, GenerationConfig.greedy(30).withStopAtEos(false), Hooks.none(), null);
+            List<Generation> again = reused.generate(other, cfg, Hooks.none(), null);
+            List<Generation> fresh = new Generator(m).generate(other, cfg, Hooks.none(), null);
+            for (int s = 0; s < other.size(); s++) {
+                assertArrayEquals(fresh.get(s).newIds(), again.get(s).newIds(), fixture + " prompt " + s);
+            }
         }
     }
 
