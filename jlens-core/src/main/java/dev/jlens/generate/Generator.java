@@ -24,6 +24,10 @@ import java.util.concurrent.atomic.AtomicReference;
  * hook sees a stable sequence index and, through the batch's positions, whether a row is a prompt token
  * (position &lt; prompt length) or a generated one. Hooks run on the prompt pass and on every generated
  * token, which is how interventions steer generation.
+ *
+ * <p>A generator keeps its last KV cache and clears it for the next generation of as many sequences that fits
+ * in it, so repeated calls (a sweep, an evaluation) allocate nothing per call; the cache's memory stays held
+ * until the generator is dropped. Calls may run concurrently: each takes the cache out while it runs.
  */
 public final class Generator {
 
