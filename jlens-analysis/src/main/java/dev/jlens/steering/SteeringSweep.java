@@ -190,8 +190,6 @@ public final class SteeringSweep {
         SteeringEvaluator.Metrics base = ev.baseline();
         List<Row> rows = new ArrayList<>();
         int done = 0;
-        // One generator for the sweep: its KV cache is reused by every group of the same size.
-        Generator generator = sampling ? new Generator(m) : null;
         for (int g0 = 0; g0 < settings.size(); g0 += perCall) {
             List<Setting> group = settings.subList(g0, Math.min(settings.size(), g0 + perCall));
             List<List<Intervention>> groupIvs = new ArrayList<>();
@@ -208,7 +206,7 @@ public final class SteeringSweep {
                 for (int i = 0; i < group.size(); i++) {
                     for (Intervention iv : groupIvs.get(i)) hooks = iv.addTo(hooks, lengths, i * sampleIds.size(), sampleIds.size());
                 }
-                List<Generation> gens = generator.generate(ids, GenerationConfig.greedy(cfg.maxNewTokens()), hooks, null);
+                List<Generation> gens = new Generator(m).generate(ids, GenerationConfig.greedy(cfg.maxNewTokens()), hooks, null);
                 for (int i = 0; i < group.size(); i++) {
                     int refusals = 0;
                     for (int j = 0; j < sampleIds.size(); j++) {

@@ -117,9 +117,9 @@ public final class KvCache {
     /**
      * Forgets every sequence and keeps the tensors, so the next generation of as many sequences, within this
      * cache's {@link #capacity}, allocates nothing. On the heap each new cache is garbage after its generation
-     * (at batch 32 a 1B model's is 0.4 GB), and the young collections copying the live one cost Pythia-1.4B
-     * 6-14 ms a decoding step (docs/PERFORMANCE.md). Like {@link #reset}, old rows are overwritten before any
-     * query reads them.
+     * (32 sequences of 31 tokens: 0.4 GB for Pythia-1.4B), and the young collections that copied the live one
+     * cost that model 6-30 ms a decoding step (docs/PERFORMANCE.md). Like {@link #reset}, old rows are
+     * overwritten before any query reads them.
      */
     public void clear() {
         for (int s = 0; s < sequences; s++) reset(s);
