@@ -15,17 +15,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The product kernels stay small enough for C1. A kernel whose tier-3 compilation for on-stack replacement
+ * The CPU kernels stay small enough for C1. A kernel whose tier-3 compilation for on-stack replacement
  * fails ("out of virtual registers in linear scan") can be left at tier 2 for good in a JVM that compiled it
  * there first, where the Vector API runs about 150 times slower: that happened to the batched-decode kernel
  * (2026-12-08, docs/PERFORMANCE.md). Whether a JVM takes that path depends on timing, so this test makes the
  * tier-3 OSR compilations certain instead: a child JVM without C2, compiling in the foreground, with a low
- * back-edge threshold, runs every product path once ({@link KernelsOsrProbe}).
+ * back-edge threshold, runs every product path and the CPU backend's norm, activation, rotary and attention
+ * kernels once ({@link KernelsOsrProbe}).
  */
 class KernelsCompileTest {
 
     private static final Pattern TIER3_OSR =
-            Pattern.compile("%.*\\s3\\s+dev\\.jlens\\.kernels\\.(StreamingKernels|Gemm)::(\\w+) @ \\d+ \\(\\d+ bytes\\)(.*)");
+            Pattern.compile("%.*\\s3\\s+dev\\.jlens\\.kernels\\.(\\w+)::([\\w$]+) @ \\d+ \\(\\d+ bytes\\)(.*)");
 
     @Test
     void everyKernelLoopCompilesAtTierThreeForOnStackReplacement(@TempDir Path tmp) throws Exception {
@@ -55,7 +56,7 @@ class KernelsCompileTest {
         // the probe must have reached the loops it is meant to check
         for (String kernel : List.of("StreamingKernels::eightRowsEvenOddSteps", "StreamingKernels::eightRowsOnePanel",
                 "StreamingKernels::oneRowFourStreamsEvenOdd", "StreamingKernels::oneRowFourStreamsEvenOddOneStep",
-                "Gemm::kernel12")) {
+                "Gemm::kernel12", "CpuBackend::attendOne", "CpuBackend::layerNormRow")) {
             assertTrue(compiled.contains(kernel), kernel + " was not compiled for OSR at tier 3; compiled: " + compiled);
         }
     }
