@@ -48,8 +48,10 @@ final class GenerationBench {
         for (int b : batches) {
             List<int[]> prompts = prompts(r, b, promptTokens, idLimit);
             int warmTokens = Math.min(newTokens, WARM_UP_TOKENS);
-            Spare spare = new Spare(promptTokens + newTokens - 1);
-            WarmUp w = warmUp(m, prompts, warmTokens, vocab, spare);
+            // One KV cache for this batch size's decodes, cleared by each, as a Generator keeps its last one; with
+            // room for the timed decode from the first warm-up on.
+            KvCache cache = KvCache.create(b, promptTokens + newTokens - 1);
+            WarmUp w = warmUp(m, prompts, warmTokens, vocab, cache);
             String outcome = w.lastJitMillis() < 0 ? "this JVM does not report compile time, so one decode"
                     : w.quiet() ? String.format(Locale.ROOT, "the JIT compiled for %d ms during the last (under %.1f%% of each of"
                     + " the last two)", w.lastJitMillis(), 100 * QUIET_JIT_SHARE)
@@ -69,7 +71,7 @@ final class GenerationBench {
             kernels.reset();
             int steps = newTokens - 1;
             double[] stepBandwidth = new double[steps];
-            Timing t = decode(m, prompts, newTokens, vocab, spare, kernels, step -> stepBandwidth[step] = probe.round(BANDWIDTH_ROUND_MS));
+            Timing t = decode(m, prompts, newTokens, vocab, cache, kernels, step -> stepBandwidth[step] = probe.round(BANDWIDTH_ROUND_MS));
             double peak = (peak0 + FmaPeak.measureGflops(threads, 300)) / 2;
             double tokPerS = (double) b * steps / t.decodeSecs();
             double bytesPerStep = kernels.weightBytes / (double) steps;
@@ -136,7 +138,7 @@ final class GenerationBench {
      * and the kernel worker started jobs late by 0.6-0.9 ms per step; after 41 steps, 16 ms and 0.2 ms.
      * lastJitMillis is -1 where the JVM does not report compile time (one decode is run then).
      */
-    private static WarmUp warmUp(TransformerModel m, List<int[]> prompts, int tokens, int vocab, Spare spare) {
+    private static WarmUp warmUp(TransformerModel m, List<int[]> prompts, int tokens, int vocab, KvCache cache) {
         var jit = java.lang.management.ManagementFactory.getCompilationMXBean();
         boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
         long t0 = System.nanoTime();
@@ -144,7 +146,7 @@ final class GenerationBench {
         while (true) {
             long before = timed ? jit.getTotalCompilationTime() : 0;
             long d0 = System.nanoTime();
-            decode(m, prompts, tokens, vocab, spare);
+            decode(m, prompts, tokens, vocab, cache);
             double wallMillis = (System.nanoTime() - d0) / 1e6;
             decodes++;
             long last = timed ? jit.getTotalCompilationTime() - before : -1;
@@ -211,34 +213,20 @@ final class GenerationBench {
         return p;
     }
 
-    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, Spare spare) {
-        return decode(m, prompts, newTokens, vocab, spare, null, step -> { });
+    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, KvCache cache) {
+        return decode(m, prompts, newTokens, vocab, cache, null, step -> { });
     }
 
     /**
-     * The KV cache one batch size's decodes pass on to each other, as {@code Generator} keeps its last one, with
-     * room for the timed decode from the first warm-up on.
+     * Prefill, then newTokens − 1 greedy steps, each timed alone and followed by afterStep (untimed), into cache
+     * (cleared first); the counters (when given) are reset after the prefill.
      */
-    private static final class Spare {
-        final int reserve;
-        KvCache cache;
-
-        Spare(int reserve) {
-            this.reserve = reserve;
-        }
-    }
-
-    /**
-     * Prefill, then newTokens − 1 greedy steps, each timed alone and followed by afterStep (untimed); the
-     * counters (when given) are reset after the prefill.
-     */
-    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, Spare spare,
+    private static Timing decode(TransformerModel m, List<int[]> prompts, int newTokens, int vocab, KvCache cache,
                                  BenchCommand.Counting counting, java.util.function.IntConsumer afterStep) {
         int n = prompts.size();
         // Every sequence ends with this many tokens cached (the last new token is never fed back).
         int cached = prompts.getFirst().length + newTokens - 1;
-        KvCache cache = KvCache.reuseOrCreate(spare.cache, n, Math.max(cached, spare.reserve));
-        spare.cache = cache;
+        cache.clear();
         long t0 = System.nanoTime();
         FloatTensor logits = m.forward(cache.batch(prompts), ForwardOptions.lastTokenLogits(), Hooks.none(), cache);
         long t1 = System.nanoTime();

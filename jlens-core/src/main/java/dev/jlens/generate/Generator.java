@@ -198,5 +198,4 @@ public final class Generator {
             if (cache != null) spareCache.set(cache);
         }
     }
-
 }

@@ -543,9 +543,9 @@ final class StreamingKernels {
      * <p>The work is split into small methods (the sums' permutes, the two-step loop, an odd last step) to keep
      * each small enough for C1. As one method of 2350 bytes, its tier-3 compilation for on-stack replacement
      * ran out of virtual registers ("COMPILE SKIPPED: out of virtual registers in linear scan"), and in a JVM
-     * that had compiled it at tier 2 first (its C2 queue being busy), it stayed at tier 2 and never reached C2:
-     * 1.2-1.9 GFLOP/s against 270-300, in 3 of 4 runs of the harness at 1024 × 1024, M = 32 (2026-12-08,
-     * docs/PERFORMANCE.md). The loop now compiles on its own (1316 bytes); sums is the participant's scratch
+     * that had compiled it at tier 2 first (HotSpot does that while its C2 queue is long), it stayed at tier 2
+     * and never reached C2: 1.2-1.9 GFLOP/s against 270-300, in 3 of 4 runs of the harness at 1024 × 1024,
+     * M = 32 (2026-12-08, docs/PERFORMANCE.md). The loop now compiles on its own (1316 bytes); sums is the participant's scratch
      * for 8 rows of NR.
      */
     static int eightRowsEvenOdd(DType dt, MemorySegment seg, long off, float[] a, int aOff, int kc, float[] c, int cOff,
@@ -580,10 +580,10 @@ final class StreamingKernels {
         FloatVector c7e = FloatVector.fromArray(S, sums, 14 * L), c7o = FloatVector.fromArray(S, sums, 15 * L);
         long o = off, t = touch;
         int touched = 0;
-        // Loops for both types, as in eightRowsOnePanel: C2 unswitches them on the invariant type test, so each
-        // type runs straight copies with its widening spelled out (class comment). Two steps per iteration (one
-        // touch, twice the stride), an odd last step alone: C2 did not unroll the one-step loop, and its loop
-        // control and touch then took issue slots beside 16 FMAs (harness: 0.49-0.52 of the peak against
+        // One loop for both types: C2 unswitches it on the invariant type test, so each type runs a straight
+        // copy with its widening spelled out (class comment). Two steps per iteration (one touch, twice the
+        // stride; an odd last step is eightRowsEvenOddLastStep's): C2 did not unroll a one-step loop, and its
+        // loop control and touch then took issue slots beside 16 FMAs (harness: 0.49-0.52 of the peak against
         // 0.47-0.48 for BF16, 0.47-0.48 against 0.44-0.45 for F16).
         int kk = 0, ai = aOff;
         for (; kk + 1 < kc; kk += 2, ai += 16, o += 4L * NR, t += 2L * touchStride) {
@@ -633,7 +633,7 @@ final class StreamingKernels {
      * The 8 × NR tile at c[cOff + r·ldc ..] (or init in every row, when not null) into sums, each row as its even
      * columns then its odd ones: {@link #eightRowsEvenOdd}'s accumulators. The permutes live here and in
      * {@link #columnOrderSums}, not in the kernel, to keep the kernel small enough for C1 (see
-     * {@link #eightRowsEvenOddLastStep}); they cost two stores and two loads per row and call.
+     * {@link #eightRowsEvenOdd}); they cost two stores and two loads per row and call.
      */
     private static void evenOddSums(float[] c, int cOff, int ldc, float[] init, float[] sums) {
         float[] from = init != null ? init : c;
