@@ -56,7 +56,7 @@ class KernelsCompileTest {
         // the probe must have reached the loops it is meant to check
         for (String kernel : List.of("StreamingKernels::eightRowsEvenOddSteps", "StreamingKernels::eightRowsOnePanel",
                 "StreamingKernels::oneRowFourStreamsEvenOdd", "StreamingKernels::oneRowFourStreamsEvenOddOneStep",
-                "Gemm::kernel12", "CpuBackend::attendOne", "CpuBackend::layerNormRow")) {
+                "Gemm::kernel12", "CpuBackend::attendOne", "CpuBackend::layerNormRow", "CpuBackend::rotary")) {
             assertTrue(compiled.contains(kernel), kernel + " was not compiled for OSR at tier 3; compiled: " + compiled);
         }
     }

@@ -69,11 +69,13 @@ final class KernelsOsrProbe {
         }
         cpu.add(out, other);
         cpu.softcap(out, 30f);
-        // rotary over k / 64 positions of one 64-dim head
-        int headDim = 64, positions = k / headDim;
+        // rotary over k / 2 positions of two 64-dim heads: the loop over positions needs that many to reach OSR
+        int headDim = 64, positions = k / 2;
         int[] pos = new int[positions];
         for (int i = 0; i < positions; i++) pos[i] = i;
-        cpu.rotary(cpu.upload(data.clone(), positions, headDim * rows), rows, headDim, pos, RotaryEmbedding.halfSplit(headDim, 10000));
+        float[] rotated = new float[positions * headDim * rows];
+        for (int i = 0; i < rotated.length; i++) rotated[i] = data[i % data.length];
+        cpu.rotary(cpu.upload(rotated, positions, headDim * rows), rows, headDim, pos, RotaryEmbedding.halfSplit(headDim, 10000));
         // one new query of 2 heads against k / 2 cached keys (decode), and a short causal prefill
         int keys = k / 2, width = rows * headDim;
         float[] kv = new float[keys * width];
