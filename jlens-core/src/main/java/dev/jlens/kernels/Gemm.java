@@ -77,7 +77,7 @@ final class Gemm {
         final float[] tile = new float[MR * NR];
         final float[] init = new float[NR];
         final float[] zeros = new float[4 * NR];
-        /** {@link StreamingKernels#eightRowsEvenOdd}'s sums between their permutes: 8 rows of NR. */
+        /** The even/odd kernels' sums between their permutes ({@link StreamingKernels#evenOddSums}): up to 8 rows of NR. */
         final float[] sums = new float[MR8 * NR];
         /**
          * The sum of the bytes {@link StreamingKernels#eightRowsEvenOdd} touched: kept so the JIT cannot drop
@@ -422,7 +422,7 @@ final class Gemm {
         int quarter = sweeps(w), col0 = t * NR, stride = quarter * NR;
         StreamingKernels.oneRowFourStreams(w.dtype(), w.data(), w.byteOffset(t, 0), w.byteOffset(quarter, 0), x, 0,
                 w.cols(), out, col0, stride, bias != null ? bias : s.zeros, bias != null ? col0 : 0, bias != null ? stride : NR,
-                twoSteps);
+                twoSteps, s.sums);
     }
 
     /** A claimable range [from, to) of sweeps, as one long: from in the high half, to in the low. */

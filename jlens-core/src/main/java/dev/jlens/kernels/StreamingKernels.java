@@ -102,14 +102,20 @@ final class StreamingKernels {
      * per iteration ({@link #TWO_STEPS}); F32 ignores it.
      */
     static void oneRowFourStreams(DType dt, MemorySegment seg, long off, long streamBytes, float[] x, int xOff, int k,
-                                  float[] c, int cOff, int cStride, float[] init, int initOff, int initStride, boolean twoSteps) {
+                                  float[] c, int cOff, int cStride, float[] init, int initOff, int initStride, boolean twoSteps,
+                                  float[] sums) {
         switch (dt) {
             case F32 -> oneRowFourStreamsF32(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
             case BF16 -> {
-                if (twoSteps) oneRowFourStreamsEvenOdd(true, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, true);
-                else oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+                if (twoSteps) {
+                    oneRowFourStreamsEvenOdd(true, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride,
+                            true, sums);
+                } else {
+                    oneRowFourStreamsBF16(seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
+                }
             }
-            case F16 -> oneRowFourStreamsEvenOdd(false, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride, twoSteps);
+            case F16 -> oneRowFourStreamsEvenOdd(false, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride,
+                    twoSteps, sums);
             default -> throw new IllegalStateException(dt.name());
         }
     }
@@ -265,26 +271,32 @@ final class StreamingKernels {
      * sign-extending load and shift take two; on the Intel VM its decoding products read 0.82-0.84 of the probe
      * against 0.80 that way (three alternating pairs of runs, 2026-12-07), but one step at a time less than the
      * plain kernel, so BF16 comes here only with twoSteps. One loop body for both types, as in
-     * {@link #eightRowsEvenOdd}: C2 unswitches it on the invariant type test.
+     * {@link #eightRowsEvenOdd}: C2 unswitches it on the invariant type test. Like that kernel's, the loops are
+     * methods of their own on the sums in {@link #evenOddSums}' order (sums: the participant's scratch), which
+     * keeps each small enough for C1: with both loops in one method (1997 bytes), C1's tier-3 compilation for
+     * on-stack replacement ran out of virtual registers, the failure that left {@link #eightRowsEvenOdd} at tier 2
+     * for good.
      */
     private static void oneRowFourStreamsEvenOdd(boolean bf16, MemorySegment seg, long off, long streamBytes, float[] x, int xOff,
                                                  int k, float[] c, int cOff, int cStride, float[] init, int initOff,
-                                                 int initStride, boolean twoSteps) {
-        if (!twoSteps) {
-            oneRowFourStreamsEvenOddOneStep(bf16, seg, off, streamBytes, x, xOff, k, c, cOff, cStride, init, initOff, initStride);
-            return;
+                                                 int initStride, boolean twoSteps, float[] sums) {
+        evenOddSums(init, initOff, initStride, 4, sums);
+        int done = twoSteps ? k & ~1 : 0;
+        if (done > 0) oneRowFourStreamsEvenOddTwoSteps(bf16, seg, off, streamBytes, x, xOff, done, sums);
+        // one step at a time (AMD's F16), or the odd last step: the same chains, so the same bits
+        if (done < k) {
+            oneRowFourStreamsEvenOddOneStep(bf16, seg, off + 2L * NR * done, streamBytes, x, xOff + done, k - done, sums);
         }
-        FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
-        FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + initStride + L);
-        FloatVector c1e = EVEN.selectFrom(i0, i1), c1o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 2 * initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
-        FloatVector c2e = EVEN.selectFrom(i0, i1), c2o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 3 * initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
-        FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
+        columnOrderSums(sums, 4, c, cOff, cStride);
+    }
+
+    /** {@link #oneRowFourStreamsEvenOdd}'s loop two steps per iteration, over an even k. */
+    private static void oneRowFourStreamsEvenOddTwoSteps(boolean bf16, MemorySegment seg, long off, long streamBytes, float[] x,
+                                                         int xOff, int k, float[] sums) {
+        FloatVector c0e = FloatVector.fromArray(S, sums, 0), c0o = FloatVector.fromArray(S, sums, L);
+        FloatVector c1e = FloatVector.fromArray(S, sums, 2 * L), c1o = FloatVector.fromArray(S, sums, 3 * L);
+        FloatVector c2e = FloatVector.fromArray(S, sums, 4 * L), c2o = FloatVector.fromArray(S, sums, 5 * L);
+        FloatVector c3e = FloatVector.fromArray(S, sums, 6 * L), c3o = FloatVector.fromArray(S, sums, 7 * L);
         long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         int kk = 0;
         FloatVector e0, e1, e2, e3, o0v, o1v, o2v, o3v;
@@ -353,39 +365,17 @@ final class StreamingKernels {
             c3e = xb.fma(e3, c3e);
             c3o = xb.fma(o3v, c3o);
         }
-        LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
-        HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
-        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + cStride);
-        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + cStride + L);
-        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride);
-        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride + L);
-        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride);
-        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride + L);
-        // An odd last step continues from the sums just stored (the same chain, so the same bits).
-        if (kk < k) {
-            oneRowFourStreamsEvenOddOneStep(bf16, seg, o0, streamBytes, x, xOff + kk, k - kk, c, cOff, cStride, c, cOff, cStride);
-        }
+        c0e.intoArray(sums, 0); c0o.intoArray(sums, L); c1e.intoArray(sums, 2 * L); c1o.intoArray(sums, 3 * L);
+        c2e.intoArray(sums, 4 * L); c2o.intoArray(sums, 5 * L); c3e.intoArray(sums, 6 * L); c3o.intoArray(sums, 7 * L);
     }
 
-    /**
-     * {@link #oneRowFourStreamsEvenOdd} one step per iteration, and its odd last step. A method of its own: with
-     * both loops in one method (1997 bytes), C1's tier-3 compilation for on-stack replacement ran out of virtual
-     * registers, the failure that left {@link #eightRowsEvenOdd} at tier 2 for good.
-     */
+    /** {@link #oneRowFourStreamsEvenOdd}'s loop one step per iteration. */
     private static void oneRowFourStreamsEvenOddOneStep(boolean bf16, MemorySegment seg, long off, long streamBytes, float[] x,
-                                                        int xOff, int k, float[] c, int cOff, int cStride, float[] init,
-                                                        int initOff, int initStride) {
-        FloatVector i0 = FloatVector.fromArray(S, init, initOff), i1 = FloatVector.fromArray(S, init, initOff + L);
-        FloatVector c0e = EVEN.selectFrom(i0, i1), c0o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + initStride + L);
-        FloatVector c1e = EVEN.selectFrom(i0, i1), c1o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 2 * initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + 2 * initStride + L);
-        FloatVector c2e = EVEN.selectFrom(i0, i1), c2o = ODD.selectFrom(i0, i1);
-        i0 = FloatVector.fromArray(S, init, initOff + 3 * initStride);
-        i1 = FloatVector.fromArray(S, init, initOff + 3 * initStride + L);
-        FloatVector c3e = EVEN.selectFrom(i0, i1), c3o = ODD.selectFrom(i0, i1);
+                                                        int xOff, int k, float[] sums) {
+        FloatVector c0e = FloatVector.fromArray(S, sums, 0), c0o = FloatVector.fromArray(S, sums, L);
+        FloatVector c1e = FloatVector.fromArray(S, sums, 2 * L), c1o = FloatVector.fromArray(S, sums, 3 * L);
+        FloatVector c2e = FloatVector.fromArray(S, sums, 4 * L), c2o = FloatVector.fromArray(S, sums, 5 * L);
+        FloatVector c3e = FloatVector.fromArray(S, sums, 6 * L), c3o = FloatVector.fromArray(S, sums, 7 * L);
         long o0 = off, o1 = off + streamBytes, o2 = off + 2 * streamBytes, o3 = off + 3 * streamBytes;
         int kk = 0;
         FloatVector e0, e1, e2, e3, o0v, o1v, o2v, o3v;
@@ -421,14 +411,8 @@ final class StreamingKernels {
             c3e = xb.fma(e3, c3e);
             c3o = xb.fma(o3v, c3o);
         }
-        LOW.selectFrom(c0e, c0o).intoArray(c, cOff);
-        HIGH.selectFrom(c0e, c0o).intoArray(c, cOff + L);
-        LOW.selectFrom(c1e, c1o).intoArray(c, cOff + cStride);
-        HIGH.selectFrom(c1e, c1o).intoArray(c, cOff + cStride + L);
-        LOW.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride);
-        HIGH.selectFrom(c2e, c2o).intoArray(c, cOff + 2 * cStride + L);
-        LOW.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride);
-        HIGH.selectFrom(c3e, c3o).intoArray(c, cOff + 3 * cStride + L);
+        c0e.intoArray(sums, 0); c0o.intoArray(sums, L); c1e.intoArray(sums, 2 * L); c1o.intoArray(sums, 3 * L);
+        c2e.intoArray(sums, 4 * L); c2o.intoArray(sums, 5 * L); c3e.intoArray(sums, 6 * L); c3o.intoArray(sums, 7 * L);
     }
 
     private static void fourRowsOnePanelF16(MemorySegment seg, long off, float[] a, int aOff, int k, float[] c, int cOff,
@@ -553,9 +537,10 @@ final class StreamingKernels {
         if (dt != DType.BF16 && dt != DType.F16) throw new IllegalStateException(dt.name());
         boolean bf16 = dt == DType.BF16;
         int even = kc & ~1;
-        evenOddSums(c, cOff, ldc, init, sums);
+        if (init != null) evenOddSums(init, 0, 0, 8, sums);
+        else evenOddSums(c, cOff, ldc, 8, sums);
         int touched = eightRowsEvenOddSteps(bf16, seg, off, a, aOff, even, sums, touch, touchStride);
-        columnOrderSums(sums, c, cOff, ldc);
+        columnOrderSums(sums, 8, c, cOff, ldc);
         if (even < kc) {
             touched += eightRowsEvenOddLastStep(bf16, seg, off + 2L * NR * even, a, aOff + 8 * even, c, cOff, ldc,
                     touch + (long) touchStride * even);
@@ -636,15 +621,14 @@ final class StreamingKernels {
     }
 
     /**
-     * The 8 × NR tile at c[cOff + r·ldc ..] (or init in every row, when not null) into sums, each row as its even
-     * columns then its odd ones: {@link #eightRowsEvenOdd}'s accumulators. The permutes live here and in
-     * {@link #columnOrderSums}, not in the kernel, to keep the kernel small enough for C1 (see
-     * {@link #eightRowsEvenOdd}); they cost two stores and two loads per row and call.
+     * Rows r &lt; rows of NR values at from[first + r·stride ..] (stride 0: one row for all) into sums, each row as
+     * its even columns then its odd ones: the accumulators of the even/odd kernels ({@link #eightRowsEvenOdd},
+     * {@link #oneRowFourStreamsEvenOdd}). The permutes live here and in {@link #columnOrderSums}, not in the
+     * kernels' loop methods, to keep those small enough for C1 (see {@link #eightRowsEvenOdd}); they cost two
+     * stores and two loads per row and call.
      */
-    private static void evenOddSums(float[] c, int cOff, int ldc, float[] init, float[] sums) {
-        float[] from = init != null ? init : c;
-        int first = init != null ? 0 : cOff, stride = init != null ? 0 : ldc;
-        for (int r = 0; r < 8; r++) {
+    private static void evenOddSums(float[] from, int first, int stride, int rows, float[] sums) {
+        for (int r = 0; r < rows; r++) {
             FloatVector i0 = FloatVector.fromArray(S, from, first + r * stride), i1 = FloatVector.fromArray(S, from, first + r * stride + L);
             EVEN.selectFrom(i0, i1).intoArray(sums, 2 * r * L);
             ODD.selectFrom(i0, i1).intoArray(sums, (2 * r + 1) * L);
@@ -652,8 +636,8 @@ final class StreamingKernels {
     }
 
     /** {@link #evenOddSums} undone: sums' rows back into column order at c[cOff + r·ldc ..]. */
-    private static void columnOrderSums(float[] sums, float[] c, int cOff, int ldc) {
-        for (int r = 0; r < 8; r++) {
+    private static void columnOrderSums(float[] sums, int rows, float[] c, int cOff, int ldc) {
+        for (int r = 0; r < rows; r++) {
             FloatVector e = FloatVector.fromArray(S, sums, 2 * r * L), o = FloatVector.fromArray(S, sums, (2 * r + 1) * L);
             LOW.selectFrom(e, o).intoArray(c, cOff + r * ldc);
             HIGH.selectFrom(e, o).intoArray(c, cOff + r * ldc + L);
